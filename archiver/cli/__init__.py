@@ -1,0 +1,37 @@
+"""The ``archiver`` command: click only (parse, wire, print)."""
+
+from __future__ import annotations
+
+import click
+
+from archiver import __version__
+from archiver.cli.backfill import backfill
+from archiver.cli.fetch import fetch
+from archiver.cli.sim import sim
+from archiver.cli.wiring import GlobalOptions
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="archiver")
+@click.option("--config", type=click.Path(dir_okay=False),
+              help="TOML config file (default: $ARCHIVER_CONFIG, else none).")
+@click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors and the summary line.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Log lines as text or one JSON object per event.")
+@click.pass_context
+def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool, log_format: str) -> None:
+    """Archive call recordings from Bandwidth Catapult v1 and Plivo into a folder or S3.
+
+    \b
+    Example:
+      export PLIVO_AUTH_ID=MA... PLIVO_AUTH_TOKEN=...
+      archiver backfill --provider plivo --since 2024-01-01 --until 2024-03-01 \\
+          --dest s3://acme-calls/recordings
+    """
+    ctx.obj = GlobalOptions(config, verbose, quiet, log_format)
+
+
+main.add_command(backfill)
+main.add_command(fetch)
+main.add_command(sim)

@@ -1,0 +1,62 @@
+"""Logging set-up: text or JSON lines on stderr, secrets redacted from every record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+REDACTED = "***"
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces any known secret value in a record's message with ``***``."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, REDACTED)
+            record.msg, record.args = message, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per event, with the run and recording ids when known."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("run_id", "recording_id", "provider", "bytes"):
+            if hasattr(record, key):
+                doc[key] = getattr(record, key)
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def setup_logging(verbosity: int, quiet: bool, fmt: str, secrets: Iterable[str] = ()) -> None:
+    """-q: errors only; default: warnings and run progress; -v: each recording; -vv: HTTP."""
+    level = logging.ERROR if quiet else (logging.INFO if verbosity <= 1 else logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(RedactSecrets(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    per_recording = logging.INFO if verbosity >= 1 else logging.WARNING
+    logging.getLogger("archiver.runner").setLevel(max(level, per_recording))
+    quiet_libs = logging.DEBUG if verbosity >= 3 else logging.WARNING
+    for name in ("httpx", "httpcore", "botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(name).setLevel(quiet_libs)

@@ -1,0 +1,113 @@
+"""The only place that turns Settings into objects and hands them down."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import click
+import httpx
+
+from archiver.cli.logs import setup_logging
+from archiver.config import Settings, config_path_from, environ, load_settings
+from archiver.errors import ConfigError
+from archiver.pipeline import Deps
+from archiver.providers.base import Provider
+from archiver.providers.catapult import CatapultProvider
+from archiver.providers.http import ApiClient, CredentialScope, Pacer, make_client
+from archiver.providers.plivo import PlivoProvider
+from archiver.retry import RetryPolicy
+from archiver.runner import RunResult
+from archiver.storage import Storage, open_storage
+from archiver.storage.s3 import S3Options
+
+log = logging.getLogger("archiver")
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    config: str | None
+    verbose: int
+    quiet: bool
+    log_format: str
+
+
+def load(ctx: click.Context, flags: dict[str, Any]) -> Settings:
+    """Settings for this invocation; logging set up with the secrets to redact."""
+    g: GlobalOptions = ctx.obj
+    env = environ()
+    settings = load_settings(config_path_from(g.config, env), env, flags)
+    setup_logging(g.verbose, g.quiet, g.log_format, settings.secrets())
+    return settings
+
+
+def build_provider(settings: Settings, name: str, client: httpx.Client) -> Provider:
+    settings.require_provider(name)
+    policy = retry_policy(settings)
+    if name == "catapult":
+        c = settings.catapult
+        assert c.user_id and c.api_token and c.api_secret
+        scope = CredentialScope(c.base_url, c.api_token, c.api_secret)
+        pacers = {k: Pacer(c.requests_per_second) for k in ("recordings", "media", "calls")}
+        return CatapultProvider(ApiClient(client, scope, policy, pacers), base_url=c.base_url,
+                                user_id=c.user_id, page_size=c.page_size)
+    p = settings.plivo
+    assert p.auth_id and p.auth_token
+    scope = CredentialScope(p.base_url, p.auth_id, p.auth_token, trusted_suffixes=(".plivo.com",))
+    return PlivoProvider(ApiClient(client, scope, policy, {"api": Pacer(p.requests_per_second)}),
+                         base_url=p.base_url, auth_id=p.auth_id)
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(max_attempts=settings.http.max_attempts, max_total=settings.http.max_retry_seconds)
+
+
+def build_storage(settings: Settings) -> Storage:
+    if not settings.archive.dest:
+        raise ConfigError("no destination: pass --dest or set [archive] dest in the config file")
+    s = settings.s3
+    options = S3Options(s.storage_class, s.sse, s.sse_kms_key_id, s.multipart_threshold_mb,
+                        s.part_size_mb, s.max_concurrency)
+    return open_storage(settings.archive.dest, options, pool_size=settings.archive.concurrency * 2)
+
+
+@contextlib.contextmanager
+def archive_session(
+    settings: Settings, provider_name: str, *, force: bool, dry_run: bool
+) -> Iterator[Deps]:
+    """Provider, storage and HTTP client for one run, closed afterwards. The destination is
+    checked up front (a dry run only reads, so it skips the write probe)."""
+    storage = build_storage(settings)
+    client = make_client(timeout=settings.http.timeout_seconds,
+                         max_connections=settings.archive.concurrency * 2)
+    try:
+        provider = build_provider(settings, provider_name, client)
+        if not dry_run:
+            storage.check()
+        yield Deps(provider=provider, storage=storage, client=client, retry=retry_policy(settings),
+                   layout=settings.archive.layout, force=force)
+    finally:
+        client.close()
+        storage.close()
+
+
+def finish(result: RunResult, report_path: str | None) -> None:
+    """Write the report, print the one summary line, exit with the spec's code."""
+    if report_path:
+        with open(report_path, "w", encoding="utf-8") as fh:
+            json.dump(result.report(), fh, indent=2, sort_keys=True)
+            fh.write("\n")
+    for failure in result.failures:
+        click.echo(f"failed {failure['recording_id']} at {failure['stage']}: {failure['error']}", err=True)
+    if result.fatal:
+        click.echo(f"error: {result.fatal}", err=True)
+    click.echo(result.summary())
+    raise SystemExit(result.exit_code)
+
+
+def s3_flags(storage_class: str | None, sse: str | None, sse_kms_key_id: str | None) -> dict[str, Any]:
+    return {"s3.storage_class": storage_class, "s3.sse": sse, "s3.sse_kms_key_id": sse_kms_key_id}

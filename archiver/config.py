@@ -1,0 +1,234 @@
+"""Settings: built-in defaults < config file (TOML) < environment < command-line flags.
+
+Merged once, validated once, frozen. Credentials come only from the environment or the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from archiver.errors import ConfigError
+from archiver.models import DEFAULT_LAYOUT, check_key_part, validate_layout
+from archiver.providers.catapult import DEFAULT_BASE_URL as CATAPULT_URL
+from archiver.providers.plivo import DEFAULT_BASE_URL as PLIVO_URL
+
+# dotted key -> (type, default)
+SCHEMA: dict[str, tuple[type, Any]] = {
+    "archive.dest": (str, None),
+    "archive.layout": (str, DEFAULT_LAYOUT),
+    "archive.concurrency": (int, 8),
+    "http.timeout_seconds": (float, 60.0),
+    "http.max_attempts": (int, 6),
+    "http.max_retry_seconds": (float, 180.0),
+    "catapult.user_id": (str, None),
+    "catapult.api_token": (str, None),
+    "catapult.api_secret": (str, None),
+    "catapult.base_url": (str, CATAPULT_URL),
+    "catapult.requests_per_second": (float, 1.0),
+    "catapult.page_size": (int, 1000),
+    "plivo.auth_id": (str, None),
+    "plivo.auth_token": (str, None),
+    "plivo.base_url": (str, PLIVO_URL),
+    "plivo.requests_per_second": (float, 50.0),
+    "s3.storage_class": (str, None),
+    "s3.sse": (str, None),
+    "s3.sse_kms_key_id": (str, None),
+    "s3.multipart_threshold_mb": (int, 64),
+    "s3.part_size_mb": (int, 16),
+    "s3.max_concurrency": (int, 4),
+}
+
+ENV: dict[str, str] = {
+    "ARCHIVER_DEST": "archive.dest",
+    "ARCHIVER_LAYOUT": "archive.layout",
+    "ARCHIVER_CONCURRENCY": "archive.concurrency",
+    "CATAPULT_USER_ID": "catapult.user_id",
+    "CATAPULT_API_TOKEN": "catapult.api_token",
+    "CATAPULT_API_SECRET": "catapult.api_secret",
+    "CATAPULT_BASE_URL": "catapult.base_url",
+    "CATAPULT_REQUESTS_PER_SECOND": "catapult.requests_per_second",
+    "PLIVO_AUTH_ID": "plivo.auth_id",
+    "PLIVO_AUTH_TOKEN": "plivo.auth_token",
+    "PLIVO_BASE_URL": "plivo.base_url",
+    "PLIVO_REQUESTS_PER_SECOND": "plivo.requests_per_second",
+}
+
+SECRET_KEYS = ("catapult.api_token", "catapult.api_secret", "plivo.auth_token")
+
+
+@dataclass(frozen=True)
+class CatapultSettings:
+    user_id: str | None
+    api_token: str | None
+    api_secret: str | None
+    base_url: str
+    requests_per_second: float
+    page_size: int
+
+    def __repr__(self) -> str:
+        return f"CatapultSettings(user_id={self.user_id!r}, base_url={self.base_url!r}, secrets=<hidden>)"
+
+
+@dataclass(frozen=True)
+class PlivoSettings:
+    auth_id: str | None
+    auth_token: str | None
+    base_url: str
+    requests_per_second: float
+
+    def __repr__(self) -> str:
+        return f"PlivoSettings(auth_id={self.auth_id!r}, base_url={self.base_url!r}, secrets=<hidden>)"
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    dest: str | None
+    layout: str
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    timeout_seconds: float
+    max_attempts: int
+    max_retry_seconds: float
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    storage_class: str | None
+    sse: str | None
+    sse_kms_key_id: str | None
+    multipart_threshold_mb: int
+    part_size_mb: int
+    max_concurrency: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    archive: ArchiveSettings
+    http: HttpSettings
+    catapult: CatapultSettings
+    plivo: PlivoSettings
+    s3: S3Settings
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for log redaction."""
+        values = [self.catapult.api_token, self.catapult.api_secret, self.plivo.auth_token]
+        return [v for v in values if v]
+
+    def require_provider(self, name: str) -> None:
+        """ConfigError naming exactly what to set when a provider's credentials are missing."""
+        if name == "catapult":
+            c = self.catapult
+            missing = [n for n, v in (("CATAPULT_USER_ID", c.user_id), ("CATAPULT_API_TOKEN", c.api_token),
+                                      ("CATAPULT_API_SECRET", c.api_secret)) if not v]
+            account = c.user_id
+        else:
+            p = self.plivo
+            missing = [n for n, v in (("PLIVO_AUTH_ID", p.auth_id), ("PLIVO_AUTH_TOKEN", p.auth_token)) if not v]
+            account = p.auth_id
+        if missing:
+            raise ConfigError(
+                f"{name} credentials missing: set {', '.join(missing)} in the environment "
+                f"(or [{name}] in the config file)"
+            )
+        check_key_part(f"{name} account id", account)
+
+
+def read_config_file(path: str | None) -> dict[str, Any]:
+    """Flatten a TOML file into dotted keys; unknown keys are an error (typos lose settings)."""
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    flat: dict[str, Any] = {}
+    for section, table in doc.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"config file {path}: {section!r} must be a [table]")
+        for key, value in table.items():
+            dotted = f"{section}.{key}"
+            if dotted not in SCHEMA:
+                raise ConfigError(f"config file {path}: unknown key {dotted!r}")
+            flat[dotted] = value
+    return flat
+
+
+def _coerce(key: str, value: Any, origin: str) -> Any:
+    kind, _ = SCHEMA[key]
+    if value is None:
+        return None
+    try:
+        if kind is int and not isinstance(value, bool):
+            return int(value)
+        if kind is float and not isinstance(value, bool):
+            return float(value)
+        if kind is str:
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"{key} from {origin}: {value!r} is not a valid {kind.__name__}")
+
+
+def load_settings(
+    config_path: str | None,
+    env: Mapping[str, str],
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge defaults < file < env < flags (flags that are None are unset) and validate."""
+    merged: dict[str, Any] = {k: default for k, (_, default) in SCHEMA.items()}
+    for key, value in read_config_file(config_path).items():
+        merged[key] = _coerce(key, value, f"config file {config_path}")
+    for var, key in ENV.items():
+        if env.get(var):
+            merged[key] = _coerce(key, env[var], f"${var}")
+    for key, value in (flags or {}).items():
+        if value is not None:
+            merged[key] = _coerce(key, value, "the command line")
+    return _build(merged)
+
+
+def _section(cls: type, merged: Mapping[str, Any], prefix: str) -> Any:
+    return cls(**{f.name: merged[f"{prefix}.{f.name}"] for f in fields(cls)})
+
+
+def _build(merged: Mapping[str, Any]) -> Settings:
+    settings = Settings(
+        archive=_section(ArchiveSettings, merged, "archive"),
+        http=_section(HttpSettings, merged, "http"),
+        catapult=_section(CatapultSettings, merged, "catapult"),
+        plivo=_section(PlivoSettings, merged, "plivo"),
+        s3=_section(S3Settings, merged, "s3"),
+    )
+    validate_layout(settings.archive.layout)
+    if not 1 <= settings.archive.concurrency <= 256:
+        raise ConfigError(f"concurrency must be 1..256, not {settings.archive.concurrency}")
+    if settings.http.max_attempts < 1 or settings.http.timeout_seconds <= 0:
+        raise ConfigError("http.max_attempts must be >= 1 and http.timeout_seconds > 0")
+    for name in ("catapult", "plivo"):
+        rate = merged[f"{name}.requests_per_second"]
+        if rate <= 0:
+            raise ConfigError(f"{name}.requests_per_second must be more than 0")
+        url = merged[f"{name}.base_url"]
+        if not url.startswith(("https://", "http://")):
+            raise ConfigError(f"{name}.base_url {url!r} must be an http(s) URL")
+    if settings.s3.sse not in (None, "AES256", "aws:kms"):
+        raise ConfigError(f"s3.sse must be AES256 or aws:kms, not {settings.s3.sse!r}")
+    return settings
+
+
+def config_path_from(flag: str | None, env: Mapping[str, str]) -> str | None:
+    return flag or env.get("ARCHIVER_CONFIG") or None
+
+
+def environ() -> Mapping[str, str]:
+    return os.environ

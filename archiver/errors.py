@@ -1,0 +1,96 @@
+"""The one error tree of archiver.
+
+Everything foreign (httpx, botocore, mutagen, subprocess) is translated where it is raised,
+so callers only ever see these::
+
+    ArchiverError
+    ├── ConfigError              bad settings or arguments; nothing was done (exit 2)
+    ├── FatalError               the run cannot go on (exit 3)
+    │   ├── AuthError            the provider refused our credentials (401/403)
+    │   ├── ProviderUnavailable  the provider API stayed down after retries
+    │   └── StorageUnavailable   the destination cannot be reached or written at all
+    └── RecordingError           this recording fails; the batch goes on (counted "failed")
+        ├── TransientError       worth retrying (429, 5xx, timeouts, cut transfers)
+        ├── NotFoundError        the provider has no such recording or media
+        ├── NotAudioError        the body is not audio (error page, empty, unknown bytes)
+        ├── UnsafeKeyError       provider data would escape the destination
+        └── StorageError         one object could not be written or read
+
+Behaviour is told by class: ``TransientError`` is retried by :mod:`archiver.retry`;
+``RecordingError`` ends one recording; ``FatalError`` stops the run.
+"""
+
+from __future__ import annotations
+
+
+class ArchiverError(Exception):
+    """Root of every error archiver raises on purpose."""
+
+
+class ConfigError(ArchiverError):
+    """Settings or arguments are wrong. Exit code 2."""
+
+
+class FatalError(ArchiverError):
+    """The run cannot proceed. Exit code 3."""
+
+
+class AuthError(FatalError):
+    """The provider refused the credentials."""
+
+
+class ProviderUnavailable(FatalError):
+    """The provider API could not be reached after retries."""
+
+
+class StorageUnavailable(FatalError):
+    """The destination cannot be used at all."""
+
+
+class RecordingError(ArchiverError):
+    """One recording cannot be archived; the others go on.
+
+    ``stage`` says where it failed (list, fetch, probe, store, ...), for the run report.
+    """
+
+    stage = "archive"
+
+    def __init__(self, message: str, *, stage: str | None = None) -> None:
+        super().__init__(message)
+        if stage is not None:
+            self.stage = stage
+
+
+class TransientError(RecordingError):
+    """A fault that may go away: retried with backoff.
+
+    ``retry_after`` (seconds) is the server's own hint, when it gave one.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, stage: str | None = None
+    ) -> None:
+        super().__init__(message, stage=stage)
+        self.retry_after = retry_after
+
+
+class NotFoundError(RecordingError):
+    """The provider has no such recording, or its media is gone."""
+
+
+class NotAudioError(RecordingError):
+    """The downloaded body is not audio."""
+
+    stage = "fetch"
+
+
+class UnsafeKeyError(RecordingError):
+    """A storage key built from provider data is not safe."""
+
+    stage = "plan"
+
+
+class StorageError(RecordingError):
+    """One object could not be written or read."""
+
+    stage = "store"

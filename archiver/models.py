@@ -1,0 +1,240 @@
+"""The values that flow through the pipeline, and pure helpers over them (keys, sidecars)."""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from archiver.errors import ConfigError, UnsafeKeyError
+from archiver.timeutil import iso_z
+
+SIDECAR_SCHEMA = "archiver.sidecar/1"
+DEFAULT_LAYOUT = "{provider}/{account}/{started:%Y}/{started:%m}/{started:%d}/{recording_id}.{ext}"
+LAYOUT_FIELDS = frozenset({"provider", "account", "recording_id", "call_id", "started", "ext"})
+
+CONTENT_TYPES = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "ogg": "audio/ogg",
+    "opus": "audio/ogg",
+    "flac": "audio/flac",
+    "json": "application/json",
+}
+
+State = Literal["complete", "pending", "error"]
+Status = Literal["archived", "skipped", "pending", "failed"]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One provider recording, normalised. ``raw`` is the provider's JSON object verbatim."""
+
+    provider: str
+    account: str
+    recording_id: str
+    state: State
+    provider_state: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: float | None
+    media_url: str | None
+    format_hint: str | None
+    raw: Mapping[str, Any]
+    call_id: str | None = None
+    conference_name: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    direction: str | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What mutagen could read of a file; ``error`` says what it could not."""
+
+    duration_seconds: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    bitrate: int | None = None
+    codec: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A media body streamed to a local file, with what was learned while streaming."""
+
+    path: str
+    bytes: int
+    sha256: str
+    format: str
+    media_url: str
+    fetched_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One file of a recording as written to the destination."""
+
+    role: Literal["original", "rendition"]
+    key: str
+    format: str
+    bytes: int
+    sha256: str
+    probe: Probe
+    profile: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The sidecar's ``files[]`` entry."""
+        return {
+            "role": self.role,
+            "profile": self.profile,
+            "key": self.key,
+            "format": self.format,
+            "content_type": CONTENT_TYPES.get(self.format, "application/octet-stream"),
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "duration_seconds": self.probe.duration_seconds,
+            "sample_rate": self.probe.sample_rate,
+            "channels": self.probe.channels,
+            "bitrate": self.probe.bitrate,
+            "codec": self.probe.codec,
+            "tags": dict(self.probe.tags),
+            "probe_error": self.probe.error,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one recording in one run."""
+
+    recording_id: str
+    status: Status
+    stage: str | None = None
+    error: str | None = None
+    bytes_downloaded: int = 0
+    bytes_written: int = 0
+    keys: tuple[str, ...] = ()
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def check_key_part(name: str, value: str | None) -> str:
+    """Return ``value`` if it is safe as part of a storage key, else raise UnsafeKeyError."""
+    if not value or not _SAFE.match(value) or ".." in value:
+        raise UnsafeKeyError(f"unsafe {name} {value!r}: only [A-Za-z0-9._-] and no '..' allowed")
+    return value
+
+
+def validate_layout(layout: str) -> str:
+    """Check a ``--layout`` template names only known fields and ends in ``{recording_id}.{ext}``."""
+    names = set()
+    try:
+        for _, fname, _, _ in string.Formatter().parse(layout):
+            if fname is not None:
+                names.add(fname)
+    except ValueError as exc:
+        raise ConfigError(f"bad layout {layout!r}: {exc}") from None
+    unknown = names - LAYOUT_FIELDS
+    if unknown:
+        raise ConfigError(
+            f"bad layout {layout!r}: unknown field(s) {', '.join(sorted(unknown))}; "
+            f"use {', '.join(sorted(LAYOUT_FIELDS))}"
+        )
+    if not layout.endswith("{recording_id}.{ext}") or layout.startswith("/"):
+        raise ConfigError(f"bad layout {layout!r}: it must be relative and end with {{recording_id}}.{{ext}}")
+    return layout
+
+
+def build_key(layout: str, rec: Recording, ext: str) -> str:
+    """The key of one of ``rec``'s files. ``ext`` is ``wav``, ``mp3-mono-32k.mp3``, ``json``...
+
+    Every value taken from provider data is checked, then every segment of the result, so no
+    provider value can write outside the destination.
+    """
+    if rec.started_at is None:
+        raise UnsafeKeyError(f"recording {rec.recording_id!r} has no start time to file it under")
+    values = {
+        "provider": check_key_part("provider", rec.provider),
+        "account": check_key_part("account", rec.account),
+        "recording_id": check_key_part("recording id", rec.recording_id),
+        "call_id": check_key_part("call id", rec.call_id) if "{call_id" in layout else "",
+        "started": rec.started_at,
+        "ext": ext,
+    }
+    key = layout.format(**values)
+    for segment in key.split("/"):
+        check_key_part("key segment", segment)
+    return key
+
+
+def rendition_ext(profile: str, ext: str) -> str:
+    """``{recording_id}.{profile}.{ext}`` as the spec names renditions."""
+    return f"{check_key_part('profile', profile)}.{ext}"
+
+
+# --- sidecar ----------------------------------------------------------------------------------
+
+
+def sanitize_url(url: str | None) -> str | None:
+    """Drop user info, query and fragment: a presigned query or ``user:pass@`` is a credential."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def recording_json(rec: Recording) -> dict[str, Any]:
+    """The sidecar's ``recording`` object."""
+    return {
+        "provider": rec.provider,
+        "account": rec.account,
+        "recording_id": rec.recording_id,
+        "call_id": rec.call_id,
+        "conference_name": rec.conference_name,
+        "from_number": rec.from_number,
+        "to_number": rec.to_number,
+        "direction": rec.direction,
+        "started_at": iso_z(rec.started_at),
+        "ended_at": iso_z(rec.ended_at),
+        "provider_duration_seconds": rec.duration_seconds,
+        "state": rec.provider_state,
+    }
+
+
+def build_sidecar(
+    rec: Recording,
+    files: Sequence[StoredFile],
+    *,
+    media_url: str | None,
+    fetched_at: datetime,
+    archived_at: datetime,
+    version: str,
+) -> dict[str, Any]:
+    """The ``archiver.sidecar/1`` document for one recording."""
+    return {
+        "schema": SIDECAR_SCHEMA,
+        "recording": recording_json(rec),
+        "files": [f.to_json() for f in files],
+        "source": {"media_url": sanitize_url(media_url), "fetched_at": iso_z(fetched_at)},
+        "provider_record": rec.raw,
+        "archived_at": iso_z(archived_at),
+        "archiver_version": version,
+    }
+
+
+def render_sidecar(doc: Mapping[str, Any]) -> bytes:
+    """UTF-8, pretty-printed, keys sorted, newline-terminated."""
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")

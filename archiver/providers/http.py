@@ -1,0 +1,183 @@
+"""The HTTP seam shared by the provider clients: one client, pacing, status -> error.
+
+Every provider request goes through :meth:`ApiClient.get_json`, which paces, retries
+transient faults (:mod:`archiver.retry`) and translates httpx errors and HTTP statuses into
+:mod:`archiver.errors`. Credentials are attached per request by :class:`CredentialScope`,
+which only ever sends them to the provider's own API origin (or hosts it names), so a media
+URL on S3 or a CDN, or a redirect to one, never sees them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from archiver import __version__
+from archiver.errors import (
+    ArchiverError,
+    AuthError,
+    NotFoundError,
+    ProviderUnavailable,
+    RecordingError,
+    TransientError,
+)
+from archiver.retry import RetryPolicy, retry_call, retry_hint
+
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def make_client(*, timeout: float = 60.0, max_connections: int = 16) -> httpx.Client:
+    """The one httpx client of a run: bounded pool, timeouts, no automatic redirects."""
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        follow_redirects=False,
+        headers={"User-Agent": f"archiver/{__version__}"},
+    )
+
+
+class Pacer:
+    """Spaces calls at most ``rate`` per second (thread-safe): each caller reserves a slot."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._sleep = sleep
+
+    def wait(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with default ports made explicit."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+@dataclass(frozen=True)
+class CredentialScope:
+    """Where a provider's credentials may go: its API origin, and https hosts under the
+    given domain suffixes (Plivo: ``.plivo.com``). Nowhere else, redirects included."""
+
+    api_base_url: str
+    username: str
+    password: str
+    trusted_suffixes: tuple[str, ...] = ()
+
+    def allows(self, url: str) -> bool:
+        if origin(url) == origin(self.api_base_url):
+            return True
+        scheme, host, _ = origin(url)
+        return scheme == "https" and any(host.endswith(s) for s in self.trusted_suffixes)
+
+    def auth_for(self, url: str) -> httpx.BasicAuth | None:
+        return httpx.BasicAuth(self.username, self.password) if self.allows(url) else None
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"CredentialScope(api_base_url={self.api_base_url!r}, username=<hidden>)"
+
+
+def describe_body(response: httpx.Response) -> str:
+    """A short, safe description of an error body (Catapult and Plivo shapes, or non-JSON)."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        ctype = response.headers.get("content-type", "").split(";")[0] or "no content type"
+        return f"non-JSON body ({ctype})"
+    if isinstance(body, dict):
+        parts = [str(body[k]) for k in ("category", "code", "message", "error") if body.get(k)]
+        if parts:
+            return ": ".join(parts)
+    return "JSON error body"
+
+
+def error_for_status(response: httpx.Response, what: str, *, api: bool) -> ArchiverError:
+    """Translate a non-2xx response. On the API (``api=True``) 401/403 end the run, except
+    Catapult's per-recording ``invalid-recording-state``; on media they fail one recording."""
+    status = response.status_code
+    detail = f"{what}: HTTP {status} ({describe_body(response)})"
+    if status in RETRY_STATUSES:
+        hint = retry_hint(response.headers, datetime.now(UTC))
+        return TransientError(detail, retry_after=hint)
+    if status == 404:
+        return NotFoundError(detail)
+    if status in (401, 403):
+        if api and "invalid-recording-state" not in detail:
+            return AuthError(f"{detail}: the provider refused the credentials")
+        return RecordingError(detail)
+    return RecordingError(detail)
+
+
+def transport_error(exc: httpx.HTTPError, what: str) -> TransientError:
+    """Timeouts, refused connections and cut responses: all worth a retry."""
+    kind = type(exc).__name__
+    return TransientError(f"{what}: {kind}: {exc}" if str(exc) else f"{what}: {kind}")
+
+
+class ApiClient:
+    """JSON GETs against one provider API, paced, retried and translated."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        scope: CredentialScope,
+        policy: RetryPolicy,
+        pacers: Mapping[str, Pacer],
+    ) -> None:
+        self.client = client
+        self.scope = scope
+        self.policy = policy
+        self.pacers = pacers
+
+    def get_json(
+        self, url: str, *, params: Mapping[str, Any] | None = None, pace: str, what: str
+    ) -> tuple[Any, httpx.Response]:
+        """GET ``url`` and return (decoded JSON, response). Raises ProviderUnavailable when
+        transient faults outlive the retries, AuthError on 401/403, RecordingError otherwise."""
+
+        def attempt() -> tuple[Any, httpx.Response]:
+            self.pacers[pace].wait()
+            try:
+                response = self.client.get(url, params=params, auth=self.scope.auth_for(url))
+            except httpx.HTTPError as exc:
+                raise transport_error(exc, what) from None
+            if response.is_redirect:
+                raise RecordingError(f"{what}: unexpected redirect to another location")
+            if not response.is_success:
+                raise error_for_status(response, what, api=True)
+            try:
+                return response.json(), response
+            except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+                raise TransientError(f"{what}: {describe_body(response)} with HTTP 200") from None
+
+        try:
+            return retry_call(attempt, self.policy, what=what)
+        except TransientError as exc:
+            raise ProviderUnavailable(str(exc)) from None
+
+    def absolute(self, url: str, base: str) -> str:
+        return urljoin(base, url)

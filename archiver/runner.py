@@ -1,0 +1,150 @@
+"""Batches: feed recordings to bounded worker threads, count outcomes, build the run report."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from archiver.errors import FatalError
+from archiver.models import Outcome, Recording
+from archiver.timeutil import iso_z
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("archived", "skipped", "pending", "failed")
+
+
+@dataclass
+class RunResult:
+    """Everything the report and the exit code are made of."""
+
+    command: str
+    provider: str
+    account: str
+    dest: str
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime | None = None
+    listed: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    bytes_downloaded: int = 0
+    bytes_written: int = 0
+    failures: list[dict[str, str | None]] = field(default_factory=list)
+    fatal: str | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        self.counts[outcome.status] += 1
+        self.bytes_downloaded += outcome.bytes_downloaded
+        self.bytes_written += outcome.bytes_written
+        if outcome.status == "failed":
+            self.failures.append(
+                {"recording_id": outcome.recording_id, "stage": outcome.stage, "error": outcome.error}
+            )
+
+    @property
+    def exit_code(self) -> int:
+        if self.fatal:
+            return 3
+        return 1 if self.counts["failed"] else 0
+
+    def summary(self) -> str:
+        counts = " ".join(f"{s}={self.counts[s]}" for s in STATUSES)
+        return f"listed={self.listed} {counts}" + (f" ABORTED: {self.fatal}" if self.fatal else "")
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "command": self.command,
+            "provider": self.provider,
+            "account": self.account,
+            "dest": self.dest,
+            "started_at": iso_z(self.started_at),
+            "finished_at": iso_z(self.finished_at),
+            "counts": {"listed": self.listed, **{s: self.counts[s] for s in STATUSES}},
+            "bytes_downloaded": self.bytes_downloaded,
+            "bytes_written": self.bytes_written,
+            "failures": self.failures,
+            "fatal": self.fatal,
+        }
+
+
+def run_batch(
+    items: Iterable[Recording | Outcome],
+    process: Callable[[Recording], Outcome],
+    result: RunResult,
+    *,
+    concurrency: int,
+    limit: int | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> RunResult:
+    """Process ``items`` on ``concurrency`` threads, at most ``2 * concurrency`` in flight so a
+    long listing never piles up in memory. Items that are already an Outcome (a fetch of an
+    unknown id, say) are counted as they come. Each recording id is processed once.
+
+    A FatalError from the listing or from a worker stops new work, lets running work finish,
+    and is recorded in ``result.fatal``.
+    """
+    seen: set[str] = set()
+    lock = threading.Lock()
+
+    def record(outcome: Outcome) -> None:
+        with lock:
+            result.add(outcome)
+        _log_outcome(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+
+    in_flight: set[Future[Outcome]] = set()
+
+    def drain(block_until: int) -> None:
+        while len(in_flight) > block_until:
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for fut in done:
+                in_flight.discard(fut)
+                exc = fut.exception()
+                if isinstance(exc, FatalError):
+                    result.fatal = result.fatal or str(exc)
+                elif exc is not None:  # a bug: report it against no recording, keep going
+                    log.error("internal error in a worker: %r", exc, exc_info=exc)
+                    result.fatal = result.fatal or f"internal error: {exc!r}"
+                else:
+                    record(fut.result())
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="archive") as pool:
+        try:
+            for item in items:
+                if result.fatal or (limit is not None and result.listed >= limit):
+                    break
+                rid = item.recording_id
+                if rid in seen:
+                    continue
+                seen.add(rid)
+                result.listed += 1
+                if isinstance(item, Outcome):
+                    record(item)
+                    continue
+                in_flight.add(pool.submit(process, item))
+                drain(2 * concurrency)
+        except FatalError as exc:
+            result.fatal = str(exc)
+        finally:
+            drain(0)
+    result.finished_at = datetime.now(UTC)
+    return result
+
+
+def _log_outcome(outcome: Outcome) -> None:
+    if outcome.status == "failed":
+        log.warning("failed %s at %s: %s", outcome.recording_id, outcome.stage, outcome.error)
+    elif outcome.status == "pending":
+        log.info("pending %s: %s", outcome.recording_id, outcome.error)
+    else:
+        log.info("%s %s", outcome.status, outcome.recording_id,
+                 extra={"recording_id": outcome.recording_id, "bytes": outcome.bytes_downloaded})

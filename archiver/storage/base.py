@@ -1,0 +1,48 @@
+"""The Storage protocol every destination implements (local folder, S3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO, Protocol
+
+
+class Storage(Protocol):
+    """A place that keeps objects by key. Writes are all-or-nothing: a reader sees either
+    the previous object or the complete new one, never part of one."""
+
+    url: str
+
+    def check(self) -> None:
+        """Fail fast (StorageUnavailable / ConfigError) when the destination cannot be used."""
+        ...
+
+    def staging_dir(self) -> str:
+        """A local folder for downloads in flight (same filesystem as the destination when
+        there is one)."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def put_file(self, key: str, path: str, *, content_type: str, sha256: str) -> None:
+        """Store the local file ``path`` under ``key`` atomically."""
+        ...
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
+        """Store ``data`` under ``key`` atomically."""
+        ...
+
+    def open_read(self, key: str) -> BinaryIO:
+        """A binary stream of the object (StorageError when missing)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; no error when it is already gone."""
+        ...
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        """Every stored key under ``prefix``, excluding in-flight temporaries."""
+        ...
+
+    def close(self) -> None:
+        """Release clients and remove staging leftovers this object created."""
+        ...

@@ -1,0 +1,159 @@
+"""S3 as destination. The only module that imports boto3.
+
+Uploads go through s3transfer: multipart above a threshold with bounded part size and
+concurrency, a SHA-256 checksum S3 verifies on every part, and an aborted multipart upload
+on failure, so no half-written object is ever visible. Credentials and endpoint come from
+boto3's own chain (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``...). No ACL is ever set.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+import boto3
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from archiver.errors import ConfigError, StorageError, StorageUnavailable
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """Upload settings (``[s3]`` in the config file)."""
+
+    storage_class: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    multipart_threshold_mb: int = 64
+    part_size_mb: int = 16
+    max_concurrency: int = 4
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> (``bucket``, ``some/prefix/``)."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ConfigError(f"bad S3 destination {url!r}: use s3://bucket[/prefix]")
+    prefix = parts.path.strip("/")
+    return parts.netloc, f"{prefix}/" if prefix else ""
+
+
+class S3Storage:
+    """Objects under ``s3://bucket/prefix/``."""
+
+    def __init__(self, url: str, options: S3Options, *, pool_size: int = 16) -> None:
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.url = url
+        self.options = options
+        self._client = boto3.session.Session().client(
+            "s3",
+            config=Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=pool_size),
+        )
+        self._transfer = TransferConfig(
+            multipart_threshold=options.multipart_threshold_mb * MB,
+            multipart_chunksize=options.part_size_mb * MB,
+            max_concurrency=options.max_concurrency,
+            use_threads=True,
+        )
+        self._staging: str | None = None
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def _extra(self, content_type: str) -> dict[str, Any]:
+        extra: dict[str, Any] = {"ContentType": content_type, "ChecksumAlgorithm": "SHA256"}
+        if self.options.storage_class:
+            extra["StorageClass"] = self.options.storage_class
+        if self.options.sse:
+            extra["ServerSideEncryption"] = self.options.sse
+        if self.options.sse_kms_key_id:
+            extra["SSEKMSKeyId"] = self.options.sse_kms_key_id
+        return extra
+
+    def check(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except NoCredentialsError:
+            raise ConfigError(
+                "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            ) from None
+        except ClientError as exc:
+            code = _code(exc)
+            if code in ("404", "NoSuchBucket"):
+                raise ConfigError(f"S3 bucket {self.bucket!r} does not exist") from None
+            raise StorageUnavailable(f"cannot use S3 bucket {self.bucket!r}: {code}") from None
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"cannot reach S3 for bucket {self.bucket!r}: {exc}") from None
+
+    def staging_dir(self) -> str:
+        if self._staging is None:
+            self._staging = tempfile.mkdtemp(prefix="archiver-staging-")
+        return self._staging
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as exc:
+            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StorageError(f"cannot check {key}: {_code(exc)}") from None
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot check {key}: {exc}") from None
+
+    def put_file(self, key: str, path: str, *, content_type: str, sha256: str) -> None:
+        extra = self._extra(content_type)
+        extra["Metadata"] = {"sha256": sha256}
+        try:
+            self._client.upload_file(path, self.bucket, self._key(key), ExtraArgs=extra, Config=self._transfer)
+        except (S3UploadFailedError, ClientError, BotoCoreError) as exc:
+            raise StorageError(f"upload of {key} failed: {exc}") from None
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, **self._extra(content_type)
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"upload of {key} failed: {exc}") from None
+
+    def open_read(self, key: str) -> BinaryIO:
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot read {key}: {exc}") from None
+        return body  # type: ignore[no-any-return]
+
+    def delete(self, key: str) -> None:
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot delete {key}: {exc}") from None
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                for obj in page.get("Contents", []):
+                    yield obj["Key"][len(self.prefix) :]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot list s3://{self.bucket}/{self.prefix}{prefix}: {exc}") from None
+
+    def close(self) -> None:
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)  # our own per-run folder
+            self._staging = None
+
+
+def _code(exc: ClientError) -> str:
+    error: Mapping[str, Any] = exc.response.get("Error", {})
+    return str(error.get("Code", "unknown"))
