@@ -165,7 +165,7 @@ def read_config_file(path: str | None) -> dict[str, Any]:
 
 def _coerce(key: str, value: Any, origin: str) -> Any:
     kind, _ = SCHEMA[key]
-    if value is None:
+    if value is None or value == "":
         return None
     try:
         if kind is int and not isinstance(value, bool):

@@ -142,7 +142,7 @@ def run_batch(
 
 def _log_outcome(outcome: Outcome) -> None:
     if outcome.status == "failed":
-        log.warning("failed %s at %s: %s", outcome.recording_id, outcome.stage, outcome.error)
+        log.error("failed %s at %s: %s", outcome.recording_id, outcome.stage, outcome.error)
     elif outcome.status == "pending":
         log.info("pending %s: %s", outcome.recording_id, outcome.error)
     else:

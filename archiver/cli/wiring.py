@@ -101,8 +101,6 @@ def finish(result: RunResult, report_path: str | None) -> None:
         with open(report_path, "w", encoding="utf-8") as fh:
             json.dump(result.report(), fh, indent=2, sort_keys=True)
             fh.write("\n")
-    for failure in result.failures:
-        click.echo(f"failed {failure['recording_id']} at {failure['stage']}: {failure['error']}", err=True)
     if result.fatal:
         click.echo(f"error: {result.fatal}", err=True)
     click.echo(result.summary())

@@ -1,0 +1,87 @@
+"""Shared fixtures: a clean environment, the simulator, moto's S3 server, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from click.testing import CliRunner, Result
+
+from archiver.cli import main
+from archiver.sim import Simulator
+
+PREFIXES = ("AWS_", "PLIVO_", "CATAPULT_", "ARCHIVER_")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's credentials, config or endpoints."""
+    for key in list(os.environ):
+        if key.startswith(PREFIXES):
+            monkeypatch.delenv(key)
+    # boto3 must never find real credentials or a config file.
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(recordings=30, seed=7, stall_seconds=5.0) as s:
+        yield s
+
+
+@pytest.fixture
+def sim_env(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The simulator's variables in the environment, with pacing fast enough for tests."""
+    env = sim.env() | {"CATAPULT_REQUESTS_PER_SECOND": "500", "PLIVO_REQUESTS_PER_SECOND": "500"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@dataclass
+class S3:
+    endpoint: str
+    bucket: str
+    client: object
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> S3:
+    """A fresh bucket on moto's real HTTP server, and the AWS_* variables pointing at it."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    client = boto3.client("s3", endpoint_url=moto_endpoint)
+    bucket = "b-" + request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:40]
+    client.create_bucket(Bucket=bucket)
+    return S3(moto_endpoint, bucket, client)
+
+
+@pytest.fixture
+def cli() -> CliInvoker:
+    return CliInvoker()
+
+
+class CliInvoker:
+    """Runs ``archiver`` in-process with the current environment."""
+
+    def __call__(self, *args: str) -> Result:
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)

@@ -1,0 +1,118 @@
+"""The one Storage conformance suite: every backend must pass it (local folder, S3 on moto)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from archiver.errors import StorageError, UnsafeKeyError
+from archiver.storage import Storage, open_storage
+from archiver.storage.s3 import S3Options
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    if request.param == "local":
+        store = open_storage(str(tmp_path / "dest"))
+    else:
+        s3 = request.getfixturevalue("s3")
+        # A small multipart threshold so the suite exercises multipart uploads too.
+        store = open_storage(f"s3://{s3.bucket}/pre/fix", S3Options(multipart_threshold_mb=5, part_size_mb=5))
+    store.check()
+    yield store
+    store.close()
+
+
+def write(tmp_path: Path, data: bytes) -> str:
+    path = tmp_path / "src.bin"
+    path.write_bytes(data)
+    return str(path)
+
+
+def read(storage: Storage, key: str) -> bytes:
+    with storage.open_read(key) as fh:  # type: ignore[attr-defined]
+        return fh.read()
+
+
+def test_put_file_then_read_back(storage: Storage, tmp_path: Path) -> None:
+    data = os.urandom(1000)
+    storage.put_file("a/b/c.wav", write(tmp_path, data), content_type="audio/wav",
+                     sha256=hashlib.sha256(data).hexdigest())
+    assert storage.exists("a/b/c.wav")
+    assert read(storage, "a/b/c.wav") == data
+
+
+def test_large_file_multipart(storage: Storage, tmp_path: Path) -> None:
+    data = os.urandom(11 * 1024 * 1024)
+    storage.put_file("big.wav", write(tmp_path, data), content_type="audio/wav",
+                     sha256=hashlib.sha256(data).hexdigest())
+    assert hashlib.sha256(read(storage, "big.wav")).digest() == hashlib.sha256(data).digest()
+
+
+def test_put_bytes_overwrites_atomically(storage: Storage) -> None:
+    storage.put_bytes("x/side.json", b"{}", content_type="application/json")
+    storage.put_bytes("x/side.json", b'{"v": 2}', content_type="application/json")
+    assert read(storage, "x/side.json") == b'{"v": 2}'
+
+
+def test_exists_and_delete(storage: Storage) -> None:
+    assert not storage.exists("nope.json")
+    storage.put_bytes("k.json", b"1", content_type="application/json")
+    storage.delete("k.json")
+    assert not storage.exists("k.json")
+    storage.delete("k.json")  # already gone: no error
+
+
+def test_list_keys_only_shows_finished_objects(storage: Storage) -> None:
+    for key in ("p/1.json", "p/2.wav", "q/3.json"):
+        storage.put_bytes(key, b"x", content_type="application/octet-stream")
+    Path(storage.staging_dir(), ".fetch-inflight.part").write_bytes(b"partial")
+    assert sorted(storage.list_keys()) == ["p/1.json", "p/2.wav", "q/3.json"]
+    assert sorted(storage.list_keys("p/")) == ["p/1.json", "p/2.wav"]
+
+
+def test_reading_a_missing_key_is_a_storage_error(storage: Storage) -> None:
+    with pytest.raises(StorageError):
+        read(storage, "missing.wav")
+
+
+def test_local_refuses_keys_outside_root(tmp_path: Path) -> None:
+    store = open_storage(str(tmp_path / "root"))
+    with pytest.raises(UnsafeKeyError):
+        store.put_bytes("../escape.json", b"x", content_type="application/json")
+    assert not (tmp_path / "escape.json").exists()
+
+
+def test_local_write_failure_leaves_no_temp_file(tmp_path: Path) -> None:
+    store = open_storage(str(tmp_path / "root"))
+    (tmp_path / "root" / "a").mkdir(parents=True)
+    (tmp_path / "root" / "a" / "dir.json").mkdir()  # a directory where the file should go
+    with pytest.raises(StorageError):
+        store.put_bytes("a/dir.json", b"x", content_type="application/json")
+    assert [p.name for p in (tmp_path / "root" / "a").iterdir()] == ["dir.json"]
+
+
+def test_s3_objects_carry_sha256_checksum_and_no_acl(s3: object, tmp_path: Path) -> None:
+    bucket = s3.bucket  # type: ignore[attr-defined]
+    client = s3.client  # type: ignore[attr-defined]
+    store = open_storage(f"s3://{bucket}/arch")
+    data = b"RIFF" + os.urandom(500)
+    digest = hashlib.sha256(data).hexdigest()
+    store.put_file("r.wav", write(tmp_path, data), content_type="audio/wav", sha256=digest)
+    head = client.head_object(Bucket=bucket, Key="arch/r.wav", ChecksumMode="ENABLED")
+    assert head["ContentType"] == "audio/wav"
+    assert head["Metadata"]["sha256"] == digest
+    assert "ChecksumSHA256" in head
+    grants = client.get_object_acl(Bucket=bucket, Key="arch/r.wav")["Grants"]
+    assert all("AllUsers" not in str(g.get("Grantee")) for g in grants)
+
+
+def test_s3_missing_bucket_is_a_config_error(s3: object) -> None:
+    from archiver.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        open_storage("s3://no-such-bucket-here/x").check()
