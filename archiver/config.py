@@ -125,12 +125,21 @@ class Settings:
         """ConfigError naming exactly what to set when a provider's credentials are missing."""
         if name == "catapult":
             c = self.catapult
-            missing = [n for n, v in (("CATAPULT_USER_ID", c.user_id), ("CATAPULT_API_TOKEN", c.api_token),
-                                      ("CATAPULT_API_SECRET", c.api_secret)) if not v]
+            missing = [
+                n
+                for n, v in (
+                    ("CATAPULT_USER_ID", c.user_id),
+                    ("CATAPULT_API_TOKEN", c.api_token),
+                    ("CATAPULT_API_SECRET", c.api_secret),
+                )
+                if not v
+            ]
             account = c.user_id
         else:
             p = self.plivo
-            missing = [n for n, v in (("PLIVO_AUTH_ID", p.auth_id), ("PLIVO_AUTH_TOKEN", p.auth_token)) if not v]
+            missing = [
+                n for n, v in (("PLIVO_AUTH_ID", p.auth_id), ("PLIVO_AUTH_TOKEN", p.auth_token)) if not v
+            ]
             account = p.auth_id
         if missing:
             raise ConfigError(

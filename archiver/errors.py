@@ -67,9 +67,7 @@ class TransientError(RecordingError):
     ``retry_after`` (seconds) is the server's own hint, when it gave one.
     """
 
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, stage: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, stage: str | None = None) -> None:
         super().__init__(message, stage=stage)
         self.retry_after = retry_after
 

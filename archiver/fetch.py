@@ -77,9 +77,7 @@ def fetch_media(
     )
 
 
-def _attempt(
-    client: httpx.Client, provider: Provider, rec: Recording, url: str, staging_dir: str
-) -> Fetched:
+def _attempt(client: httpx.Client, provider: Provider, rec: Recording, url: str, staging_dir: str) -> Fetched:
     what = f"media of {rec.recording_id}"
     for _ in range(MAX_REDIRECTS + 1):
         provider.pace_media(url)
@@ -90,6 +88,7 @@ def _attempt(
                     url = urljoin(url, response.headers["location"])
                     continue
                 if not response.is_success:
+                    response.read()  # error bodies are small; the message quotes them
                     raise error_for_status(response, what, api=False)
                 return _save(response, rec, url, staging_dir)
         except httpx.HTTPError as exc:
@@ -131,7 +130,10 @@ def _save(response: httpx.Response, rec: Recording, url: str, staging_dir: str) 
         if rec.format_hint and rec.format_hint != fmt:
             log.warning(
                 "recording %s: provider says %s but the bytes are %s; keeping %s",
-                rec.recording_id, rec.format_hint, fmt, fmt,
+                rec.recording_id,
+                rec.format_hint,
+                fmt,
+                fmt,
             )
         return Fetched(
             path=tmp,

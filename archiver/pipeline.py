@@ -53,11 +53,19 @@ def plan_one(rec: Recording, deps: Deps) -> Outcome | None:
     """Decide without downloading: an Outcome for pending / error / done recordings, or None
     when the recording must be archived. Raises RecordingError for unsafe keys."""
     if rec.state == "pending":
-        return Outcome(rec.recording_id, "pending", stage="provider",
-                       error=f"provider state {rec.provider_state!r}: not downloadable yet")
+        return Outcome(
+            rec.recording_id,
+            "pending",
+            stage="provider",
+            error=f"provider state {rec.provider_state!r}: not downloadable yet",
+        )
     if rec.state == "error":
-        return Outcome(rec.recording_id, "failed", stage="provider",
-                       error=f"the provider marked the recording as {rec.provider_state!r}")
+        return Outcome(
+            rec.recording_id,
+            "failed",
+            stage="provider",
+            error=f"the provider marked the recording as {rec.provider_state!r}",
+        )
     key = sidecar_key(rec, deps.layout)
     if not deps.force and deps.storage.exists(key):
         return Outcome(rec.recording_id, "skipped", keys=(key,))

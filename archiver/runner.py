@@ -101,19 +101,19 @@ def run_batch(
         if on_outcome:
             on_outcome(outcome)
 
-    in_flight: set[Future[Outcome]] = set()
+    in_flight: dict[Future[Outcome], str] = {}
 
     def drain(block_until: int) -> None:
         while len(in_flight) > block_until:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for fut in done:
-                in_flight.discard(fut)
+                rid = in_flight.pop(fut)
                 exc = fut.exception()
                 if isinstance(exc, FatalError):
                     result.fatal = result.fatal or str(exc)
-                elif exc is not None:  # a bug: report it against no recording, keep going
-                    log.error("internal error in a worker: %r", exc, exc_info=exc)
-                    result.fatal = result.fatal or f"internal error: {exc!r}"
+                elif exc is not None:  # a bug: fail this recording loudly, keep the batch going
+                    log.error("internal error on %s: %r", rid, exc, exc_info=exc)
+                    record(Outcome(rid, "failed", stage="internal", error=f"internal error: {exc!r}"))
                 else:
                     record(fut.result())
 
@@ -130,7 +130,7 @@ def run_batch(
                 if isinstance(item, Outcome):
                     record(item)
                     continue
-                in_flight.add(pool.submit(process, item))
+                in_flight[pool.submit(process, item)] = rid
                 drain(2 * concurrency)
         except FatalError as exc:
             result.fatal = str(exc)
@@ -146,5 +146,9 @@ def _log_outcome(outcome: Outcome) -> None:
     elif outcome.status == "pending":
         log.info("pending %s: %s", outcome.recording_id, outcome.error)
     else:
-        log.info("%s %s", outcome.status, outcome.recording_id,
-                 extra={"recording_id": outcome.recording_id, "bytes": outcome.bytes_downloaded})
+        log.info(
+            "%s %s",
+            outcome.status,
+            outcome.recording_id,
+            extra={"recording_id": outcome.recording_id, "bytes": outcome.bytes_downloaded},
+        )

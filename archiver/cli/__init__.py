@@ -13,12 +13,20 @@ from archiver.cli.wiring import GlobalOptions
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="archiver")
-@click.option("--config", type=click.Path(dir_okay=False),
-              help="TOML config file (default: $ARCHIVER_CONFIG, else none).")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    help="TOML config file (default: $ARCHIVER_CONFIG, else none).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the summary line.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Log lines as text or one JSON object per event.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text or one JSON object per event.",
+)
 @click.pass_context
 def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool, log_format: str) -> None:
     """Archive call recordings from Bandwidth Catapult v1 and Plivo into a folder or S3.

@@ -22,21 +22,30 @@ def archive(
 ) -> None:
     """Load settings, wire a session, archive ``items(deps)`` (or plan them with --dry-run),
     report and exit."""
-    flags = {"archive.dest": opts["dest"], "archive.layout": opts["layout"],
-             "archive.concurrency": opts["concurrency"],
-             **wiring.s3_flags(opts["storage_class"], opts["sse"], opts["sse_kms_key_id"])}
+    flags = {
+        "archive.dest": opts["dest"],
+        "archive.layout": opts["layout"],
+        "archive.concurrency": opts["concurrency"],
+        **wiring.s3_flags(opts["storage_class"], opts["sse"], opts["sse_kms_key_id"]),
+    }
     settings = wiring.load(ctx, flags)
     provider_name = opts["provider"]
     with wiring.archive_session(
         settings, provider_name, force=opts["force"], dry_run=opts["dry_run"]
     ) as deps:
-        result = RunResult(command=command, provider=provider_name, account=deps.provider.account,
-                           dest=deps.storage.url)
+        result = RunResult(
+            command=command, provider=provider_name, account=deps.provider.account, dest=deps.storage.url
+        )
         if opts["dry_run"]:
             dry_run(items(deps), deps, result, opts["limit"])
         else:
-            run_batch(items(deps), lambda rec: process_one(rec, deps), result,
-                      concurrency=settings.archive.concurrency, limit=opts["limit"])
+            run_batch(
+                items(deps),
+                lambda rec: process_one(rec, deps),
+                result,
+                concurrency=settings.archive.concurrency,
+                limit=opts["limit"],
+            )
     wiring.finish(result, opts["report"])
 
 
@@ -65,7 +74,9 @@ def dry_run(items: Iterable[Recording | Outcome], deps: Deps, result: RunResult,
                 click.echo(f"would archive {item.recording_id} -> {key}")
             else:
                 result.add(outcome)
-                click.echo(f"{outcome.status} {item.recording_id}" + (f": {outcome.error}" if outcome.error else ""))
+                click.echo(
+                    f"{outcome.status} {item.recording_id}" + (f": {outcome.error}" if outcome.error else "")
+                )
     except FatalError as exc:
         result.fatal = str(exc)
     click.echo(f"dry run: {to_archive} recording(s) would be archived; nothing was written")

@@ -19,8 +19,12 @@ from archiver.timeutil import parse_duration, parse_when, windows
 @click.command()
 @click.option("--since", required=True, help="Start (inclusive): YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS], -7d.")
 @click.option("--until", help="End (exclusive); default now. Never later than the moment the run starts.")
-@click.option("--window", default="1d", show_default=True,
-              help="Listing window (Plivo is listed window by window, 30 days at most).")
+@click.option(
+    "--window",
+    default="1d",
+    show_default=True,
+    help="Listing window (Plivo is listed window by window, 30 days at most).",
+)
 @archive_options
 @click.pass_context
 @exit_codes

@@ -49,8 +49,11 @@ def setup_logging(verbosity: int, quiet: bool, fmt: str, secrets: Iterable[str] 
     """-q: errors only; default: warnings and run progress; -v: each recording; -vv: HTTP."""
     level = logging.ERROR if quiet else (logging.INFO if verbosity <= 1 else logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.setFormatter(
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+    )
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

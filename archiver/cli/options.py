@@ -16,17 +16,25 @@ F = TypeVar("F", bound=Callable[..., Any])
 def archive_options(fn: F) -> F:
     """The options of ``backfill`` and ``fetch`` (and later ``run``)."""
     options = [
-        click.option("--provider", type=click.Choice(["catapult", "plivo"]), required=True,
-                     help="Which provider to archive from."),
+        click.option(
+            "--provider",
+            type=click.Choice(["catapult", "plivo"]),
+            required=True,
+            help="Which provider to archive from.",
+        ),
         click.option("--dest", help="Destination: a folder, file:///path or s3://bucket/prefix."),
-        click.option("--layout", help="Key template (see README); default "
-                     "{provider}/{account}/{started:%Y}/{started:%m}/{started:%d}/{recording_id}.{ext}."),
+        click.option(
+            "--layout",
+            help="Key template (see README); default "
+            "{provider}/{account}/{started:%Y}/{started:%m}/{started:%d}/{recording_id}.{ext}.",
+        ),
         click.option("--concurrency", type=click.IntRange(1, 256), help="Parallel recordings (default 8)."),
         click.option("--dry-run", is_flag=True, help="List and plan; write nothing."),
         click.option("--limit", type=click.IntRange(1), help="Stop after this many recordings."),
         click.option("--force", is_flag=True, help="Re-archive recordings already archived."),
-        click.option("--report", type=click.Path(dir_okay=False, writable=True),
-                     help="Write a JSON run report here."),
+        click.option(
+            "--report", type=click.Path(dir_okay=False, writable=True), help="Write a JSON run report here."
+        ),
         click.option("--storage-class", help="S3 storage class (STANDARD_IA, GLACIER_IR, ...)."),
         click.option("--sse", type=click.Choice(["AES256", "aws:kms"]), help="S3 server-side encryption."),
         click.option("--sse-kms-key-id", help="KMS key for --sse aws:kms."),

@@ -14,14 +14,21 @@ from archiver.sim.faults import __doc__ as FAULTS_DOC
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (keep it loopback).")
 @click.option("--port", type=int, default=0, show_default=True, help="API port (0: any free port).")
 @click.option("--media-port", type=int, default=0, show_default=True, help="Plivo media port (0: any).")
-@click.option("--recordings", type=click.IntRange(0), default=40, show_default=True,
-              help="Recordings per provider.")
+@click.option(
+    "--recordings", type=click.IntRange(0), default=40, show_default=True, help="Recordings per provider."
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated data.")
 @click.option("--faults", default="", help="Faults to inject, e.g. '503:list*2,html:media*1' (see below).")
-@click.option("--stall-seconds", type=float, default=30.0, show_default=True,
-              help="How long a 'stall' fault holds a response.")
-def sim(host: str, port: int, media_port: int, recordings: int, seed: int, faults: str,
-        stall_seconds: float) -> None:
+@click.option(
+    "--stall-seconds",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="How long a 'stall' fault holds a response.",
+)
+def sim(
+    host: str, port: int, media_port: int, recordings: int, seed: int, faults: str, stall_seconds: float
+) -> None:
     """Serve simulated Catapult v1 and Plivo APIs (and media) until interrupted.
 
     Recordings span 2024-01-01 to 2024-03-01. Prints `export` lines with the variables a
@@ -33,8 +40,15 @@ def sim(host: str, port: int, media_port: int, recordings: int, seed: int, fault
       archiver backfill --provider plivo --since 2024-01-01 --until 2024-03-01 --dest ./demo
     """
     try:
-        server = Simulator(host=host, port=port, media_port=media_port, recordings=recordings,
-                           seed=seed, faults=faults, stall_seconds=stall_seconds)
+        server = Simulator(
+            host=host,
+            port=port,
+            media_port=media_port,
+            recordings=recordings,
+            seed=seed,
+            faults=faults,
+            stall_seconds=stall_seconds,
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     server.start()

@@ -53,13 +53,20 @@ def build_provider(settings: Settings, name: str, client: httpx.Client) -> Provi
         assert c.user_id and c.api_token and c.api_secret
         scope = CredentialScope(c.base_url, c.api_token, c.api_secret)
         pacers = {k: Pacer(c.requests_per_second) for k in ("recordings", "media", "calls")}
-        return CatapultProvider(ApiClient(client, scope, policy, pacers), base_url=c.base_url,
-                                user_id=c.user_id, page_size=c.page_size)
+        return CatapultProvider(
+            ApiClient(client, scope, policy, pacers),
+            base_url=c.base_url,
+            user_id=c.user_id,
+            page_size=c.page_size,
+        )
     p = settings.plivo
     assert p.auth_id and p.auth_token
     scope = CredentialScope(p.base_url, p.auth_id, p.auth_token, trusted_suffixes=(".plivo.com",))
-    return PlivoProvider(ApiClient(client, scope, policy, {"api": Pacer(p.requests_per_second)}),
-                         base_url=p.base_url, auth_id=p.auth_id)
+    return PlivoProvider(
+        ApiClient(client, scope, policy, {"api": Pacer(p.requests_per_second)}),
+        base_url=p.base_url,
+        auth_id=p.auth_id,
+    )
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -70,26 +77,32 @@ def build_storage(settings: Settings) -> Storage:
     if not settings.archive.dest:
         raise ConfigError("no destination: pass --dest or set [archive] dest in the config file")
     s = settings.s3
-    options = S3Options(s.storage_class, s.sse, s.sse_kms_key_id, s.multipart_threshold_mb,
-                        s.part_size_mb, s.max_concurrency)
+    options = S3Options(
+        s.storage_class, s.sse, s.sse_kms_key_id, s.multipart_threshold_mb, s.part_size_mb, s.max_concurrency
+    )
     return open_storage(settings.archive.dest, options, pool_size=settings.archive.concurrency * 2)
 
 
 @contextlib.contextmanager
-def archive_session(
-    settings: Settings, provider_name: str, *, force: bool, dry_run: bool
-) -> Iterator[Deps]:
+def archive_session(settings: Settings, provider_name: str, *, force: bool, dry_run: bool) -> Iterator[Deps]:
     """Provider, storage and HTTP client for one run, closed afterwards. The destination is
     checked up front (a dry run only reads, so it skips the write probe)."""
     storage = build_storage(settings)
-    client = make_client(timeout=settings.http.timeout_seconds,
-                         max_connections=settings.archive.concurrency * 2)
+    client = make_client(
+        timeout=settings.http.timeout_seconds, max_connections=settings.archive.concurrency * 2
+    )
     try:
         provider = build_provider(settings, provider_name, client)
         if not dry_run:
             storage.check()
-        yield Deps(provider=provider, storage=storage, client=client, retry=retry_policy(settings),
-                   layout=settings.archive.layout, force=force)
+        yield Deps(
+            provider=provider,
+            storage=storage,
+            client=client,
+            retry=retry_policy(settings),
+            layout=settings.archive.layout,
+            force=force,
+        )
     finally:
         client.close()
         storage.close()

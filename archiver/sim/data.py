@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-UTC = timezone.utc
+UTC = UTC
 IST = timezone(timedelta(hours=5, minutes=30))
 
 CATAPULT_USER = "u-simulator0001"
@@ -68,8 +68,19 @@ def catapult_recordings(
             doc["endTime"] = _catapult_time(ended, with_ms)
         if state == "complete":
             doc["media"] = f"{base_url}/v1/users/{CATAPULT_USER}/media/{media_name}"
-        out.append(SimRecording(rec_id, "catapult", started, duration, "wav", state, doc, media_name,
-                                {"call_id": call_id, "ended": ended}))
+        out.append(
+            SimRecording(
+                rec_id,
+                "catapult",
+                started,
+                duration,
+                "wav",
+                state,
+                doc,
+                media_name,
+                {"call_id": call_id, "ended": ended},
+            )
+        )
     return out
 
 
@@ -118,8 +129,9 @@ def plivo_recordings(
         if added >= newer_than:
             doc["from_number"] = f"1415555{rng.randrange(10000):04d}"
             doc["to_number"] = rng.choice([f"1650555{rng.randrange(10000):04d}", "sip:agent@example.com"])
-        out.append(SimRecording(rec_id, "plivo", started, duration, fmt, "complete", doc,
-                                extra={"added": added}))
+        out.append(
+            SimRecording(rec_id, "plivo", started, duration, fmt, "complete", doc, extra={"added": added})
+        )
     return out
 
 

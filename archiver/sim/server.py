@@ -22,7 +22,7 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,9 +31,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from archiver.sim import audio, data
 from archiver.sim.faults import FaultPlan, parse_faults
 
-UTC = timezone.utc
-HTML_PAGE = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
-             b"<body><h1>Bad Gateway</h1><p>The upstream server failed.</p></body></html>")
+UTC = UTC
+HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+    b"<body><h1>Bad Gateway</h1><p>The upstream server failed.</p></body></html>"
+)
 
 
 class _Server(ThreadingHTTPServer):
@@ -75,11 +77,16 @@ class Simulator:
         self._media = _Server((host, media_port), MediaHandler, self)
         self.api_url = f"http://{host}:{self._api.server_address[1]}"
         self.media_url = f"http://{host}:{self._media.server_address[1]}"
-        self.catapult = data.catapult_recordings(recordings, seed, start, days, self.api_url, self.plan.unsafe_id)
-        self.plivo = data.plivo_recordings(recordings, seed, start, days, self.api_url, self.media_url,
-                                           self.plan.unsafe_id)
+        self.catapult = data.catapult_recordings(
+            recordings, seed, start, days, self.api_url, self.plan.unsafe_id
+        )
+        self.plivo = data.plivo_recordings(
+            recordings, seed, start, days, self.api_url, self.media_url, self.plan.unsafe_id
+        )
         self.deleted: set[str] = set()
-        self._by_id = {("catapult", r.id): r for r in self.catapult} | {("plivo", r.id): r for r in self.plivo}
+        self._by_id = {("catapult", r.id): r for r in self.catapult} | {
+            ("plivo", r.id): r for r in self.plivo
+        }
         self._by_media = {r.media_name: r for r in self.catapult if r.media_name}
         self._threads: list[threading.Thread] = []
 
@@ -237,8 +244,9 @@ class ApiHandler(_Handler):
         parts = urlsplit(self.path)
         path, query = parts.path, parse_qs(parts.query)
         if path == "/_sim/stats":
-            return self.send_json(200, {"stats": dict(self.sim.stats),
-                                        "media_auth_seen": len(self.sim.media_auth_seen)})
+            return self.send_json(
+                200, {"stats": dict(self.sim.stats), "media_auth_seen": len(self.sim.media_auth_seen)}
+            )
         m = re.fullmatch(r"/media-redirect/recordings/([^/]+)", path)
         if m:
             self.sim.count("plivo.redirect")
@@ -249,23 +257,34 @@ class ApiHandler(_Handler):
             return None
         m = re.fullmatch(r"/v1/users/([^/]+)/(recordings|media|calls)(?:/([^/]+))?/?", path)
         if m:
-            return self._catapult(method, unquote(m.group(1)), m.group(2),
-                                  unquote(m.group(3)) if m.group(3) else None, query)
+            return self._catapult(
+                method, unquote(m.group(1)), m.group(2), unquote(m.group(3)) if m.group(3) else None, query
+            )
         m = re.fullmatch(r"/v1/Account/([^/]+)/Recording/(?:([^/]+)/)?", path)
         if m:
-            return self._plivo(method, unquote(m.group(1)), unquote(m.group(2)) if m.group(2) else None, query)
+            return self._plivo(
+                method, unquote(m.group(1)), unquote(m.group(2)) if m.group(2) else None, query
+            )
         return self.send_json(404, {"category": "not-found", "code": "not-found", "message": "no such path"})
 
     # --- Catapult -----------------------------------------------------------------------------
 
-    def _catapult_error(self, status: int, category: str, code: str, message: str | None = None,
-                        headers: dict[str, str] | None = None) -> None:
+    def _catapult_error(
+        self,
+        status: int,
+        category: str,
+        code: str,
+        message: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         body: dict[str, Any] = {"category": category, "code": code, "details": []}
         if message:
             body["message"] = message
         self.send_json(status, body, headers)
 
-    def _catapult(self, method: str, user: str, kind: str, item: str | None, query: dict[str, list[str]]) -> None:
+    def _catapult(
+        self, method: str, user: str, kind: str, item: str | None, query: dict[str, list[str]]
+    ) -> None:
         if self.basic_auth() != (data.CATAPULT_TOKEN, data.CATAPULT_SECRET) or user != data.CATAPULT_USER:
             self.sim.count("catapult.unauthorized")
             return self._catapult_error(401, "unauthorized", "unauthorized", "Invalid credentials")
@@ -278,8 +297,9 @@ class ApiHandler(_Handler):
         wait = self.sim.rate_limited("catapult", kind)
         if wait is not None:
             reset_ms = int((time.time() + wait) * 1000)
-            return self._catapult_error(429, "too-many-requests", "rate-limit-reached",
-                                        headers={"X-RateLimit-Reset": str(reset_ms)})
+            return self._catapult_error(
+                429, "too-many-requests", "rate-limit-reached", headers={"X-RateLimit-Reset": str(reset_ms)}
+            )
         self.sim.count(f"catapult.{scope}.requests")
         fault = self.sim.plan.take(scope, rec.id if rec else None)
         if self._common_fault(fault, "catapult"):
@@ -296,10 +316,18 @@ class ApiHandler(_Handler):
             call = next((r for r in self.sim.catapult if r.extra["call_id"] == item), None)
             if call is None:
                 return self._catapult_error(404, "not-found", "call-not-found", "Call not found")
-            return self.send_json(200, {"id": item, "direction": "in", "from": "+14155550100",
-                                        "to": "+16505550199", "state": "completed",
-                                        "startTime": call.doc["startTime"],
-                                        "recordingFileFormat": "wav"})
+            return self.send_json(
+                200,
+                {
+                    "id": item,
+                    "direction": "in",
+                    "from": "+14155550100",
+                    "to": "+16505550199",
+                    "state": "completed",
+                    "startTime": call.doc["startTime"],
+                    "recordingFileFormat": "wav",
+                },
+            )
         if rec is None or rec.state != "complete" or fault == "404":
             return self._catapult_error(404, "not-found", "media-not-found", "Media not found")
         return self.send_body(self.sim.media_bytes(rec), "audio/wav", fault)
@@ -369,8 +397,11 @@ class ApiHandler(_Handler):
         try:
             limit = int(q.get("limit", "20"))
             offset = int(q.get("offset", "0"))
-            bounds = {op: _plivo_time(q[f"add_time__{op}"]) for op in ("gt", "gte", "lt", "lte")
-                      if f"add_time__{op}" in q}
+            bounds = {
+                op: _plivo_time(q[f"add_time__{op}"])
+                for op in ("gt", "gte", "lt", "lte")
+                if f"add_time__{op}" in q
+            }
         except ValueError as exc:
             return self._plivo_error(400, f"invalid parameter: {exc}")
         if not 1 <= limit <= 20 or offset < 0:
@@ -426,13 +457,18 @@ class ApiHandler(_Handler):
         if fault == "429":
             if provider == "catapult":
                 reset = str(int((time.time() + 0.2) * 1000))
-                self._catapult_error(429, "too-many-requests", "rate-limit-reached",
-                                     headers={"X-RateLimit-Reset": reset})
+                self._catapult_error(
+                    429, "too-many-requests", "rate-limit-reached", headers={"X-RateLimit-Reset": reset}
+                )
             else:
                 self._plivo_error(429, "too many requests", {"Retry-After": "0"})
         elif fault == "429-bare":
-            self.send_json(429, {"error": "too many requests"} if provider == "plivo" else
-                           {"category": "too-many-requests", "code": "rate-limit-reached"})
+            self.send_json(
+                429,
+                {"error": "too many requests"}
+                if provider == "plivo"
+                else {"category": "too-many-requests", "code": "rate-limit-reached"},
+            )
         else:
             status = int(fault)
             page = HTML_PAGE.replace(b"502 Bad Gateway", f"{status} Error".encode())
@@ -468,7 +504,8 @@ class MediaHandler(_Handler):
         if m:
             name = unquote(m.group(1))
             rec = self.sim.get("plivo", name) or (
-                self.sim.plivo[0] if name == "unsafe" and self.sim.plivo else None)
+                self.sim.plivo[0] if name == "unsafe" and self.sim.plivo else None
+            )
         self.sim.count("plivo.media.requests")
         fault = self.sim.plan.take("media", rec.id if rec else None)
         if rec is None or fault == "404":

@@ -32,8 +32,8 @@ class LocalStorage:
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=TMP_PREFIX, delete=True)
-            probe.close()
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=TMP_PREFIX):
+                pass
         except OSError as exc:
             raise StorageUnavailable(f"cannot write to {self.root}: {exc.strerror or exc}") from None
 

@@ -114,7 +114,9 @@ class S3Storage:
         extra = self._extra(content_type)
         extra["Metadata"] = {"sha256": sha256}
         try:
-            self._client.upload_file(path, self.bucket, self._key(key), ExtraArgs=extra, Config=self._transfer)
+            self._client.upload_file(
+                path, self.bucket, self._key(key), ExtraArgs=extra, Config=self._transfer
+            )
         except (S3UploadFailedError, ClientError, BotoCoreError) as exc:
             raise StorageError(f"upload of {key} failed: {exc}") from None
 
@@ -131,7 +133,7 @@ class S3Storage:
             body = self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot read {key}: {exc}") from None
-        return body  # type: ignore[no-any-return]
+        return body
 
     def delete(self, key: str) -> None:
         try:

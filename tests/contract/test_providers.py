@@ -31,8 +31,9 @@ def client() -> Iterator[httpx.Client]:
 
 
 def provider_for(sim: Simulator, name: str, client: httpx.Client, **env: str) -> Provider:
-    settings = load_settings(None, sim.env() | {
-        "CATAPULT_REQUESTS_PER_SECOND": "1000", "PLIVO_REQUESTS_PER_SECOND": "1000", **env})
+    settings = load_settings(
+        None, sim.env() | {"CATAPULT_REQUESTS_PER_SECOND": "1000", "PLIVO_REQUESTS_PER_SECOND": "1000", **env}
+    )
     if name == "catapult":
         from dataclasses import replace
 

@@ -40,16 +40,18 @@ def read(storage: Storage, key: str) -> bytes:
 
 def test_put_file_then_read_back(storage: Storage, tmp_path: Path) -> None:
     data = os.urandom(1000)
-    storage.put_file("a/b/c.wav", write(tmp_path, data), content_type="audio/wav",
-                     sha256=hashlib.sha256(data).hexdigest())
+    storage.put_file(
+        "a/b/c.wav", write(tmp_path, data), content_type="audio/wav", sha256=hashlib.sha256(data).hexdigest()
+    )
     assert storage.exists("a/b/c.wav")
     assert read(storage, "a/b/c.wav") == data
 
 
 def test_large_file_multipart(storage: Storage, tmp_path: Path) -> None:
     data = os.urandom(11 * 1024 * 1024)
-    storage.put_file("big.wav", write(tmp_path, data), content_type="audio/wav",
-                     sha256=hashlib.sha256(data).hexdigest())
+    storage.put_file(
+        "big.wav", write(tmp_path, data), content_type="audio/wav", sha256=hashlib.sha256(data).hexdigest()
+    )
     assert hashlib.sha256(read(storage, "big.wav")).digest() == hashlib.sha256(data).digest()
 
 

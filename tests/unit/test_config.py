@@ -15,7 +15,9 @@ def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path) -> None
     assert (s.archive.concurrency, s.archive.dest, s.plivo.auth_id) == (3, "/file", "MAfile")
     s = load_settings(str(cfg), {"ARCHIVER_CONCURRENCY": "5", "PLIVO_AUTH_ID": "MAenv"})
     assert (s.archive.concurrency, s.plivo.auth_id) == (5, "MAenv")
-    s = load_settings(str(cfg), {"ARCHIVER_CONCURRENCY": "5"}, {"archive.concurrency": 9, "archive.dest": None})
+    s = load_settings(
+        str(cfg), {"ARCHIVER_CONCURRENCY": "5"}, {"archive.concurrency": 9, "archive.dest": None}
+    )
     assert s.archive.concurrency == 9 and s.archive.dest == "/file"
     assert load_settings(None, {}).catapult.base_url == "https://api.catapult.inetwork.com"
 
@@ -43,8 +45,14 @@ def test_missing_credentials_named(tmp_path: Path) -> None:
 
 
 def test_secrets_hidden_from_repr() -> None:
-    s = load_settings(None, {"PLIVO_AUTH_ID": "MA1", "PLIVO_AUTH_TOKEN": "tok-very-secret",
-                             "CATAPULT_API_SECRET": "cat-very-secret"})
+    s = load_settings(
+        None,
+        {
+            "PLIVO_AUTH_ID": "MA1",
+            "PLIVO_AUTH_TOKEN": "tok-very-secret",
+            "CATAPULT_API_SECRET": "cat-very-secret",
+        },
+    )
     assert "very-secret" not in repr(s)
     assert set(s.secrets()) == {"tok-very-secret", "cat-very-secret"}
 

@@ -22,9 +22,16 @@ from archiver.models import (
 
 def rec(**kw: object) -> Recording:
     base: dict[str, object] = dict(
-        provider="plivo", account="MA123", recording_id="r-1", state="complete", provider_state=None,
-        started_at=datetime(2024, 2, 3, 4, 5, 6, tzinfo=UTC), ended_at=None, duration_seconds=1.5,
-        media_url="https://user:pw@media.plivo.com/r-1.mp3?X-Amz-Signature=abc", format_hint="mp3",
+        provider="plivo",
+        account="MA123",
+        recording_id="r-1",
+        state="complete",
+        provider_state=None,
+        started_at=datetime(2024, 2, 3, 4, 5, 6, tzinfo=UTC),
+        ended_at=None,
+        duration_seconds=1.5,
+        media_url="https://user:pw@media.plivo.com/r-1.mp3?X-Amz-Signature=abc",
+        format_hint="mp3",
         raw={"recording_id": "r-1", "recording_duration_ms": "1500.00000"},
     )
     base.update(kw)
@@ -56,23 +63,39 @@ def test_recording_without_start_cannot_be_filed() -> None:
         build_key(DEFAULT_LAYOUT, rec(started_at=None), "wav")
 
 
-@pytest.mark.parametrize("layout", ["{nope}/{recording_id}.{ext}", "/abs/{recording_id}.{ext}", "{provider}/x"])
+@pytest.mark.parametrize(
+    "layout", ["{nope}/{recording_id}.{ext}", "/abs/{recording_id}.{ext}", "{provider}/x"]
+)
 def test_bad_layouts(layout: str) -> None:
     with pytest.raises(ConfigError):
         validate_layout(layout)
 
 
 def test_sanitize_url_drops_credentials_and_query() -> None:
-    assert sanitize_url("https://user:pw@media.plivo.com:8443/a/r.mp3?sig=1#x") == \
-        "https://media.plivo.com:8443/a/r.mp3"
+    assert (
+        sanitize_url("https://user:pw@media.plivo.com:8443/a/r.mp3?sig=1#x")
+        == "https://media.plivo.com:8443/a/r.mp3"
+    )
 
 
 def test_sidecar_document() -> None:
-    f = StoredFile("original", "plivo/MA123/2024/02/03/r-1.mp3", "mp3", 10, "ab" * 32,
-                   Probe(duration_seconds=1.5, sample_rate=8000, channels=1, bitrate=32000, codec="mp3"))
+    f = StoredFile(
+        "original",
+        "plivo/MA123/2024/02/03/r-1.mp3",
+        "mp3",
+        10,
+        "ab" * 32,
+        Probe(duration_seconds=1.5, sample_rate=8000, channels=1, bitrate=32000, codec="mp3"),
+    )
     r = rec()
-    doc = build_sidecar(r, [f], media_url=r.media_url, fetched_at=datetime(2024, 5, 1, tzinfo=UTC),
-                        archived_at=datetime(2024, 5, 1, 0, 0, 1, tzinfo=UTC), version="9.9")
+    doc = build_sidecar(
+        r,
+        [f],
+        media_url=r.media_url,
+        fetched_at=datetime(2024, 5, 1, tzinfo=UTC),
+        archived_at=datetime(2024, 5, 1, 0, 0, 1, tzinfo=UTC),
+        version="9.9",
+    )
     body = render_sidecar(doc)
     parsed = json.loads(body)
     assert parsed["schema"] == "archiver.sidecar/1"

@@ -41,7 +41,9 @@ def test_describe_non_audio() -> None:
 
 def test_catapult_recording_parse() -> None:
     item = {
-        "id": "rec-1", "state": "complete", "startTime": "2024-01-01T00:00:00Z",
+        "id": "rec-1",
+        "state": "complete",
+        "startTime": "2024-01-01T00:00:00Z",
         "endTime": "2024-01-01T00:00:12.500Z",
         "call": "https://api.catapult.inetwork.com/v1/users/u-1/calls/c-abc",
         "media": "https://api.catapult.inetwork.com/v1/users/u-1/media/c-abc-1 x.wav",
@@ -50,26 +52,34 @@ def test_catapult_recording_parse() -> None:
     assert r.state == "complete" and r.call_id == "c-abc" and r.duration_seconds == 12.5
     assert r.media_url is not None and r.media_url.endswith("/media/c-abc-1%20x.wav")
     assert r.format_hint == "wav" and r.raw is item
-    pending = catapult.parse_recording({"id": "rec-2", "state": "recording",
-                                        "startTime": "2024-01-01T00:00:00Z"}, "u-1")
+    pending = catapult.parse_recording(
+        {"id": "rec-2", "state": "recording", "startTime": "2024-01-01T00:00:00Z"}, "u-1"
+    )
     assert pending.state == "pending" and pending.media_url is None and pending.duration_seconds is None
     assert catapult.parse_recording({"id": "r", "state": "error"}, "u").state == "error"
 
 
 def test_plivo_recording_parse_numbers_as_strings_and_offsets() -> None:
     item = {
-        "recording_id": "r-1", "call_uuid": "c-1", "recording_format": "mp3",
-        "recording_url": "https://media.plivo.com/r-1.mp3", "conference_name": "",
-        "add_time": "2014-08-05 16:15:15.852059+05:30", "recording_duration_ms": "345100.00000",
-        "recording_start_ms": "1407235170752.00000", "recording_end_ms": 1407235515852,
+        "recording_id": "r-1",
+        "call_uuid": "c-1",
+        "recording_format": "mp3",
+        "recording_url": "https://media.plivo.com/r-1.mp3",
+        "conference_name": "",
+        "add_time": "2014-08-05 16:15:15.852059+05:30",
+        "recording_duration_ms": "345100.00000",
+        "recording_start_ms": "1407235170752.00000",
+        "recording_end_ms": 1407235515852,
         "from_number": 14155550100,
     }
     r = plivo.parse_recording(item, "MA1")
     assert r.duration_seconds == pytest.approx(345.1)
     assert r.started_at == datetime.fromtimestamp(1407235170.752, tz=UTC)
     assert r.conference_name is None and r.from_number == "14155550100" and r.to_number is None
-    legacy = plivo.parse_recording({"recording_id": "r-2", "add_time": "2012-02-04T23:33:08.079231",
-                                    "recording_duration_ms": 1000}, "MA1")
+    legacy = plivo.parse_recording(
+        {"recording_id": "r-2", "add_time": "2012-02-04T23:33:08.079231", "recording_duration_ms": 1000},
+        "MA1",
+    )
     assert legacy.started_at == datetime(2012, 2, 4, 23, 33, 8, 79231, tzinfo=UTC)
     assert legacy.duration_seconds == 1.0
 

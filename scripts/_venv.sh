@@ -1,0 +1,26 @@
+# Sourced by demo.sh and test.sh: find Python >= 3.11 and build .venv with the given extras.
+# Everything comes from PyPI (ffmpeg too, via imageio-ffmpeg); no system package is needed.
+set -euo pipefail
+
+pick_python() {
+  for candidate in "${PYTHON:-}" python3 python3.13 python3.12 python3.11; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  echo "error: archiver needs Python >= 3.11 (set PYTHON=/path/to/python3.11)" >&2
+  return 1
+}
+
+make_venv() {  # $1: pip install target, e.g. '.' or '.[test]'
+  local py
+  py=$(pick_python)
+  if [ ! -x .venv/bin/python ]; then
+    "$py" -m venv .venv
+  fi
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$1"
+}

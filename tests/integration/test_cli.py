@@ -1,0 +1,272 @@
+"""The CLI end to end: simulator over loopback, local folders and moto's S3 server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from archiver.sim import Simulator
+
+RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
+
+
+def sidecars(root: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in root.rglob("*.json")}
+
+
+def assert_true_copies(sim: Simulator, root: Path, provider: str) -> dict[str, dict]:
+    docs = sidecars(root / provider)
+    source = {r.id: r for r in (sim.catapult if provider == "catapult" else sim.plivo)}
+    for rid, doc in docs.items():
+        f = doc["files"][0]
+        data = (root / f["key"]).read_bytes()
+        assert data == sim.media_bytes(source[rid])
+        assert hashlib.sha256(data).hexdigest() == f["sha256"] and len(data) == f["bytes"]
+        assert doc["provider_record"] == source[rid].doc
+        assert f["duration_seconds"] == pytest.approx(source[rid].duration, abs=0.3)
+    return docs
+
+
+def test_plivo_backfill_two_months_local(sim: Simulator, sim_env: dict, cli, tmp_path: Path) -> None:
+    dest = tmp_path / "arch"
+    report = tmp_path / "report.json"
+    result = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), "--report", str(report))
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == "listed=30 archived=30 skipped=0 pending=0 failed=0"
+    docs = assert_true_copies(sim, dest, "plivo")
+    assert set(docs) == {r.id for r in sim.plivo}
+    rep = json.loads(report.read_text())
+    assert rep["counts"] == {"listed": 30, "archived": 30, "skipped": 0, "pending": 0, "failed": 0}
+    assert rep["bytes_downloaded"] == sum(len(sim.media_bytes(r)) for r in sim.plivo)
+    assert sim.media_auth_seen == []
+    assert not list(dest.rglob(".archiver-tmp-*")) and not list(dest.rglob("*.part"))
+    # The second run finds every sidecar and downloads nothing.
+    media_before = sim.stats["plivo.media.requests"]
+    again = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest))
+    assert again.exit_code == 0
+    assert "archived=0 skipped=30" in again.output
+    assert sim.stats["plivo.media.requests"] == media_before
+
+
+def test_catapult_backfill_into_s3(sim: Simulator, sim_env: dict, s3, cli, tmp_path: Path) -> None:
+    result = cli("backfill", "--provider", "catapult", *RANGE, "--dest", f"s3://{s3.bucket}/rec")
+    complete = [r for r in sim.catapult if r.state == "complete"]
+    errors = [r for r in sim.catapult if r.state == "error"]
+    pending = [r for r in sim.catapult if r.state in ("recording", "saving")]
+    assert result.exit_code == 1  # the provider's 'error' recordings are failures
+    assert result.output.strip().splitlines()[-1] == (
+        f"listed=30 archived={len(complete)} skipped=0 pending={len(pending)} failed={len(errors)}"
+    )
+    keys = [o["Key"] for o in s3.client.list_objects_v2(Bucket=s3.bucket)["Contents"]]
+    assert len(keys) == 2 * len(complete)
+    for rec in complete:
+        key = next(k for k in keys if k.endswith(f"/{rec.id}.wav"))
+        body = s3.client.get_object(Bucket=s3.bucket, Key=key)["Body"].read()
+        assert body == sim.media_bytes(rec)
+        side = json.loads(s3.client.get_object(Bucket=s3.bucket, Key=key[:-4] + ".json")["Body"].read())
+        assert side["files"][0]["sha256"] == hashlib.sha256(body).hexdigest()
+        assert key == f"rec/catapult/{sim_env['CATAPULT_USER_ID']}/{rec.started:%Y/%m/%d}/{rec.id}.wav"
+
+
+def test_bad_recordings_are_reported_by_id_and_leave_nothing(
+    sim_env: dict, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Simulator(recordings=10, seed=5) as probe:
+        victims = [r.id for r in probe.plivo[:4]]
+    faults = f"html:{victims[0]},404:{victims[1]},empty:{victims[2]},truncate:{victims[3]}"
+    with Simulator(recordings=10, seed=5, faults=faults) as sim:
+        for k, v in sim.env().items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("ARCHIVER_CONFIG", str(_fast_retry_config(tmp_path)))
+        dest = tmp_path / "arch"
+        report = tmp_path / "r.json"
+        result = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), "--report", str(report))
+        assert result.exit_code == 1, result.output
+        assert "listed=10 archived=6 skipped=0 pending=0 failed=4" in result.output
+        failures = {f["recording_id"]: f for f in json.loads(report.read_text())["failures"]}
+        assert set(failures) == set(victims)
+        assert "HTML page" in failures[victims[0]]["error"]
+        assert "404" in failures[victims[1]]["error"]
+        assert "empty body" in failures[victims[2]]["error"]
+        assert "cut short" in failures[victims[3]]["error"] or "Protocol" in failures[victims[3]]["error"]
+        assert all(f["stage"] == "fetch" for f in failures.values())
+        names = [p.name for p in dest.rglob("*") if p.is_file()]
+        assert not any(v in n for v in victims for n in names)
+        assert not any(n.startswith(".") for n in names)  # no temp or partial files
+
+
+def _fast_retry_config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "fast.toml"
+    cfg.write_text("[http]\nmax_attempts = 2\ntimeout_seconds = 2.0\n")
+    return cfg
+
+
+def test_transient_media_faults_are_retried_to_a_true_copy(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Simulator(
+        recordings=6, seed=9, faults="truncate:media*2,503:media*2,429:media*1,stall:media*1", stall_seconds=3
+    ) as sim:
+        for k, v in sim.env().items():
+            monkeypatch.setenv(k, v)
+        cfg = tmp_path / "c.toml"
+        cfg.write_text("[http]\ntimeout_seconds = 1.0\n[catapult]\nrequests_per_second = 500\n")
+        result = cli(
+            "--config", str(cfg), "backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path / "a")
+        )
+        assert result.exit_code == 0, result.output
+        assert "archived=6" in result.output
+        assert_true_copies(sim, tmp_path / "a", "plivo")
+        assert sim.stats["plivo.media.requests"] == 6 + 6  # every fault cost exactly one retry
+
+
+def test_fetch_named_recordings(sim: Simulator, sim_env: dict, cli, tmp_path: Path) -> None:
+    wanted = [r.id for r in sim.catapult if r.state == "complete"][:2]
+    result = cli("fetch", "--provider", "catapult", *wanted, "rec-missing", "--dest", str(tmp_path / "a"))
+    assert result.exit_code == 1
+    assert "listed=3 archived=2 skipped=0 pending=0 failed=1" in result.output
+    assert set(sidecars(tmp_path / "a")) == set(wanted)
+
+
+def test_unsafe_recording_id_is_refused(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On the command line: a usage error, nothing done.
+    result = cli("fetch", "--provider", "catapult", "../../etc/x", "--dest", str(tmp_path / "a"))
+    assert result.exit_code == 2 and "unsafe recording id" in result.output
+    # From the provider's own listing: that recording fails, the others are archived.
+    with Simulator(recordings=8, seed=2, faults="unsafe-id") as sim:
+        for k, v in sim.env().items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("CATAPULT_REQUESTS_PER_SECOND", "500")
+        for provider in ("catapult", "plivo"):
+            out = tmp_path / provider
+            result = cli("backfill", "--provider", provider, *RANGE, "--dest", str(out))
+            assert "unsafe recording id '../../etc/x'" in result.output
+            assert result.exit_code == 1
+            assert all(out in p.parents for p in tmp_path.rglob("*") if p.is_file() and provider in str(p))
+        assert not (tmp_path.parent / "etc").exists()
+
+
+def test_usage_errors_exit_2(sim_env: dict, cli, tmp_path: Path) -> None:
+    cases = [
+        (["backfill", "--provider", "plivo", "--since", "yesterday", "--dest", str(tmp_path)], "bad date"),
+        (
+            ["backfill", "--provider", "nope", *RANGE, "--dest", str(tmp_path)],
+            "Invalid value for '--provider'",
+        ),
+        (["backfill", "--provider", "plivo", *RANGE, "--dest", "ftp://x/y"], "bad destination"),
+        (["backfill", "--provider", "plivo", *RANGE], "no destination"),
+        (
+            [
+                "backfill",
+                "--provider",
+                "plivo",
+                "--since",
+                "2024-03-01",
+                "--until",
+                "2024-01-01",
+                "--dest",
+                str(tmp_path),
+            ],
+            "must be before",
+        ),
+    ]
+    for args, message in cases:
+        result = cli(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+
+
+def test_missing_credentials_exit_2(cli, tmp_path: Path) -> None:
+    result = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path))
+    assert result.exit_code == 2
+    assert "PLIVO_AUTH_ID, PLIVO_AUTH_TOKEN" in result.output
+
+
+def test_wrong_token_exits_3_quickly_and_is_never_echoed(
+    sim: Simulator, sim_env: dict, cli, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("PLIVO_AUTH_TOKEN", "wrong-token-4f8e1a")
+    report = tmp_path / "r.json"
+    result = cli(
+        "-vvv",
+        "--log-format",
+        "json",
+        "backfill",
+        "--provider",
+        "plivo",
+        *RANGE,
+        "--dest",
+        str(tmp_path / "a"),
+        "--report",
+        str(report),
+    )
+    assert result.exit_code == 3
+    assert "refused the credentials" in result.output
+    assert "wrong-token-4f8e1a" not in result.output
+    assert "wrong-token-4f8e1a" not in report.read_text()
+    assert sim.stats["plivo.unauthorized"] == 1
+
+
+def test_unreachable_provider_exits_3(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLIVO_BASE_URL", "http://127.0.0.1:9")  # discard port: refused
+    monkeypatch.setenv("PLIVO_AUTH_ID", "MA0000000000000000")
+    monkeypatch.setenv("PLIVO_AUTH_TOKEN", "x-token")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[http]\nmax_attempts = 2\n")
+    result = cli("--config", str(cfg), "backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path))
+    assert result.exit_code == 3
+    assert "ConnectError" in result.output
+
+
+def test_dry_run_writes_nothing(sim: Simulator, sim_env: dict, cli, tmp_path: Path) -> None:
+    dest = tmp_path / "never"
+    result = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), "--dry-run", "--limit", "5")
+    assert result.exit_code == 0
+    assert result.output.count("would archive") == 5
+    assert not dest.exists()
+    assert sim.stats["plivo.media.requests"] == 0
+
+
+def test_every_command_has_help_with_an_example_and_is_in_readme(cli) -> None:
+    from archiver.cli import main
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for name in main.commands:
+        result = cli(name, "--help")
+        assert result.exit_code == 0
+        assert "Example" in result.output, name
+        assert f"archiver {name}" in readme, name
+
+
+def test_python_dash_m_subprocess(sim: Simulator, sim_env: dict, tmp_path: Path) -> None:
+    env = {**os.environ, **sim_env}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "archiver",
+            "--log-format",
+            "json",
+            "fetch",
+            "--provider",
+            "plivo",
+            sim.plivo[0].id,
+            "--dest",
+            str(tmp_path / "a"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^listed=1 archived=1 skipped=0 pending=0 failed=0$", proc.stdout, re.M)
+    assert sim_env["PLIVO_AUTH_TOKEN"] not in proc.stdout + proc.stderr
