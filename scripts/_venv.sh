@@ -21,6 +21,11 @@ make_venv() {  # $1: pip install target, e.g. '.' or '.[test]'
   if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
   fi
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$1"
+  # pip's and setuptools' chatter goes to a log, shown only when the install fails.
+  if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
+         .venv/bin/python -m pip install --disable-pip-version-check -e "$1"; } >.venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2
+    echo "error: installing $1 into .venv failed (log above, also in .venv/pip.log)" >&2
+    return 1
+  fi
 }
