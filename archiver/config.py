@@ -15,12 +15,16 @@ from archiver.errors import ConfigError
 from archiver.models import DEFAULT_LAYOUT, check_key_part, validate_layout
 from archiver.providers.catapult import DEFAULT_BASE_URL as CATAPULT_URL
 from archiver.providers.plivo import DEFAULT_BASE_URL as PLIVO_URL
+from archiver.timeutil import parse_duration
 
 # dotted key -> (type, default)
 SCHEMA: dict[str, tuple[type, Any]] = {
     "archive.dest": (str, None),
     "archive.layout": (str, DEFAULT_LAYOUT),
     "archive.concurrency": (int, 8),
+    "archive.catalog": (str, None),
+    "archive.overlap": (str, "2h"),
+    "archive.max_failures": (int, 5),
     "http.timeout_seconds": (float, 60.0),
     "http.max_attempts": (int, 6),
     "http.max_retry_seconds": (float, 180.0),
@@ -46,6 +50,7 @@ ENV: dict[str, str] = {
     "ARCHIVER_DEST": "archive.dest",
     "ARCHIVER_LAYOUT": "archive.layout",
     "ARCHIVER_CONCURRENCY": "archive.concurrency",
+    "ARCHIVER_CATALOG": "archive.catalog",
     "CATAPULT_USER_ID": "catapult.user_id",
     "CATAPULT_API_TOKEN": "catapult.api_token",
     "CATAPULT_API_SECRET": "catapult.api_secret",
@@ -89,6 +94,9 @@ class ArchiveSettings:
     dest: str | None
     layout: str
     concurrency: int
+    catalog: str | None
+    overlap: str
+    max_failures: int
 
 
 @dataclass(frozen=True)
@@ -221,6 +229,9 @@ def _build(merged: Mapping[str, Any]) -> Settings:
     validate_layout(settings.archive.layout)
     if not 1 <= settings.archive.concurrency <= 256:
         raise ConfigError(f"concurrency must be 1..256, not {settings.archive.concurrency}")
+    parse_duration(settings.archive.overlap)
+    if settings.archive.max_failures < 1:
+        raise ConfigError("archive.max_failures must be at least 1")
     if settings.http.max_attempts < 1 or settings.http.timeout_seconds <= 0:
         raise ConfigError("http.max_attempts must be >= 1 and http.timeout_seconds > 0")
     for name in ("catapult", "plivo"):

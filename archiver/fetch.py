@@ -101,7 +101,7 @@ def _save(response: httpx.Response, rec: Recording, url: str, staging_dir: str) 
     expected = int(declared) if declared and declared.isdigit() else None
     if response.headers.get("content-encoding", "identity") != "identity":
         expected = None  # the header counts encoded bytes; we keep decoded ones
-    fd, tmp = tempfile.mkstemp(dir=staging_dir, prefix=".fetch-", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=staging_dir, prefix=f".fetch-{os.getpid()}-", suffix=".part")
     try:
         digest = hashlib.sha256()
         size = 0

@@ -121,6 +121,7 @@ class Outcome:
     bytes_downloaded: int = 0
     bytes_written: int = 0
     keys: tuple[str, ...] = ()
+    sha256: str | None = None
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -175,6 +176,24 @@ def build_key(layout: str, rec: Recording, ext: str) -> str:
     for segment in key.split("/"):
         check_key_part("key segment", segment)
     return key
+
+
+def scope_prefix(layout: str, provider: str, account: str) -> str:
+    """The literal key prefix every recording of this provider account shares under
+    ``layout`` (``catapult/u-1/`` for the default); empty when the layout does not start with
+    the provider and account."""
+    prefix = ""
+    for literal, fname, _, _ in string.Formatter().parse(layout):
+        prefix += literal
+        if fname == "provider":
+            prefix += provider
+        elif fname == "account":
+            prefix += account
+        else:
+            break
+    if "{provider}" not in layout or "{account}" not in layout:
+        return ""
+    return prefix[: prefix.rfind("/") + 1]
 
 
 def rendition_ext(profile: str, ext: str) -> str:

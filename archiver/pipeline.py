@@ -1,6 +1,7 @@
-"""One recording, start to finish: fetch -> probe -> store original -> store sidecar.
+"""One recording, start to finish: fetch -> probe -> store original -> store sidecar -> catalog.
 
 The sidecar is written last: a recording counts as archived exactly when its sidecar exists.
+The catalog is told last of all; it only saves work (skips without a storage round trip).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 import httpx
 
 from archiver import __version__
+from archiver.catalog import Catalog, Scope
 from archiver.errors import FatalError, RecordingError
 from archiver.fetch import fetch_media
 from archiver.models import (
@@ -42,7 +44,10 @@ class Deps:
     client: httpx.Client
     retry: RetryPolicy
     layout: str
+    catalog: Catalog
+    scope: Scope
     force: bool = False
+    max_failures: int = 5
 
 
 def sidecar_key(rec: Recording, layout: str) -> str:
@@ -76,14 +81,36 @@ def process_one(rec: Recording, deps: Deps) -> Outcome:
     """Archive one recording. Never raises for a recording's own fault: that becomes a
     ``failed`` Outcome with its stage and reason. FatalError propagates (stop the run)."""
     try:
-        decided = plan_one(rec, deps)
-        if decided is not None:
-            return decided
-        return _archive(rec, deps)
+        outcome = plan_one(rec, deps) or _archive(rec, deps)
     except FatalError:
         raise
     except RecordingError as exc:
-        return Outcome(rec.recording_id, "failed", stage=exc.stage, error=str(exc))
+        outcome = Outcome(rec.recording_id, "failed", stage=exc.stage, error=str(exc))
+    remember(outcome, rec, deps)
+    return outcome
+
+
+def remember(outcome: Outcome, rec: Recording | None, deps: Deps) -> None:
+    """Tell the catalog: archived (and skipped-but-unknown) recordings so later runs skip them
+    cheaply; pending and failed ones so later runs retry them by id."""
+    catalog, scope, rid = deps.catalog, deps.scope, outcome.recording_id
+    if outcome.status == "skipped":
+        known = catalog.get(scope, rid)
+        if known is not None and known.state == "archived":
+            return  # skipped by the catalog itself: nothing new to say
+    if outcome.status in ("archived", "skipped"):
+        catalog.mark_archived(
+            scope,
+            rid,
+            sidecar_key=outcome.keys[-1] if outcome.keys else "",
+            sha256=outcome.sha256,
+            size=outcome.bytes_downloaded or None,
+            started_at=rec.started_at if rec else None,
+        )
+    elif outcome.stage != "retry-limit":
+        catalog.mark_unsettled(
+            scope, rid, outcome.status, outcome.stage, outcome.error, rec.started_at if rec else None
+        )
 
 
 def _archive(rec: Recording, deps: Deps) -> Outcome:
@@ -122,6 +149,7 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
             bytes_downloaded=fetched.bytes,
             bytes_written=fetched.bytes + len(body),
             keys=(key, sc_key),
+            sha256=fetched.sha256,
         )
     except RecordingError:
         # Without its sidecar the media is not archived: remove what this attempt wrote so no

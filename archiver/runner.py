@@ -152,3 +152,37 @@ def _log_outcome(outcome: Outcome) -> None:
             outcome.recording_id,
             extra={"recording_id": outcome.recording_id, "bytes": outcome.bytes_downloaded},
         )
+
+
+class GroupTracker:
+    """Calls ``done(group)`` once a group (a backfill window) is closed (its listing ended)
+    and every recording listed in it has an outcome. Used from the runner's thread only."""
+
+    def __init__(self, done: Callable[[Any], None]) -> None:
+        self._done = done
+        self._open: dict[Any, set[str]] = {}
+        self._closed: set[Any] = set()
+        self._group_of: dict[str, Any] = {}
+
+    def add(self, group: Any, recording_id: str) -> None:
+        if recording_id in self._group_of:  # listed twice: it counts where it came first
+            return
+        self._group_of[recording_id] = group
+        self._open.setdefault(group, set()).add(recording_id)
+
+    def close(self, group: Any) -> None:
+        self._closed.add(group)
+        self._open.setdefault(group, set())
+        self._maybe_done(group)
+
+    def completed(self, outcome: Outcome) -> None:
+        group = self._group_of.get(outcome.recording_id)
+        if group is not None:
+            self._open[group].discard(outcome.recording_id)
+            self._maybe_done(group)
+
+    def _maybe_done(self, group: Any) -> None:
+        if group in self._closed and not self._open.get(group):
+            self._closed.discard(group)
+            self._open.pop(group, None)
+            self._done(group)

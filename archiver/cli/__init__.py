@@ -7,6 +7,8 @@ import click
 from archiver import __version__
 from archiver.cli.backfill import backfill
 from archiver.cli.fetch import fetch
+from archiver.cli.reindex import reindex
+from archiver.cli.run import run
 from archiver.cli.sim import sim
 from archiver.cli.wiring import GlobalOptions
 
@@ -40,6 +42,8 @@ def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool, log_
     ctx.obj = GlobalOptions(config, verbose, quiet, log_format)
 
 
+main.add_command(run)
 main.add_command(backfill)
 main.add_command(fetch)
+main.add_command(reindex)
 main.add_command(sim)

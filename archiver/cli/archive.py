@@ -1,52 +1,94 @@
-"""What ``backfill`` and ``fetch`` share: run the pipeline over a stream of recordings."""
+"""What ``run``, ``backfill`` and ``fetch`` share: run the pipeline over a stream of recordings."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import click
 
 from archiver.cli import wiring
+from archiver.cli.progress import RunProgress
+from archiver.config import Settings
 from archiver.errors import FatalError, RecordingError
 from archiver.models import Outcome, Recording
-from archiver.pipeline import Deps, plan_one, process_one, sidecar_key
+from archiver.pipeline import Deps, plan_one, process_one, remember, sidecar_key
 from archiver.runner import RunResult, run_batch
+
+
+@dataclass
+class Job:
+    """What a command archives: its recordings, and hooks around the batch."""
+
+    items: Iterable[Recording | Outcome]
+    on_outcome: Callable[[Outcome], None] | None = None
+    after: Callable[[RunResult], None] | None = None
 
 
 def archive(
     ctx: click.Context,
     command: str,
     opts: dict[str, Any],
-    items: Callable[[Deps], Iterable[Recording | Outcome]],
+    make_job: Callable[[Deps, Settings], Job],
+    extra_flags: dict[str, Any] | None = None,
 ) -> None:
-    """Load settings, wire a session, archive ``items(deps)`` (or plan them with --dry-run),
-    report and exit."""
+    """Load settings, wire a session, archive the job's recordings (or plan them with
+    --dry-run), record the run in the catalog, report and exit."""
     flags = {
+        **(extra_flags or {}),
         "archive.dest": opts["dest"],
         "archive.layout": opts["layout"],
         "archive.concurrency": opts["concurrency"],
+        "archive.catalog": opts["catalog"],
         **wiring.s3_flags(opts["storage_class"], opts["sse"], opts["sse_kms_key_id"]),
     }
     settings = wiring.load(ctx, flags)
     provider_name = opts["provider"]
+    last_success: datetime | None = None
     with wiring.archive_session(
         settings, provider_name, force=opts["force"], dry_run=opts["dry_run"]
     ) as deps:
         result = RunResult(
             command=command, provider=provider_name, account=deps.provider.account, dest=deps.storage.url
         )
+        job = make_job(deps, settings)
         if opts["dry_run"]:
-            dry_run(items(deps), deps, result, opts["limit"])
+            dry_run(job.items, deps, result, opts["limit"])
         else:
-            run_batch(
-                items(deps),
-                lambda rec: process_one(rec, deps),
-                result,
-                concurrency=settings.archive.concurrency,
-                limit=opts["limit"],
-            )
-    wiring.finish(result, opts["report"])
+            deps.catalog.start_run(result.run_id, command, deps.scope, result.started_at)
+            with RunProgress(result, enabled=not ctx.obj.quiet) as progress:
+
+                def on_outcome(outcome: Outcome) -> None:
+                    if job.on_outcome:
+                        job.on_outcome(outcome)
+                    progress.update(result)
+
+                run_batch(
+                    job.items,
+                    lambda rec: process_one(rec, deps),
+                    result,
+                    concurrency=settings.archive.concurrency,
+                    limit=opts["limit"],
+                    on_outcome=on_outcome,
+                )
+            if job.after and not result.fatal:
+                job.after(result)
+            deps.catalog.finish_run(result.run_id, result.exit_code, result.report())
+            last_success = deps.catalog.last_success(deps.scope)
+    wiring.finish(result, opts["report"], opts["metrics_file"], last_success)
+
+
+def retry_remembered(deps: Deps, recording_ids: Iterable[str]) -> Iterator[Recording | Outcome]:
+    """Recordings the catalog remembers as pending or failed, fetched again by id."""
+    for rid in recording_ids:
+        try:
+            yield deps.provider.get_recording(rid)
+        except RecordingError as exc:
+            outcome = Outcome(rid, "failed", stage="get", error=str(exc))
+            remember(outcome, None, deps)
+            yield outcome
 
 
 def dry_run(items: Iterable[Recording | Outcome], deps: Deps, result: RunResult, limit: int | None) -> None:
@@ -74,9 +116,8 @@ def dry_run(items: Iterable[Recording | Outcome], deps: Deps, result: RunResult,
                 click.echo(f"would archive {item.recording_id} -> {key}")
             else:
                 result.add(outcome)
-                click.echo(
-                    f"{outcome.status} {item.recording_id}" + (f": {outcome.error}" if outcome.error else "")
-                )
+                detail = f": {outcome.error}" if outcome.error else ""
+                click.echo(f"{outcome.status} {item.recording_id}{detail}")
     except FatalError as exc:
         result.fatal = str(exc)
     click.echo(f"dry run: {to_archive} recording(s) would be archived; nothing was written")

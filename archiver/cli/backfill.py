@@ -1,19 +1,24 @@
-"""``archiver backfill``: archive a historical range."""
+"""``archiver backfill``: archive a historical range, window by window, resumable."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
-from archiver.cli.archive import archive
+from archiver.cli.archive import Job, archive, retry_remembered
 from archiver.cli.options import archive_options, exit_codes
+from archiver.config import Settings
 from archiver.errors import ConfigError
-from archiver.models import Recording
+from archiver.models import Outcome, Recording
 from archiver.pipeline import Deps
+from archiver.runner import GroupTracker
 from archiver.timeutil import parse_duration, parse_when, windows
+
+log = logging.getLogger("archiver.backfill")
 
 
 @click.command()
@@ -23,13 +28,17 @@ from archiver.timeutil import parse_duration, parse_when, windows
     "--window",
     default="1d",
     show_default=True,
-    help="Listing window (Plivo is listed window by window, 30 days at most).",
+    help="Window size: finished windows are remembered, so a rerun resumes.",
 )
 @archive_options
 @click.pass_context
 @exit_codes
 def backfill(ctx: click.Context, since: str, until: str | None, window: str, **opts: Any) -> None:
     """Archive every recording that started in [--since, --until).
+
+    The range is split into windows; each finished window is remembered in the catalog, so an
+    interrupted backfill run again continues with the unfinished ones. Recordings that were
+    pending or failed are retried by id.
 
     \b
     Example:
@@ -45,10 +54,34 @@ def backfill(ctx: click.Context, since: str, until: str | None, window: str, **o
         raise ConfigError(f"--since ({since}) must be before --until ({until or 'now'})")
     size = parse_duration(window)
 
-    def items(deps: Deps) -> Iterator[Recording]:
-        provider = deps.provider
-        ranges = windows(start, end, size) if provider.server_side_date_filter else [(start, end)]
-        for lo, hi in ranges:
-            yield from provider.list_recordings(lo, hi)
+    def make_job(deps: Deps, settings: Settings) -> Job:
+        tracker = GroupTracker(lambda w: deps.catalog.finish_window(deps.scope, *w))
+        return Job(
+            items=window_items(deps, tracker, start, end, size, opts["force"] or opts["dry_run"]),
+            on_outcome=tracker.completed,
+        )
 
-    archive(ctx, "backfill", opts, items)
+    archive(ctx, "backfill", opts, make_job)
+
+
+def window_items(
+    deps: Deps, tracker: GroupTracker, start: datetime, end: datetime, size: Any, revisit: bool
+) -> Iterator[Recording | Outcome]:
+    """Remembered unsettled recordings first, then every unfinished window's listing."""
+    yield from retry_remembered(deps, deps.catalog.unsettled(deps.scope, deps.max_failures, start, end))
+    provider = deps.provider
+    # Catapult cannot filter by date: one walk of its listing serves the whole range.
+    ranges = list(windows(start, end, size)) if provider.server_side_date_filter else [(start, end)]
+    todo = [w for w in ranges if revisit or not deps.catalog.window_done(deps.scope, *w)]
+    if len(todo) < len(ranges):
+        log.info(
+            "%d of %d windows already finished; listing the other %d",
+            len(ranges) - len(todo),
+            len(ranges),
+            len(todo),
+        )
+    for w in todo:
+        for rec in provider.list_recordings(*w):
+            tracker.add(w, rec.recording_id)
+            yield rec
+        tracker.close(w)

@@ -7,9 +7,10 @@ from typing import Any
 
 import click
 
-from archiver.cli.archive import archive
+from archiver.cli.archive import Job, archive, retry_remembered
 from archiver.cli.options import archive_options, exit_codes
-from archiver.errors import ConfigError, RecordingError, UnsafeKeyError
+from archiver.config import Settings
+from archiver.errors import ConfigError, UnsafeKeyError
 from archiver.models import Outcome, Recording, check_key_part
 from archiver.pipeline import Deps
 
@@ -32,11 +33,8 @@ def fetch(ctx: click.Context, recording_ids: tuple[str, ...], **opts: Any) -> No
         except UnsafeKeyError as exc:
             raise ConfigError(f"{exc}; nothing was done") from None
 
-    def items(deps: Deps) -> Iterator[Recording | Outcome]:
-        for rid in recording_ids:
-            try:
-                yield deps.provider.get_recording(rid)
-            except RecordingError as exc:
-                yield Outcome(rid, "failed", stage="get", error=str(exc))
+    def make_job(deps: Deps, settings: Settings) -> Job:
+        items: Iterator[Recording | Outcome] = retry_remembered(deps, recording_ids)
+        return Job(items=items)
 
-    archive(ctx, "fetch", opts, items)
+    archive(ctx, "fetch", opts, make_job)

@@ -35,6 +35,16 @@ def archive_options(fn: F) -> F:
         click.option(
             "--report", type=click.Path(dir_okay=False, writable=True), help="Write a JSON run report here."
         ),
+        click.option(
+            "--catalog",
+            type=click.Path(dir_okay=False),
+            help="Catalog database (default $ARCHIVER_CATALOG, else $XDG_STATE_HOME/archiver/catalog.db).",
+        ),
+        click.option(
+            "--metrics-file",
+            type=click.Path(dir_okay=False),
+            help="Write Prometheus metrics here (node_exporter textfile collector).",
+        ),
         click.option("--storage-class", help="S3 storage class (STANDARD_IA, GLACIER_IR, ...)."),
         click.option("--sse", type=click.Choice(["AES256", "aws:kms"]), help="S3 server-side encryption."),
         click.option("--sse-kms-key-id", help="KMS key for --sse aws:kms."),

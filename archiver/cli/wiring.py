@@ -7,14 +7,19 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 import httpx
 
+from archiver.catalog import Catalog, Scope, default_path
 from archiver.cli.logs import setup_logging
+from archiver.cli.metrics import render_metrics, write_metrics
 from archiver.config import Settings, config_path_from, environ, load_settings
 from archiver.errors import ConfigError
+from archiver.locking import RunLock
+from archiver.models import scope_prefix
 from archiver.pipeline import Deps
 from archiver.providers.base import Provider
 from archiver.providers.catapult import CatapultProvider
@@ -83,37 +88,70 @@ def build_storage(settings: Settings) -> Storage:
     return open_storage(settings.archive.dest, options, pool_size=settings.archive.concurrency * 2)
 
 
+def open_catalog(settings: Settings) -> Catalog:
+    return Catalog(settings.archive.catalog or default_path(environ()))
+
+
 @contextlib.contextmanager
 def archive_session(settings: Settings, provider_name: str, *, force: bool, dry_run: bool) -> Iterator[Deps]:
-    """Provider, storage and HTTP client for one run, closed afterwards. The destination is
-    checked up front (a dry run only reads, so it skips the write probe)."""
+    """Provider, storage, catalog and HTTP client for one run, closed afterwards.
+
+    A real run takes the run lock, checks the destination and cleans what a run that died
+    left behind; a dry run only reads, so it does none of that.
+    """
     storage = build_storage(settings)
     client = make_client(
         timeout=settings.http.timeout_seconds, max_connections=settings.archive.concurrency * 2
     )
+    catalog: Catalog | None = None
     try:
         provider = build_provider(settings, provider_name, client)
-        if not dry_run:
-            storage.check()
-        yield Deps(
+        catalog = open_catalog(settings)
+        scope = Scope(storage.url, provider.name, provider.account)
+        deps = Deps(
             provider=provider,
             storage=storage,
             client=client,
             retry=retry_policy(settings),
             layout=settings.archive.layout,
+            catalog=catalog,
+            scope=scope,
             force=force,
+            max_failures=settings.archive.max_failures,
         )
+        if dry_run:
+            yield deps
+            return
+        with RunLock(catalog.path, scope.dest, scope.provider, scope.account):
+            storage.check()
+            prefix = scope_prefix(settings.archive.layout, scope.provider, scope.account)
+            # Without a per-account prefix another account's live upload could be in reach:
+            # then only uploads older than a day count as abandoned.
+            before = None if prefix else datetime.now(UTC) - timedelta(days=1)
+            cleaned = storage.recover(prefix, before)
+            if cleaned:
+                log.warning("cleaned up %d leftover(s) of an interrupted run", cleaned)
+            yield deps
     finally:
         client.close()
         storage.close()
+        if catalog is not None:
+            catalog.close()
 
 
-def finish(result: RunResult, report_path: str | None) -> None:
-    """Write the report, print the one summary line, exit with the spec's code."""
+def finish(
+    result: RunResult,
+    report_path: str | None,
+    metrics_path: str | None = None,
+    last_success: datetime | None = None,
+) -> None:
+    """Write the report and metrics, print the one summary line, exit with the spec's code."""
     if report_path:
         with open(report_path, "w", encoding="utf-8") as fh:
             json.dump(result.report(), fh, indent=2, sort_keys=True)
             fh.write("\n")
+    if metrics_path:
+        write_metrics(metrics_path, render_metrics(result, last_success))
     if result.fatal:
         click.echo(f"error: {result.fatal}", err=True)
     click.echo(result.summary())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import BinaryIO, Protocol
 
 
@@ -41,6 +42,12 @@ class Storage(Protocol):
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         """Every stored key under ``prefix``, excluding in-flight temporaries."""
+        ...
+
+    def recover(self, scope_prefix: str, initiated_before: datetime | None = None) -> int:
+        """Clean what runs that died left behind (temp files; multipart uploads under
+        ``scope_prefix`` begun before ``initiated_before``, default now). Called with the run
+        lock held. Returns how many things it cleaned."""
         ...
 
     def close(self) -> None:

@@ -7,13 +7,16 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from archiver.errors import StorageError, StorageUnavailable, UnsafeKeyError
+from archiver.locking import stale_temp
 
 STAGING = ".archiver-staging"
 TMP_PREFIX = ".archiver-tmp-"
+FETCH_PREFIX = ".fetch-"  # archiver.fetch's downloads in flight, in the staging folder
 
 
 class LocalStorage:
@@ -56,7 +59,7 @@ class LocalStorage:
         target = self._path(key)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=TMP_PREFIX)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f"{TMP_PREFIX}{os.getpid()}-")
         except OSError as exc:
             raise StorageError(f"cannot write {key}: {exc.strerror or exc}") from None
         try:
@@ -94,6 +97,20 @@ class LocalStorage:
                 key = Path(dirpath, name).relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     yield key
+
+    def recover(self, scope_prefix: str, initiated_before: datetime | None = None) -> int:
+        """Remove temp files left by runs that died (their pid is gone). Returns how many."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [d for d in dirnames if d == STAGING or not d.startswith(".")]
+            for name in filenames:
+                if stale_temp(name, TMP_PREFIX) or stale_temp(name, FETCH_PREFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(dirpath, name))
+                        removed += 1
+        return removed
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -8,10 +8,12 @@ boto3's own chain (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``...). No ACL is ever set
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -22,8 +24,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from archiver.errors import ConfigError, StorageError, StorageUnavailable
+from archiver.locking import stale_temp
 
 MB = 1024 * 1024
+STAGING_PREFIX = "archiver-staging-"
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class S3Storage:
 
     def __init__(self, url: str, options: S3Options, *, pool_size: int = 16) -> None:
         self.bucket, self.prefix = parse_s3_url(url)
-        self.url = url
+        self.url = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self.options = options
         self._client = boto3.session.Session().client(
             "s3",
@@ -96,7 +100,7 @@ class S3Storage:
 
     def staging_dir(self) -> str:
         if self._staging is None:
-            self._staging = tempfile.mkdtemp(prefix="archiver-staging-")
+            self._staging = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-")
         return self._staging
 
     def exists(self, key: str) -> bool:
@@ -149,6 +153,30 @@ class S3Storage:
                     yield obj["Key"][len(self.prefix) :]
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot list s3://{self.bucket}/{self.prefix}{prefix}: {exc}") from None
+
+    def recover(self, scope_prefix: str, initiated_before: datetime | None = None) -> int:
+        """Abort multipart uploads left under ``scope_prefix`` by runs that died (the run lock
+        guarantees no live run of this scope is uploading), and remove their local staging
+        folders. Returns how many things were cleaned."""
+        cleaned = 0
+        tmp = tempfile.gettempdir()
+        for name in os.listdir(tmp):
+            if stale_temp(name, STAGING_PREFIX):
+                shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
+                cleaned += 1
+        started = initiated_before or datetime.now(UTC)
+        try:
+            paginator = self._client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(scope_prefix)):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < started:
+                        self._client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        cleaned += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot clean up stale multipart uploads: {exc}") from None
+        return cleaned
 
     def close(self) -> None:
         if self._staging is not None:

@@ -1,0 +1,265 @@
+"""The catalog: a SQLite index of runs, recordings, finished backfill windows and watermarks.
+
+It is an index, not the truth: the sidecars in storage are. Losing it costs time (``reindex``
+or one ``exists`` check per recording), never data. WAL mode, one connection guarded by a
+lock, so worker threads can record outcomes safely. The schema is versioned through
+``PRAGMA user_version`` and migrated forward on open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from archiver.errors import ConfigError
+from archiver.timeutil import parse_provider_time
+
+MIGRATIONS: Sequence[str] = (
+    # 1: the first schema
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY, command TEXT NOT NULL, provider TEXT NOT NULL,
+        account TEXT NOT NULL, dest TEXT NOT NULL, started_at TEXT NOT NULL,
+        finished_at TEXT, exit_code INTEGER, report TEXT
+    );
+    CREATE TABLE recordings (
+        dest TEXT NOT NULL, provider TEXT NOT NULL, account TEXT NOT NULL,
+        recording_id TEXT NOT NULL, state TEXT NOT NULL, started_at TEXT,
+        sidecar_key TEXT, sha256 TEXT, bytes INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT, last_stage TEXT, updated_at TEXT NOT NULL,
+        PRIMARY KEY (dest, provider, account, recording_id)
+    );
+    CREATE INDEX recordings_state ON recordings (dest, provider, account, state);
+    CREATE TABLE windows (
+        dest TEXT NOT NULL, provider TEXT NOT NULL, account TEXT NOT NULL,
+        since TEXT NOT NULL, until TEXT NOT NULL, finished_at TEXT NOT NULL,
+        PRIMARY KEY (dest, provider, account, since, until)
+    );
+    CREATE TABLE watermarks (
+        dest TEXT NOT NULL, provider TEXT NOT NULL, account TEXT NOT NULL,
+        watermark TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (dest, provider, account)
+    );
+    """,
+)
+
+
+def default_path(env: Mapping[str, str]) -> str:
+    """``$ARCHIVER_CATALOG``, else ``$XDG_STATE_HOME/archiver/catalog.db``."""
+    if env.get("ARCHIVER_CATALOG"):
+        return env["ARCHIVER_CATALOG"]
+    state = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "archiver", "catalog.db")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which archive a question is about: one provider account into one destination."""
+
+    dest: str
+    provider: str
+    account: str
+
+    def key(self) -> tuple[str, str, str]:
+        return (self.dest, self.provider, self.account)
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the catalog remembers of one recording."""
+
+    recording_id: str
+    state: str
+    attempts: int
+    last_error: str | None
+
+
+def _ts(value: datetime | None) -> str | None:
+    """Fixed-width UTC text, so SQL string order is time order."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
+
+
+def _now() -> str:
+    return _ts(datetime.now(UTC)) or ""
+
+
+class Catalog:
+    """Thread-safe access to the catalog database."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create the catalog folder for {path}: {exc}") from None
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"catalog {path} cannot be used: {exc}") from None
+        self._lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise ConfigError(
+                f"catalog {self.path} has schema {version}, newer than this archiver knows "
+                f"({len(MIGRATIONS)}): upgrade archiver"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self._db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _exec(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # --- recordings -------------------------------------------------------------------------
+
+    def get(self, scope: Scope, recording_id: str) -> Known | None:
+        rows = self._exec(
+            "SELECT recording_id, state, attempts, last_error FROM recordings "
+            "WHERE dest=? AND provider=? AND account=? AND recording_id=?",
+            (*scope.key(), recording_id),
+        )
+        return Known(*rows[0]) if rows else None
+
+    def mark_archived(
+        self,
+        scope: Scope,
+        recording_id: str,
+        *,
+        sidecar_key: str,
+        sha256: str | None,
+        size: int | None,
+        started_at: datetime | str | None,
+    ) -> None:
+        started = _ts(started_at) if isinstance(started_at, datetime) else started_at
+        self._exec(
+            "INSERT INTO recordings (dest, provider, account, recording_id, state, started_at, "
+            "sidecar_key, sha256, bytes, attempts, last_error, last_stage, updated_at) "
+            "VALUES (?,?,?,?, 'archived', ?,?,?,?, 0, NULL, NULL, ?) "
+            "ON CONFLICT (dest, provider, account, recording_id) DO UPDATE SET state='archived', "
+            "started_at=excluded.started_at, sidecar_key=excluded.sidecar_key, "
+            "sha256=excluded.sha256, bytes=excluded.bytes, last_error=NULL, last_stage=NULL, "
+            "updated_at=excluded.updated_at",
+            (*scope.key(), recording_id, started, sidecar_key, sha256, size, _now()),
+        )
+
+    def mark_unsettled(
+        self,
+        scope: Scope,
+        recording_id: str,
+        state: str,
+        stage: str | None,
+        error: str | None,
+        started_at: datetime | None = None,
+    ) -> int:
+        """Remember a pending or failed recording; returns its failed-attempt count."""
+        bump = 1 if state == "failed" else 0
+        self._exec(
+            "INSERT INTO recordings (dest, provider, account, recording_id, state, started_at, "
+            "attempts, last_error, last_stage, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (dest, provider, account, recording_id) DO UPDATE SET "
+            "state=excluded.state, attempts=recordings.attempts + ?, last_error=excluded.last_error, "
+            "last_stage=excluded.last_stage, updated_at=excluded.updated_at, "
+            "started_at=COALESCE(excluded.started_at, recordings.started_at) "
+            "WHERE recordings.state != 'archived'",
+            (*scope.key(), recording_id, state, _ts(started_at), bump, error, stage, _now(), bump),
+        )
+        known = self.get(scope, recording_id)
+        return known.attempts if known else 0
+
+    def unsettled(
+        self,
+        scope: Scope,
+        max_attempts: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[str]:
+        """Pending recordings, and failed ones still under the attempt limit, optionally only
+        those that started in ``[since, until)`` (or whose start is unknown): retried by id."""
+        sql = (
+            "SELECT recording_id FROM recordings WHERE dest=? AND provider=? AND account=? AND "
+            "(state='pending' OR (state='failed' AND attempts < ?))"
+        )
+        args: list[Any] = [*scope.key(), max_attempts]
+        if since is not None and until is not None:
+            sql += " AND (started_at IS NULL OR (started_at >= ? AND started_at < ?))"
+            args += [_ts(since), _ts(until)]
+        return [r[0] for r in self._exec(sql + " ORDER BY recording_id", args)]
+
+    def counts(self, scope: Scope) -> dict[str, int]:
+        rows = self._exec(
+            "SELECT state, COUNT(*) FROM recordings WHERE dest=? AND provider=? AND account=? GROUP BY state",
+            scope.key(),
+        )
+        return {state: n for state, n in rows}
+
+    def forget_dest(self, dest: str) -> None:
+        """Drop what the catalog knows of ``dest`` (before a reindex)."""
+        self._exec("DELETE FROM recordings WHERE dest=?", (dest,))
+
+    # --- windows and watermarks ---------------------------------------------------------------
+
+    def window_done(self, scope: Scope, since: datetime, until: datetime) -> bool:
+        rows = self._exec(
+            "SELECT 1 FROM windows WHERE dest=? AND provider=? AND account=? AND since=? AND until=?",
+            (*scope.key(), _ts(since), _ts(until)),
+        )
+        return bool(rows)
+
+    def finish_window(self, scope: Scope, since: datetime, until: datetime) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO windows VALUES (?,?,?,?,?,?)",
+            (*scope.key(), _ts(since), _ts(until), _now()),
+        )
+
+    def watermark(self, scope: Scope) -> datetime | None:
+        rows = self._exec(
+            "SELECT watermark FROM watermarks WHERE dest=? AND provider=? AND account=?", scope.key()
+        )
+        return parse_provider_time(rows[0][0]) if rows else None
+
+    def set_watermark(self, scope: Scope, value: datetime) -> None:
+        self._exec("INSERT OR REPLACE INTO watermarks VALUES (?,?,?,?,?)", (*scope.key(), _ts(value), _now()))
+
+    # --- runs ---------------------------------------------------------------------------------
+
+    def start_run(self, run_id: str, command: str, scope: Scope, started_at: datetime) -> None:
+        self._exec(
+            "INSERT INTO runs (run_id, command, provider, account, dest, started_at) VALUES (?,?,?,?,?,?)",
+            (run_id, command, scope.provider, scope.account, scope.dest, _ts(started_at)),
+        )
+
+    def finish_run(self, run_id: str, exit_code: int, report: Mapping[str, Any]) -> None:
+        self._exec(
+            "UPDATE runs SET finished_at=?, exit_code=?, report=? WHERE run_id=?",
+            (_now(), exit_code, json.dumps(report, sort_keys=True), run_id),
+        )
+
+    def last_success(self, scope: Scope) -> datetime | None:
+        rows = self._exec(
+            "SELECT MAX(finished_at) FROM runs WHERE dest=? AND provider=? AND account=? AND exit_code=0",
+            (scope.dest, scope.provider, scope.account),
+        )
+        return parse_provider_time(rows[0][0]) if rows and rows[0][0] else None
+
+    def runs(self) -> Iterator[tuple[str, str, int | None]]:
+        yield from self._exec("SELECT run_id, command, exit_code FROM runs ORDER BY started_at")

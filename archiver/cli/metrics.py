@@ -1,0 +1,66 @@
+"""Prometheus text-format metrics for node_exporter's textfile collector."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime
+
+from archiver.runner import STATUSES, RunResult
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_metrics(result: RunResult, last_success: datetime | None) -> str:
+    """The metrics of one run. ``last_success`` survives failed runs, so a missed or failing
+    night shows as an old timestamp an alert can watch."""
+    labels = (
+        f'command="{_label(result.command)}",provider="{_label(result.provider)}",'
+        f'account="{_label(result.account)}",dest="{_label(result.dest)}"'
+    )
+    finished = result.finished_at or result.started_at
+    lines = [
+        "# HELP archiver_last_run_timestamp_seconds When the last run finished.",
+        "# TYPE archiver_last_run_timestamp_seconds gauge",
+        f"archiver_last_run_timestamp_seconds{{{labels}}} {finished.timestamp():.3f}",
+        "# HELP archiver_last_success_timestamp_seconds When a run last finished with exit code 0.",
+        "# TYPE archiver_last_success_timestamp_seconds gauge",
+        f"archiver_last_success_timestamp_seconds{{{labels}}} "
+        f"{last_success.timestamp() if last_success else 0:.3f}",
+        "# HELP archiver_last_run_exit_code Exit code of the last run (0 ok, 1 some failed, 3 aborted).",
+        "# TYPE archiver_last_run_exit_code gauge",
+        f"archiver_last_run_exit_code{{{labels}}} {result.exit_code}",
+        "# HELP archiver_last_run_duration_seconds How long the last run took.",
+        "# TYPE archiver_last_run_duration_seconds gauge",
+        f"archiver_last_run_duration_seconds{{{labels}}} "
+        f"{(finished - result.started_at).total_seconds():.3f}",
+        "# HELP archiver_last_run_recordings Recordings of the last run by outcome.",
+        "# TYPE archiver_last_run_recordings gauge",
+        f'archiver_last_run_recordings{{{labels},status="listed"}} {result.listed}',
+    ]
+    lines += [f'archiver_last_run_recordings{{{labels},status="{s}"}} {result.counts[s]}' for s in STATUSES]
+    lines += [
+        "# HELP archiver_last_run_bytes_downloaded_total Bytes downloaded by the last run.",
+        "# TYPE archiver_last_run_bytes_downloaded_total gauge",
+        f"archiver_last_run_bytes_downloaded_total{{{labels}}} {result.bytes_downloaded}",
+        "# HELP archiver_last_run_bytes_written_total Bytes written by the last run.",
+        "# TYPE archiver_last_run_bytes_written_total gauge",
+        f"archiver_last_run_bytes_written_total{{{labels}}} {result.bytes_written}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_metrics(path: str, text: str) -> None:
+    """Atomically (temp file + rename), as the textfile collector requires."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".archiver-metrics-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,102 @@
+"""One run at a time per catalog + destination + provider account.
+
+The lock is an ``flock`` on a small file beside the catalog: the kernel drops it when its
+process dies, SIGKILL included, so a dead run's lock is simply taken over. The file keeps the
+holder's pid and start time, for the messages.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import socket
+from datetime import UTC, datetime
+from typing import IO
+
+from archiver.errors import FatalError
+
+log = logging.getLogger(__name__)
+
+
+class LockedError(FatalError):
+    """Another live run holds the lock."""
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_temp(name: str, prefix: str) -> bool:
+    """Whether ``name`` is one of our temp files (``{prefix}{pid}-...``) whose process is dead."""
+    if not name.startswith(prefix):
+        return False
+    pid = name[len(prefix) :].split("-", 1)[0]
+    return pid.isdigit() and not pid_alive(int(pid))
+
+
+class RunLock:
+    """``with RunLock(...):`` around a run. Raises LockedError when another run holds it."""
+
+    def __init__(self, catalog_path: str, dest: str, provider: str, account: str) -> None:
+        digest = hashlib.sha256(f"{dest}\0{provider}\0{account}".encode()).hexdigest()[:16]
+        base = catalog_path if catalog_path != ":memory:" else os.path.join(os.getcwd(), ".archiver")
+        self.path = f"{base}.{provider}-{digest}.lock"
+        self.what = f"{provider} account {account} into {dest}"
+        self._fh: IO[str] | None = None
+
+    def __enter__(self) -> RunLock:
+        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole run
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read(fh)
+            fh.close()
+            raise LockedError(
+                f"another run is archiving {self.what} (pid {holder.get('pid', '?')}, started "
+                f"{holder.get('started_at', '?')} on {holder.get('host', '?')}); not starting a second one"
+            ) from None
+        previous = _read(fh)
+        if previous.get("pid") and not pid_alive(int(previous["pid"])):
+            log.warning(
+                "taking over the lock of a run that died (pid %s, started %s): cleaning up what it left",
+                previous["pid"],
+                previous.get("started_at"),
+            )
+        fh.seek(0)
+        fh.truncate()
+        json.dump(
+            {"pid": os.getpid(), "host": socket.gethostname(), "started_at": datetime.now(UTC).isoformat()},
+            fh,
+        )
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            self._fh.seek(0)
+            self._fh.truncate()
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+def _read(fh: IO[str]) -> dict[str, str]:
+    fh.seek(0)
+    try:
+        data = json.loads(fh.read() or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
