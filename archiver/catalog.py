@@ -205,6 +205,16 @@ class Catalog:
             args += [_ts(since), _ts(until)]
         return [r[0] for r in self._exec(sql + " ORDER BY recording_id", args)]
 
+    def given_up(self, scope: Scope, max_attempts: int, since: datetime, until: datetime) -> list[Known]:
+        """Failed recordings at the attempt limit that started in ``[since, until)``."""
+        rows = self._exec(
+            "SELECT recording_id, state, attempts, last_error FROM recordings WHERE dest=? AND "
+            "provider=? AND account=? AND state='failed' AND attempts >= ? AND "
+            "(started_at IS NULL OR (started_at >= ? AND started_at < ?)) ORDER BY recording_id",
+            (*scope.key(), max_attempts, _ts(since), _ts(until)),
+        )
+        return [Known(*r) for r in rows]
+
     def counts(self, scope: Scope) -> dict[str, int]:
         rows = self._exec(
             "SELECT state, COUNT(*) FROM recordings WHERE dest=? AND provider=? AND account=? GROUP BY state",

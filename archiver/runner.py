@@ -141,17 +141,14 @@ def run_batch(
 
 
 def _log_outcome(outcome: Outcome) -> None:
+    extra: dict[str, Any] = {"recording_id": outcome.recording_id, "status": outcome.status}
     if outcome.status == "failed":
-        log.error("failed %s at %s: %s", outcome.recording_id, outcome.stage, outcome.error)
+        log.error("failed %s at %s: %s", outcome.recording_id, outcome.stage, outcome.error, extra=extra)
     elif outcome.status == "pending":
-        log.info("pending %s: %s", outcome.recording_id, outcome.error)
+        log.info("pending %s: %s", outcome.recording_id, outcome.error, extra=extra)
     else:
-        log.info(
-            "%s %s",
-            outcome.status,
-            outcome.recording_id,
-            extra={"recording_id": outcome.recording_id, "bytes": outcome.bytes_downloaded},
-        )
+        extra["bytes"] = outcome.bytes_downloaded
+        log.info("%s %s", outcome.status, outcome.recording_id, extra=extra)
 
 
 class GroupTracker:

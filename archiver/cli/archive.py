@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from archiver.cli import wiring
+from archiver.cli.logs import bind_run
 from archiver.cli.progress import RunProgress
 from archiver.config import Settings
 from archiver.errors import FatalError, RecordingError
@@ -53,6 +54,7 @@ def archive(
         result = RunResult(
             command=command, provider=provider_name, account=deps.provider.account, dest=deps.storage.url
         )
+        bind_run(result.run_id, provider_name)
         job = make_job(deps, settings)
         if opts["dry_run"]:
             dry_run(job.items, deps, result, opts["limit"])

@@ -67,7 +67,18 @@ def backfill(ctx: click.Context, since: str, until: str | None, window: str, **o
 def window_items(
     deps: Deps, tracker: GroupTracker, start: datetime, end: datetime, size: Any, revisit: bool
 ) -> Iterator[Recording | Outcome]:
-    """Remembered unsettled recordings first, then every unfinished window's listing."""
+    """Remembered unsettled recordings first, then every unfinished window's listing. Those
+    that failed too often are reported again, not retried: the range selects them, and they
+    are not archived."""
+    for known in deps.catalog.given_up(deps.scope, deps.max_failures, start, end):
+        if not revisit:
+            yield Outcome(
+                known.recording_id,
+                "failed",
+                stage="retry-limit",
+                error=f"failed {known.attempts} times, last: {known.last_error} "
+                "(not tried again; --force tries it)",
+            )
     yield from retry_remembered(deps, deps.catalog.unsettled(deps.scope, deps.max_failures, start, end))
     provider = deps.provider
     # Catapult cannot filter by date: one walk of its listing serves the whole range.

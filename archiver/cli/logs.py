@@ -37,12 +37,35 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("run_id", "recording_id", "provider", "bytes"):
+        for key in ("run_id", "provider", "recording_id", "status", "bytes"):
             if hasattr(record, key):
                 doc[key] = getattr(record, key)
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         return json.dumps(doc, ensure_ascii=False)
+
+
+class RunContext(logging.Filter):
+    """Stamps every record with the run id (and provider), for JSON logs."""
+
+    def __init__(self, run_id: str, provider: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.provider = provider
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.run_id = self.run_id
+        if not hasattr(record, "provider"):
+            record.provider = self.provider
+        return True
+
+
+def bind_run(run_id: str, provider: str) -> None:
+    """Attach the run's id to every log line from now on."""
+    for handler in logging.getLogger().handlers:
+        for f in [f for f in handler.filters if isinstance(f, RunContext)]:
+            handler.removeFilter(f)
+        handler.addFilter(RunContext(run_id, provider))
 
 
 def setup_logging(verbosity: int, quiet: bool, fmt: str, secrets: Iterable[str] = ()) -> None:

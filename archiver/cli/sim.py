@@ -20,6 +20,13 @@ from archiver.sim.faults import __doc__ as FAULTS_DOC
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated data.")
 @click.option("--faults", default="", help="Faults to inject, e.g. '503:list*2,html:media*1' (see below).")
 @click.option(
+    "--max-seconds",
+    type=click.IntRange(4),
+    default=40,
+    show_default=True,
+    help="Longest recording (they last 3 s to this; 3600 makes 57.6 MB WAVs).",
+)
+@click.option(
     "--stall-seconds",
     type=float,
     default=30.0,
@@ -27,7 +34,14 @@ from archiver.sim.faults import __doc__ as FAULTS_DOC
     help="How long a 'stall' fault holds a response.",
 )
 def sim(
-    host: str, port: int, media_port: int, recordings: int, seed: int, faults: str, stall_seconds: float
+    host: str,
+    port: int,
+    media_port: int,
+    recordings: int,
+    seed: int,
+    faults: str,
+    max_seconds: int,
+    stall_seconds: float,
 ) -> None:
     """Serve simulated Catapult v1 and Plivo APIs (and media) until interrupted.
 
@@ -48,6 +62,7 @@ def sim(
             seed=seed,
             faults=faults,
             stall_seconds=stall_seconds,
+            seconds=(3, max_seconds),
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -63,4 +78,5 @@ def sim(
         server.stop()
 
 
-sim.help = (sim.help or "") + "\n\n\b\n" + (FAULTS_DOC or "")
+# Keep the fault table's own line breaks in --help (click rewraps paragraphs otherwise).
+sim.help = (sim.help or "") + "\n\n" + "\n\n".join("\b\n" + p for p in (FAULTS_DOC or "").split("\n\n"))

@@ -40,7 +40,13 @@ def _catapult_time(value: datetime, with_ms: bool) -> str:
 
 
 def catapult_recordings(
-    n: int, seed: int, start: datetime, days: int, base_url: str, unsafe: bool = False
+    n: int,
+    seed: int,
+    start: datetime,
+    days: int,
+    base_url: str,
+    unsafe: bool = False,
+    seconds: tuple[int, int] = (3, 40),
 ) -> list[SimRecording]:
     """``n`` Catapult recordings over ``days`` from ``start``; some pending or in error."""
     rng = random.Random(f"catapult-{seed}")
@@ -52,7 +58,8 @@ def catapult_recordings(
         started = start + timedelta(seconds=rng.randrange(days * 86400))
         if with_ms:
             started += timedelta(milliseconds=rng.randrange(1000))
-        duration = round(rng.uniform(3.0, 40.0), 3) if with_ms else float(rng.randrange(3, 41))
+        lo, hi = seconds
+        duration = round(rng.uniform(lo, hi), 3) if with_ms else float(rng.randrange(lo, hi + 1))
         ended = started + timedelta(milliseconds=round(duration * 1000))
         call_id = f"c-{rng.getrandbits(64):016x}"
         rec_id = UNSAFE_ID if unsafe and i == 0 else f"rec-{rng.getrandbits(64):016x}"
@@ -85,7 +92,14 @@ def catapult_recordings(
 
 
 def plivo_recordings(
-    n: int, seed: int, start: datetime, days: int, api_url: str, media_url: str, unsafe: bool = False
+    n: int,
+    seed: int,
+    start: datetime,
+    days: int,
+    api_url: str,
+    media_url: str,
+    unsafe: bool = False,
+    seconds: tuple[int, int] = (3, 40),
 ) -> list[SimRecording]:
     """``n`` Plivo recordings; newest first is the API's order, applied when listing."""
     rng = random.Random(f"plivo-{seed}")
@@ -93,7 +107,7 @@ def plivo_recordings(
     out = []
     for i in range(n):
         added = start + timedelta(seconds=rng.randrange(days * 86400), microseconds=rng.randrange(10**6))
-        duration = round(rng.uniform(3.0, 40.0), 3)
+        duration = round(rng.uniform(*seconds), 3)
         started = added - timedelta(seconds=duration)
         rec_id = UNSAFE_ID if unsafe and i == 0 else _uuid(rng)
         fmt = "wav" if i % 5 == 3 else "mp3"

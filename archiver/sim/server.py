@@ -64,6 +64,7 @@ class Simulator:
         days: int = 60,
         stall_seconds: float = 30.0,
         ffmpeg: str | None = None,
+        seconds: tuple[int, int] = (3, 40),
     ) -> None:
         self.plan = FaultPlan(parse_faults(faults))
         self.stall_seconds = stall_seconds
@@ -78,10 +79,10 @@ class Simulator:
         self.api_url = f"http://{host}:{self._api.server_address[1]}"
         self.media_url = f"http://{host}:{self._media.server_address[1]}"
         self.catapult = data.catapult_recordings(
-            recordings, seed, start, days, self.api_url, self.plan.unsafe_id
+            recordings, seed, start, days, self.api_url, self.plan.unsafe_id, seconds
         )
         self.plivo = data.plivo_recordings(
-            recordings, seed, start, days, self.api_url, self.media_url, self.plan.unsafe_id
+            recordings, seed, start, days, self.api_url, self.media_url, self.plan.unsafe_id, seconds
         )
         self.deleted: set[str] = set()
         self._by_id = {("catapult", r.id): r for r in self.catapult} | {

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from archiver.catalog import MIGRATIONS, Catalog, Scope
+from archiver.errors import ConfigError
+from archiver.models import Outcome, scope_prefix
+from archiver.runner import GroupTracker
+
+S = Scope("/dest", "plivo", "MA1")
+OTHER = Scope("/dest", "catapult", "u-1")
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+T1 = datetime(2024, 1, 2, tzinfo=UTC)
+
+
+def test_new_catalog_is_at_the_latest_schema(tmp_path: Path) -> None:
+    db = Catalog(str(tmp_path / "c.db"))
+    assert db.schema_version == len(MIGRATIONS)
+    assert sqlite3.connect(tmp_path / "c.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    Catalog(str(path)).close()
+    con = sqlite3.connect(path)
+    con.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    con.close()
+    with pytest.raises(ConfigError, match="upgrade archiver"):
+        Catalog(str(path))
+
+
+def test_reopening_keeps_data_and_does_not_migrate_twice(tmp_path: Path) -> None:
+    path = str(tmp_path / "c.db")
+    db = Catalog(path)
+    db.mark_archived(S, "r1", sidecar_key="k.json", sha256="ab", size=1, started_at=T0)
+    db.close()
+    again = Catalog(path)
+    assert again.get(S, "r1").state == "archived"  # type: ignore[union-attr]
+
+
+def test_failures_count_up_and_stop_being_retried_at_the_limit() -> None:
+    db = Catalog(":memory:")
+    for expected in (1, 2, 3):
+        assert db.mark_unsettled(S, "r1", "failed", "fetch", "HTTP 503", T0) == expected
+    assert db.unsettled(S, max_attempts=4) == ["r1"]
+    assert db.unsettled(S, max_attempts=3) == []
+    assert db.unsettled(OTHER, max_attempts=9) == []  # scoped by provider account + dest
+
+
+def test_pending_does_not_count_as_a_failure_and_archiving_settles() -> None:
+    db = Catalog(":memory:")
+    db.mark_unsettled(S, "p1", "pending", "provider", "saving", T0)
+    db.mark_unsettled(S, "p1", "pending", "provider", "saving", T0)
+    assert db.get(S, "p1").attempts == 0  # type: ignore[union-attr]
+    db.mark_archived(S, "p1", sidecar_key="p1.json", sha256="aa", size=3, started_at=T0)
+    assert db.unsettled(S, 5) == []
+    # A late failure report never demotes an archived recording.
+    db.mark_unsettled(S, "p1", "failed", "fetch", "boom", T0)
+    assert db.get(S, "p1").state == "archived"  # type: ignore[union-attr]
+
+
+def test_unsettled_by_range() -> None:
+    db = Catalog(":memory:")
+    db.mark_unsettled(S, "in", "failed", "fetch", "x", datetime(2024, 1, 1, 12, tzinfo=UTC))
+    db.mark_unsettled(S, "out", "failed", "fetch", "x", datetime(2024, 1, 3, tzinfo=UTC))
+    db.mark_unsettled(S, "unknown", "failed", "get", "x", None)
+    assert db.unsettled(S, 5, T0, T1) == ["in", "unknown"]
+
+
+def test_windows_and_watermarks() -> None:
+    db = Catalog(":memory:")
+    assert not db.window_done(S, T0, T1)
+    db.finish_window(S, T0, T1)
+    assert db.window_done(S, T0, T1) and not db.window_done(OTHER, T0, T1)
+    assert db.watermark(S) is None
+    db.set_watermark(S, T1)
+    db.set_watermark(S, datetime(2024, 1, 2, 5, 6, 7, 123456, tzinfo=UTC))
+    assert db.watermark(S) == datetime(2024, 1, 2, 5, 6, 7, 123456, tzinfo=UTC)
+
+
+def test_last_success_ignores_failed_runs() -> None:
+    db = Catalog(":memory:")
+    db.start_run("a", "run", S, T0)
+    db.finish_run("a", 0, {})
+    first = db.last_success(S)
+    db.start_run("b", "run", S, T1)
+    db.finish_run("b", 3, {})
+    assert first is not None and db.last_success(S) == first
+
+
+def test_group_tracker_finishes_a_window_only_when_closed_and_drained() -> None:
+    done: list[str] = []
+    t = GroupTracker(done.append)
+    t.add("w1", "a")
+    t.add("w1", "b")
+    t.add("w2", "b")  # listed again in the next window: it belongs to w1
+    t.completed(Outcome("a", "archived"))
+    t.close("w1")
+    assert done == []
+    t.completed(Outcome("b", "failed"))
+    assert done == ["w1"]
+    t.close("w2")  # nothing of its own left
+    assert done == ["w1", "w2"]
+
+
+def test_scope_prefix() -> None:
+    default = "{provider}/{account}/{started:%Y}/{recording_id}.{ext}"
+    assert scope_prefix(default, "plivo", "MA1") == "plivo/MA1/"
+    assert scope_prefix("calls/{provider}/{account}/{recording_id}.{ext}", "p", "a") == "calls/p/a/"
+    assert scope_prefix("{started:%Y}/{provider}/{account}/{recording_id}.{ext}", "p", "a") == ""
+    assert scope_prefix("{provider}/{recording_id}.{ext}", "p", "a") == ""
