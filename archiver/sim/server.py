@@ -179,6 +179,9 @@ def _imageio_ffmpeg() -> str:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without this, Nagle plus the client's
+    # delayed ACK add 40 ms to every small keep-alive response.
+    disable_nagle_algorithm = True
 
     @property
     def sim(self) -> Simulator:
