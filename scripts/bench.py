@@ -12,8 +12,8 @@ Each archiver run is a real subprocess (`python -m archiver`), so its peak RSS i
 from __future__ import annotations
 
 import argparse
-import os
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +30,7 @@ def archive(
     env: dict[str, str], provider: str, dest: str, catalog: str, extra: list[str]
 ) -> tuple[float, float, str]:
     """Run one backfill; (seconds, peak RSS MB of that process, summary line)."""
-    out = tempfile.TemporaryFile()
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - read after the child exits
     start = time.perf_counter()
     proc = subprocess.Popen(
         [
@@ -112,8 +112,8 @@ def main() -> None:
             case("plivo -> local (mp3/wav, 3-120 s)", sim, "plivo", str(work / "p"), env, [])
             case("catapult -> local (wav, 3-120 s)", sim, "catapult", str(work / "c"), env, [])
             if args.s3:
-                from moto.server import ThreadedMotoServer
                 import boto3
+                from moto.server import ThreadedMotoServer
 
                 server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
                 server.start()
