@@ -16,6 +16,7 @@ from archiver.models import DEFAULT_LAYOUT, check_key_part, validate_layout
 from archiver.providers.catapult import DEFAULT_BASE_URL as CATAPULT_URL
 from archiver.providers.plivo import DEFAULT_BASE_URL as PLIVO_URL
 from archiver.timeutil import parse_duration
+from archiver.transcode import Profile, load_profiles
 
 # dotted key -> (type, default)
 SCHEMA: dict[str, tuple[type, Any]] = {
@@ -38,6 +39,9 @@ SCHEMA: dict[str, tuple[type, Any]] = {
     "plivo.auth_token": (str, None),
     "plivo.base_url": (str, PLIVO_URL),
     "plivo.requests_per_second": (float, 50.0),
+    "transcode.ffmpeg": (str, None),
+    "transcode.workers": (int, None),
+    "transcode.memory_cap_mb": (int, 256),
     "s3.storage_class": (str, None),
     "s3.sse": (str, None),
     "s3.sse_kms_key_id": (str, None),
@@ -60,6 +64,7 @@ ENV: dict[str, str] = {
     "PLIVO_AUTH_TOKEN": "plivo.auth_token",
     "PLIVO_BASE_URL": "plivo.base_url",
     "PLIVO_REQUESTS_PER_SECOND": "plivo.requests_per_second",
+    "ARCHIVER_FFMPEG": "transcode.ffmpeg",
 }
 
 SECRET_KEYS = ("catapult.api_token", "catapult.api_secret", "plivo.auth_token")
@@ -107,6 +112,13 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class TranscodeSettings:
+    ffmpeg: str | None
+    workers: int | None  # None: one per CPU
+    memory_cap_mb: int
+
+
+@dataclass(frozen=True)
 class S3Settings:
     storage_class: str | None
     sse: str | None
@@ -123,6 +135,8 @@ class Settings:
     catapult: CatapultSettings
     plivo: PlivoSettings
     s3: S3Settings
+    transcode: TranscodeSettings
+    profiles: Mapping[str, Profile]
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
@@ -172,6 +186,9 @@ def read_config_file(path: str | None) -> dict[str, Any]:
     for section, table in doc.items():
         if not isinstance(table, dict):
             raise ConfigError(f"config file {path}: {section!r} must be a [table]")
+        if section == "profiles":  # [profiles.NAME] tables, validated by load_profiles
+            flat["profiles"] = table
+            continue
         for key, value in table.items():
             dotted = f"{section}.{key}"
             if dotted not in SCHEMA:
@@ -203,7 +220,9 @@ def load_settings(
 ) -> Settings:
     """Merge defaults < file < env < flags (flags that are None are unset) and validate."""
     merged: dict[str, Any] = {k: default for k, (_, default) in SCHEMA.items()}
-    for key, value in read_config_file(config_path).items():
+    from_file = read_config_file(config_path)
+    merged["profiles"] = from_file.pop("profiles", {})
+    for key, value in from_file.items():
         merged[key] = _coerce(key, value, f"config file {config_path}")
     for var, key in ENV.items():
         if env.get(var):
@@ -225,7 +244,13 @@ def _build(merged: Mapping[str, Any]) -> Settings:
         catapult=_section(CatapultSettings, merged, "catapult"),
         plivo=_section(PlivoSettings, merged, "plivo"),
         s3=_section(S3Settings, merged, "s3"),
+        transcode=_section(TranscodeSettings, merged, "transcode"),
+        profiles=load_profiles(merged["profiles"]),
     )
+    if settings.transcode.workers is not None and settings.transcode.workers < 1:
+        raise ConfigError("transcode.workers must be at least 1")
+    if settings.transcode.memory_cap_mb < 1:
+        raise ConfigError("transcode.memory_cap_mb must be at least 1")
     validate_layout(settings.archive.layout)
     if not 1 <= settings.archive.concurrency <= 256:
         raise ConfigError(f"concurrency must be 1..256, not {settings.archive.concurrency}")

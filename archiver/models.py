@@ -64,6 +64,7 @@ class Probe:
     codec: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
+    duration_exact: bool = True  # False: estimated from bitrate (an MP3 without Xing/VBRI)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class StoredFile:
     """One file of a recording as written to the destination."""
 
     role: Literal["original", "rendition"]
-    key: str
+    key: str | None  # None: an original not kept (--no-keep-original)
     format: str
     bytes: int
     sha256: str
@@ -122,6 +123,7 @@ class Outcome:
     bytes_written: int = 0
     keys: tuple[str, ...] = ()
     sha256: str | None = None
+    problems: tuple[tuple[str, str], ...] = ()  # (stage, error): failed renditions of an archived recording
 
 
 # --- keys -------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,17 +22,23 @@ from archiver.errors import FatalError, RecordingError
 from archiver.fetch import fetch_media
 from archiver.models import (
     CONTENT_TYPES,
+    Fetched,
     Outcome,
+    Probe,
     Recording,
     StoredFile,
     build_key,
     build_sidecar,
+    recording_json,
     render_sidecar,
+    rendition_ext,
 )
 from archiver.probe import probe_file
 from archiver.providers.base import Provider
+from archiver.renditions import Made, call_tags, make_rendition
 from archiver.retry import RetryPolicy
 from archiver.storage.base import Storage
+from archiver.transcode import Profile, Transcoder
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,10 @@ class Deps:
     scope: Scope
     force: bool = False
     max_failures: int = 5
+    profiles: tuple[Profile, ...] = ()
+    keep_original: bool = True
+    transcoder: Transcoder | None = None
+    encode_pool: Executor | None = None
 
 
 def sidecar_key(rec: Recording, layout: str) -> str:
@@ -123,19 +135,40 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
         exc.stage = "fetch"
         raise
     written: list[str] = []
+    made: list[Made] = []
     try:
         probe = probe_file(fetched.path)
         if probe.error:
             log.warning("recording %s: %s (archived all the same)", rec.recording_id, probe.error)
         key = build_key(deps.layout, rec, fetched.format)
-        deps.storage.put_file(
-            key, fetched.path, content_type=CONTENT_TYPES[fetched.format], sha256=fetched.sha256
-        )
-        written.append(key)
-        original = StoredFile("original", key, fetched.format, fetched.bytes, fetched.sha256, probe)
+        made, problems = _renditions(rec, fetched, probe, deps)
+        # Never lose the provider's bytes: without every rendition, the original stays.
+        keep = deps.keep_original or bool(problems) or not made
+        if keep and not deps.keep_original:
+            log.warning("recording %s: keeping the original, a rendition failed", rec.recording_id)
+        stored_bytes = 0
+        if keep:
+            deps.storage.put_file(
+                key, fetched.path, content_type=CONTENT_TYPES[fetched.format], sha256=fetched.sha256
+            )
+            written.append(key)
+            stored_bytes += fetched.bytes
+        files = [
+            StoredFile(
+                "original", key if keep else None, fetched.format, fetched.bytes, fetched.sha256, probe
+            )
+        ]
+        for m in made:
+            assert m.file.key is not None
+            deps.storage.put_file(
+                m.file.key, m.path, content_type=CONTENT_TYPES[m.file.format], sha256=m.file.sha256
+            )
+            written.append(m.file.key)
+            stored_bytes += m.file.bytes
+            files.append(m.file)
         doc = build_sidecar(
             rec,
-            [original],
+            files,
             media_url=fetched.media_url,
             fetched_at=fetched.fetched_at,
             archived_at=datetime.now(UTC),
@@ -147,17 +180,74 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
             rec.recording_id,
             "archived",
             bytes_downloaded=fetched.bytes,
-            bytes_written=fetched.bytes + len(body),
-            keys=(key, sc_key),
+            bytes_written=stored_bytes + len(body),
+            keys=(*written, sc_key),
             sha256=fetched.sha256,
+            problems=tuple(problems),
         )
     except RecordingError:
         # Without its sidecar the media is not archived: remove what this attempt wrote so no
         # orphan is left (the next run writes it again).
-        for key in [] if replacing else written:
+        for written_key in [] if replacing else written:
             with contextlib.suppress(RecordingError):
-                deps.storage.delete(key)
+                deps.storage.delete(written_key)
         raise
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(fetched.path)
+        for path in [fetched.path, *(m.path for m in made)]:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def _renditions(
+    rec: Recording, fetched: Fetched, probe: Probe, deps: Deps
+) -> tuple[list[Made], list[tuple[str, str]]]:
+    """Encode every requested profile on the encode pool. A rendition that fails is a problem
+    of this recording (stage ``transcode:PROFILE``), never a reason to lose the original."""
+    if not deps.profiles:
+        return [], []
+    tags = call_tags(recording_json(rec), fetched.sha256)
+
+    def one(profile: Profile) -> Made:
+        assert deps.transcoder is not None
+        key = build_key(deps.layout, rec, rendition_ext(profile.name, profile.ext))
+        return make_rendition(
+            deps.transcoder,
+            profile,
+            src=fetched.path,
+            src_format=fetched.format,
+            src_probe=probe,
+            key=key,
+            tags=tags,
+            staging_dir=deps.storage.staging_dir(),
+        )
+
+    if deps.encode_pool is not None:
+        futures = [(p, deps.encode_pool.submit(one, p)) for p in deps.profiles]
+        results = [(p, _result(f)) for p, f in futures]
+    else:
+        results = [(p, _call(one, p)) for p in deps.profiles]
+    made = [r for _, r in results if isinstance(r, Made)]
+    problems = [(f"transcode:{p.name}", r) for p, r in results if isinstance(r, str)]
+    for stage, error in problems:
+        log.error("recording %s: rendition failed at %s: %s", rec.recording_id, stage, error)
+    return made, problems
+
+
+def _result(future: Future[Made]) -> Made | str:
+    try:
+        return future.result()
+    except RecordingError as exc:
+        return str(exc)
+    except Exception as exc:  # a bug in one rendition must not lose the recording
+        log.exception("internal error while transcoding")
+        return f"internal error: {exc!r}"
+
+
+def _call(fn: Callable[[Profile], Made], profile: Profile) -> Made | str:
+    try:
+        return fn(profile)
+    except RecordingError as exc:
+        return str(exc)
+    except Exception as exc:
+        log.exception("internal error while transcoding")
+        return f"internal error: {exc!r}"

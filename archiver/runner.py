@@ -47,12 +47,14 @@ class RunResult:
             self.failures.append(
                 {"recording_id": outcome.recording_id, "stage": outcome.stage, "error": outcome.error}
             )
+        for stage, error in outcome.problems:
+            self.failures.append({"recording_id": outcome.recording_id, "stage": stage, "error": error})
 
     @property
     def exit_code(self) -> int:
         if self.fatal:
             return 3
-        return 1 if self.counts["failed"] else 0
+        return 1 if self.counts["failed"] or self.failures else 0
 
     def summary(self) -> str:
         counts = " ".join(f"{s}={self.counts[s]}" for s in STATUSES)

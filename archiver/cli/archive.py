@@ -43,13 +43,19 @@ def archive(
         "archive.layout": opts["layout"],
         "archive.concurrency": opts["concurrency"],
         "archive.catalog": opts["catalog"],
+        "transcode.workers": opts["transcode_workers"],
         **wiring.s3_flags(opts["storage_class"], opts["sse"], opts["sse_kms_key_id"]),
     }
     settings = wiring.load(ctx, flags)
     provider_name = opts["provider"]
     last_success: datetime | None = None
     with wiring.archive_session(
-        settings, provider_name, force=opts["force"], dry_run=opts["dry_run"]
+        settings,
+        provider_name,
+        force=opts["force"],
+        dry_run=opts["dry_run"],
+        profiles=opts["transcode_profiles"],
+        keep_original=opts["keep_original"],
     ) as deps:
         result = RunResult(
             command=command, provider=provider_name, account=deps.provider.account, dest=deps.storage.url

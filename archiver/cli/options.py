@@ -45,6 +45,23 @@ def archive_options(fn: F) -> F:
             type=click.Path(dir_okay=False),
             help="Write Prometheus metrics here (node_exporter textfile collector).",
         ),
+        click.option(
+            "--transcode",
+            "transcode_profiles",
+            multiple=True,
+            metavar="PROFILE",
+            help="Also store a rendition (repeatable): mp3-mono-32k, opus-16k, flac, wav-pcm16-8k, "
+            "or a [profiles.NAME] of the config.",
+        ),
+        click.option(
+            "--keep-original/--no-keep-original",
+            default=True,
+            show_default=True,
+            help="Store the provider's original too (its hash and size are in the sidecar either way).",
+        ),
+        click.option(
+            "--transcode-workers", type=click.IntRange(1, 64), help="Parallel encodes (default: CPU count)."
+        ),
         click.option("--storage-class", help="S3 storage class (STANDARD_IA, GLACIER_IR, ...)."),
         click.option("--sse", type=click.Choice(["AES256", "aws:kms"]), help="S3 server-side encryption."),
         click.option("--sse-kms-key-id", help="KMS key for --sse aws:kms."),

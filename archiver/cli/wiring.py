@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +31,7 @@ from archiver.retry import RetryPolicy
 from archiver.runner import RunResult
 from archiver.storage import Storage, open_storage
 from archiver.storage.s3 import S3Options
+from archiver.transcode import Transcoder, find_ffmpeg, pick_profiles
 
 log = logging.getLogger("archiver")
 
@@ -93,17 +96,33 @@ def open_catalog(settings: Settings) -> Catalog:
 
 
 @contextlib.contextmanager
-def archive_session(settings: Settings, provider_name: str, *, force: bool, dry_run: bool) -> Iterator[Deps]:
-    """Provider, storage, catalog and HTTP client for one run, closed afterwards.
+def archive_session(
+    settings: Settings,
+    provider_name: str,
+    *,
+    force: bool,
+    dry_run: bool,
+    profiles: tuple[str, ...] = (),
+    keep_original: bool = True,
+) -> Iterator[Deps]:
+    """Provider, storage, catalog, HTTP client and encoders for one run, closed afterwards.
 
     A real run takes the run lock, checks the destination and cleans what a run that died
     left behind; a dry run only reads, so it does none of that.
     """
+    chosen = pick_profiles(profiles, settings.profiles)
+    if not keep_original and not chosen:
+        raise ConfigError(
+            "--no-keep-original needs at least one --transcode PROFILE: nothing would be stored"
+        )
     storage = build_storage(settings)
     client = make_client(
         timeout=settings.http.timeout_seconds, max_connections=settings.archive.concurrency * 2
     )
     catalog: Catalog | None = None
+    # Encoding runs on its own bounded pool, beside (not inside) the download workers.
+    workers = settings.transcode.workers or os.cpu_count() or 2
+    encode_pool = ThreadPoolExecutor(workers, thread_name_prefix="encode") if chosen else None
     try:
         provider = build_provider(settings, provider_name, client)
         catalog = open_catalog(settings)
@@ -118,6 +137,10 @@ def archive_session(settings: Settings, provider_name: str, *, force: bool, dry_
             scope=scope,
             force=force,
             max_failures=settings.archive.max_failures,
+            profiles=chosen,
+            keep_original=keep_original,
+            transcoder=build_transcoder(settings) if chosen else None,
+            encode_pool=encode_pool,
         )
         if dry_run:
             yield deps
@@ -133,10 +156,16 @@ def archive_session(settings: Settings, provider_name: str, *, force: bool, dry_
                 log.warning("cleaned up %d leftover(s) of an interrupted run", cleaned)
             yield deps
     finally:
+        if encode_pool is not None:
+            encode_pool.shutdown(wait=True)
         client.close()
         storage.close()
         if catalog is not None:
             catalog.close()
+
+
+def build_transcoder(settings: Settings) -> Transcoder:
+    return Transcoder(find_ffmpeg(settings.transcode.ffmpeg), memory_cap_mb=settings.transcode.memory_cap_mb)
 
 
 def finish(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import random
 import struct
 import subprocess
+import tempfile
 import wave
 from functools import lru_cache
 
@@ -69,10 +71,13 @@ def wav_bytes(duration_seconds: float, seed: int) -> bytes:
     return buf.getvalue()
 
 
-def mp3_bytes(duration_seconds: float, seed: int, ffmpeg: str) -> bytes:
-    """The same audio as MP3 (CBR 32 kbit/s, with a Xing/LAME header) through ffmpeg."""
-    proc = subprocess.run(
-        [
+def mp3_bytes(duration_seconds: float, seed: int, ffmpeg: str, *, info_header: bool = True) -> bytes:
+    """The same audio as MP3 (CBR 32 kbit/s) through ffmpeg. Written to a file, ffmpeg adds an
+    Info header with the frame count and gapless delay/padding; streamed (``info_header=False``)
+    it cannot, and readers must estimate the length, as with some providers' files."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "a.mp3") if info_header else "pipe:1"
+        argv = [
             ffmpeg,
             "-hide_banner",
             "-loglevel",
@@ -91,12 +96,14 @@ def mp3_bytes(duration_seconds: float, seed: int, ffmpeg: str) -> bytes:
             "32k",
             "-f",
             "mp3",
-            "pipe:1",
-        ],
-        input=speech_pcm(duration_seconds, seed),
-        capture_output=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg could not make simulator MP3: {proc.stderr.decode(errors='replace')}")
-    return proc.stdout
+            out,
+        ]
+        proc = subprocess.run(
+            argv, input=speech_pcm(duration_seconds, seed), capture_output=True, check=False
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"ffmpeg could not make simulator MP3: {proc.stderr.decode(errors='replace')}")
+        if not info_header:
+            return proc.stdout
+        with open(out, "rb") as fh:
+            return fh.read()

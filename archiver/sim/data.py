@@ -144,7 +144,16 @@ def plivo_recordings(
             doc["from_number"] = f"1415555{rng.randrange(10000):04d}"
             doc["to_number"] = rng.choice([f"1650555{rng.randrange(10000):04d}", "sip:agent@example.com"])
         out.append(
-            SimRecording(rec_id, "plivo", started, duration, fmt, "complete", doc, extra={"added": added})
+            SimRecording(
+                rec_id,
+                "plivo",
+                started,
+                duration,
+                fmt,
+                "complete",
+                doc,
+                extra={"added": added, "info_header": i % 7 != 0},
+            )
         )
     return out
 

@@ -137,7 +137,8 @@ class Simulator:
         return self._by_media.get(name)
 
     def media_bytes(self, rec: data.SimRecording) -> bytes:
-        return _media(rec.fmt or "wav", rec.duration, zlib.crc32(rec.id.encode()), self._ffmpeg_path())
+        info = bool(rec.extra.get("info_header", True))
+        return _media(rec.fmt or "wav", rec.duration, zlib.crc32(rec.id.encode()), self._ffmpeg_path(), info)
 
     def _ffmpeg_path(self) -> str:
         if self._ffmpeg is None:
@@ -164,9 +165,9 @@ class Simulator:
 
 
 @lru_cache(maxsize=512)
-def _media(fmt: str, duration: float, seed: int, ffmpeg: str) -> bytes:
+def _media(fmt: str, duration: float, seed: int, ffmpeg: str, info_header: bool) -> bytes:
     if fmt == "mp3":
-        return audio.mp3_bytes(duration, seed, ffmpeg)
+        return audio.mp3_bytes(duration, seed, ffmpeg, info_header=info_header)
     return audio.wav_bytes(duration, seed)
 
 

@@ -1,0 +1,81 @@
+"""Making one rendition of a stored or fetched original: encode, tag, check, hash."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+
+from archiver.models import Probe, StoredFile
+from archiver.probe import probe_file, write_tags
+from archiver.transcode import Profile, TranscodeError, Transcoder
+
+MAX_DURATION_DRIFT = 0.1  # seconds a rendition may differ from its original
+
+
+@dataclass(frozen=True)
+class Made:
+    """A rendition on local disk, ready to store under ``file.key``."""
+
+    path: str
+    file: StoredFile
+
+
+def call_tags(recording: dict[str, object], source_sha256: str) -> dict[str, str]:
+    """The tags every rendition carries (from the sidecar's ``recording`` object)."""
+    names = {
+        "provider": "provider",
+        "recording_id": "recording_id",
+        "call_id": "call_id",
+        "from_number": "from_number",
+        "to_number": "to_number",
+        "started_at": "started_at",
+    }
+    tags = {tag: str(recording[field]) for tag, field in names.items() if recording.get(field)}
+    tags["source_sha256"] = source_sha256
+    return tags
+
+
+def make_rendition(
+    transcoder: Transcoder,
+    profile: Profile,
+    *,
+    src: str,
+    src_format: str,
+    src_probe: Probe,
+    key: str,
+    tags: dict[str, str],
+    staging_dir: str,
+) -> Made:
+    """Encode ``src`` with ``profile`` into ``staging_dir``, tag it, probe it and check its
+    length against the original's. The caller stores and then removes ``Made.path``. On
+    failure raises TranscodeError and leaves nothing behind."""
+    fd, out = tempfile.mkstemp(dir=staging_dir, prefix=f".fetch-{os.getpid()}-", suffix=f".{profile.ext}")
+    os.close(fd)
+    try:
+        engine = transcoder.engine_for(src_probe.duration_seconds, src_probe.sample_rate, src_probe.channels)
+        transcoder.encode(src, src_format, profile, out, engine=engine)
+        try:
+            write_tags(out, profile.ext, tags)
+        except ValueError as exc:
+            raise TranscodeError(f"{profile.name}: cannot write tags: {exc}") from None
+        probe = probe_file(out)
+        if probe.error or probe.duration_seconds is None:
+            raise TranscodeError(f"{profile.name}: the rendition cannot be read back: {probe.error}")
+        if src_probe.duration_seconds is not None:
+            drift = abs(probe.duration_seconds - src_probe.duration_seconds)
+            if drift > MAX_DURATION_DRIFT:
+                raise TranscodeError(
+                    f"{profile.name}: rendition lasts {probe.duration_seconds:.3f} s, the original "
+                    f"{src_probe.duration_seconds:.3f} s (more than {MAX_DURATION_DRIFT} s apart)"
+                )
+        with open(out, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        size = os.path.getsize(out)
+        return Made(out, StoredFile("rendition", key, profile.ext, size, digest, probe, profile=profile.name))
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(out)
+        raise

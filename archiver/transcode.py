@@ -1,0 +1,226 @@
+"""Transcode profiles and the encoder: pydub on ffmpeg, or one streaming ffmpeg process for
+recordings too long to decode in memory. No shell, stdin closed, stderr kept for the error,
+partial output removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from archiver.errors import ConfigError, RecordingError
+
+MB = 1024 * 1024
+
+
+class TranscodeError(RecordingError):
+    """One rendition could not be made."""
+
+    stage = "transcode"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How to encode a rendition. ``muxer`` is ffmpeg's output format, ``ext`` the key's."""
+
+    name: str
+    ext: str
+    muxer: str
+    codec: str
+    bitrate: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    options: tuple[str, ...] = field(default_factory=tuple)
+
+    def output_args(self) -> list[str]:
+        """ffmpeg output options besides codec and bitrate, shared by both engines."""
+        args: list[str] = []
+        if self.sample_rate:
+            args += ["-ar", str(self.sample_rate)]
+        if self.channels:
+            args += ["-ac", str(self.channels)]
+        return args + list(self.options)
+
+
+BUILTIN: Mapping[str, Profile] = {
+    # Constant bitrate with a Xing/Info header: every player and mutagen get the length right.
+    "mp3-mono-32k": Profile("mp3-mono-32k", "mp3", "mp3", "libmp3lame", "32k", None, 1),
+    "opus-16k": Profile("opus-16k", "opus", "ogg", "libopus", "16k", None, 1, ("-application", "voip")),
+    "flac": Profile("flac", "flac", "flac", "flac"),
+    "wav-pcm16-8k": Profile("wav-pcm16-8k", "wav", "wav", "pcm_s16le", None, 8000, 1),
+}
+MUXERS = {"mp3": "mp3", "ogg": "ogg", "opus": "ogg", "flac": "flac", "wav": "wav"}
+PROFILE_KEYS = {"format", "codec", "bitrate", "sample_rate", "channels", "options"}
+DECODERS = {"mp3": "mp3", "ogg": "libopus", "opus": "libopus", "flac": "flac"}
+
+
+def load_profiles(table: Mapping[str, Any]) -> dict[str, Profile]:
+    """Built-in profiles plus ``[profiles.NAME]`` tables from the config file, validated."""
+    profiles = dict(BUILTIN)
+    for name, spec in table.items():
+        where = f"[profiles.{name}]"
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{where} must be a table")
+        unknown = set(spec) - PROFILE_KEYS
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(PROFILE_KEYS))}"
+            )
+        fmt = spec.get("format")
+        if fmt not in MUXERS:
+            raise ConfigError(f"{where}: format must be one of {', '.join(sorted(MUXERS))}, not {fmt!r}")
+        codec = spec.get("codec")
+        if not isinstance(codec, str) or not codec:
+            raise ConfigError(f"{where}: codec is required (an ffmpeg encoder, e.g. libmp3lame)")
+        for key in ("sample_rate", "channels"):
+            if key in spec and (not isinstance(spec[key], int) or spec[key] <= 0):
+                raise ConfigError(f"{where}: {key} must be a positive whole number")
+        options = spec.get("options", [])
+        if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+            raise ConfigError(f'{where}: options must be a list of strings, like ["-compression_level", "8"]')
+        from archiver.models import check_key_part
+
+        try:
+            check_key_part("profile name", name)
+        except RecordingError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        profiles[name] = Profile(
+            name,
+            str(fmt),
+            MUXERS[str(fmt)],
+            codec,
+            spec.get("bitrate"),
+            spec.get("sample_rate"),
+            spec.get("channels"),
+            tuple(options),
+        )
+    return profiles
+
+
+def pick_profiles(names: tuple[str, ...], available: Mapping[str, Profile]) -> tuple[Profile, ...]:
+    """The profiles named on the command line, or a ConfigError listing the known ones."""
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ConfigError(
+            f"unknown transcode profile(s) {', '.join(unknown)}; known: {', '.join(sorted(available))}"
+        )
+    return tuple(available[n] for n in dict.fromkeys(names))
+
+
+def find_ffmpeg(configured: str | None) -> str:
+    """``ARCHIVER_FFMPEG``, else the binary imageio-ffmpeg ships, else ``ffmpeg`` on PATH."""
+    if configured:
+        return configured
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError):
+        return shutil.which("ffmpeg") or "ffmpeg"
+
+
+def decoded_bytes(duration: float | None, sample_rate: int | None, channels: int | None) -> int:
+    """Size of the decoded 16-bit PCM (what pydub holds in memory)."""
+    return int((duration or 0) * (sample_rate or 48000) * (channels or 2) * 2)
+
+
+class Transcoder:
+    """Encodes files with a profile. Thread-safe: every call runs its own ffmpeg."""
+
+    def __init__(self, ffmpeg: str, *, memory_cap_mb: int = 256) -> None:
+        self.ffmpeg = ffmpeg
+        self.memory_cap = memory_cap_mb * MB
+
+    def engine_for(self, duration: float | None, sample_rate: int | None, channels: int | None) -> str:
+        # pydub holds about twice the decoded PCM; past the cap one ffmpeg process streams it.
+        return "stream" if 2 * decoded_bytes(duration, sample_rate, channels) > self.memory_cap else "pydub"
+
+    def encode(self, src: str, src_format: str, profile: Profile, out: str, *, engine: str) -> None:
+        """Encode ``src`` into ``out``; on failure nothing is left at ``out``."""
+        try:
+            if engine == "pydub":
+                self._pydub(src, src_format, profile, out)
+            else:
+                self._stream(src, src_format, profile, out)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(out)
+            raise
+
+    def _pydub(self, src: str, src_format: str, profile: Profile, out: str) -> None:
+        with warnings.catch_warnings():
+            # pydub warns on import when ffmpeg is not on PATH (we pass its path) and uses the
+            # deprecated audioop module on Python 3.11-3.12.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from pydub import AudioSegment
+            from pydub.exceptions import CouldntDecodeError, CouldntEncodeError
+        AudioSegment.converter = self.ffmpeg
+        try:
+            # The decoder is named, so pydub never asks ffprobe (imageio-ffmpeg ships none).
+            segment = AudioSegment.from_file(src, format=src_format, codec=DECODERS.get(src_format))
+            with open(out, "wb") as fh:
+                segment.export(
+                    fh,
+                    format=profile.muxer,
+                    codec=profile.codec,
+                    bitrate=profile.bitrate,
+                    parameters=profile.output_args(),
+                )
+        except (CouldntDecodeError, CouldntEncodeError) as exc:
+            raise TranscodeError(f"{profile.name}: ffmpeg failed: {_tail(str(exc))}") from None
+        except FileNotFoundError as exc:
+            raise TranscodeError(
+                f"{profile.name}: ffmpeg not found at {self.ffmpeg!r} ({exc.strerror})"
+            ) from None
+        except OSError as exc:
+            raise TranscodeError(f"{profile.name}: {exc.strerror or exc}") from None
+
+    def stream_argv(self, src: str, src_format: str, profile: Profile, out: str) -> list[str]:
+        argv = [
+            self.ffmpeg,
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            src_format,
+            "-i",
+            src,
+            "-vn",
+            "-acodec",
+            profile.codec,
+        ]
+        if profile.bitrate:
+            argv += ["-b:a", profile.bitrate]
+        return argv + profile.output_args() + ["-f", profile.muxer, out]
+
+    def _stream(self, src: str, src_format: str, profile: Profile, out: str) -> None:
+        argv = self.stream_argv(src, src_format, profile, out)
+        try:
+            proc = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+            )
+        except FileNotFoundError as exc:
+            raise TranscodeError(
+                f"{profile.name}: ffmpeg not found at {self.ffmpeg!r} ({exc.strerror})"
+            ) from None
+        except OSError as exc:
+            raise TranscodeError(f"{profile.name}: cannot run ffmpeg: {exc.strerror or exc}") from None
+        if proc.returncode != 0:
+            message = _tail(proc.stderr.decode(errors="replace"))
+            raise TranscodeError(f"{profile.name}: ffmpeg exited {proc.returncode}: {message}")
+
+
+def _tail(text: str, limit: int = 400) -> str:
+    """The end of ffmpeg's output, where its reason is, on one line."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    joined = " | ".join(lines[-4:])
+    return joined[-limit:]
