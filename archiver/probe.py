@@ -36,7 +36,8 @@ def _probe(info: object, codec: str, tags: dict[str, str], error: str | None, pa
     bitrate = getattr(info, "bitrate", None)
     return Probe(
         duration_seconds=round(float(length), 3) if length is not None else None,
-        sample_rate=getattr(info, "sample_rate", None),
+        # Opus always decodes at 48 kHz (RFC 7845); mutagen does not report it.
+        sample_rate=getattr(info, "sample_rate", None) or (48000 if codec == "opus" else None),
         channels=getattr(info, "channels", None),
         bitrate=int(bitrate) if bitrate else None,
         codec=codec,

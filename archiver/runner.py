@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from archiver.errors import FatalError
-from archiver.models import Outcome, Recording
+from archiver.models import Outcome
 from archiver.timeutil import iso_z
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,17 @@ class RunResult:
         }
 
 
+class HasId(Protocol):
+    @property
+    def recording_id(self) -> str: ...
+
+
+T = TypeVar("T", bound=HasId)
+
+
 def run_batch(
-    items: Iterable[Recording | Outcome],
-    process: Callable[[Recording], Outcome],
+    items: Iterable[T | Outcome],
+    process: Callable[[T], Outcome],
     result: RunResult,
     *,
     concurrency: int,

@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -161,10 +162,14 @@ class Transcoder:
             warnings.simplefilter("ignore", DeprecationWarning)
             from pydub import AudioSegment
             from pydub.exceptions import CouldntDecodeError, CouldntEncodeError
+        if shutil.which(self.ffmpeg) is None:
+            raise TranscodeError(f"{profile.name}: ffmpeg not found at {self.ffmpeg!r}")
         AudioSegment.converter = self.ffmpeg
         try:
-            # The decoder is named, so pydub never asks ffprobe (imageio-ffmpeg ships none).
-            segment = AudioSegment.from_file(src, format=src_format, codec=DECODERS.get(src_format))
+            # Our own file object: pydub leaves the files it opens for WAV unclosed. The decoder
+            # is named, so pydub never asks ffprobe (imageio-ffmpeg ships none).
+            with open(src, "rb") as fh:
+                segment = AudioSegment.from_file(fh, format=src_format, codec=DECODERS.get(src_format))
             with open(out, "wb") as fh:
                 segment.export(
                     fh,
@@ -174,49 +179,65 @@ class Transcoder:
                     parameters=profile.output_args(),
                 )
         except (CouldntDecodeError, CouldntEncodeError) as exc:
+            _remove_pydub_temp_files(exc)
             raise TranscodeError(f"{profile.name}: ffmpeg failed: {_tail(str(exc))}") from None
-        except FileNotFoundError as exc:
-            raise TranscodeError(
-                f"{profile.name}: ffmpeg not found at {self.ffmpeg!r} ({exc.strerror})"
-            ) from None
         except OSError as exc:
+            _remove_pydub_temp_files(exc)
             raise TranscodeError(f"{profile.name}: {exc.strerror or exc}") from None
 
-    def stream_argv(self, src: str, src_format: str, profile: Profile, out: str) -> list[str]:
-        argv = [
-            self.ffmpeg,
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            src_format,
-            "-i",
-            src,
-            "-vn",
-            "-acodec",
-            profile.codec,
-        ]
+    def stream_argvs(
+        self, src: str, src_format: str, profile: Profile, out: str
+    ) -> tuple[list[str], list[str]]:
+        """The streaming engine: one ffmpeg decodes to 16-bit WAV on a pipe, a second encodes
+        it, as pydub decodes to WAV and then encodes; so both engines give the same result,
+        and neither holds more than a pipe's worth of audio."""
+        base = [self.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
+        decode = [*base, "-f", src_format]
+        if src_format in DECODERS:  # the decoder pydub is told to use
+            decode += ["-acodec", DECODERS[src_format]]
+        decode += ["-i", src, "-vn", "-acodec", "pcm_s16le", "-f", "wav", "pipe:1"]
+        encode = [*base, "-y", "-f", "wav", "-i", "pipe:0", "-acodec", profile.codec]
         if profile.bitrate:
-            argv += ["-b:a", profile.bitrate]
-        return argv + profile.output_args() + ["-f", profile.muxer, out]
+            encode += ["-b:a", profile.bitrate]
+        return decode, encode + profile.output_args() + ["-f", profile.muxer, out]
 
     def _stream(self, src: str, src_format: str, profile: Profile, out: str) -> None:
-        argv = self.stream_argv(src, src_format, profile, out)
-        try:
-            proc = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
-            )
-        except FileNotFoundError as exc:
-            raise TranscodeError(
-                f"{profile.name}: ffmpeg not found at {self.ffmpeg!r} ({exc.strerror})"
-            ) from None
-        except OSError as exc:
-            raise TranscodeError(f"{profile.name}: cannot run ffmpeg: {exc.strerror or exc}") from None
-        if proc.returncode != 0:
-            message = _tail(proc.stderr.decode(errors="replace"))
-            raise TranscodeError(f"{profile.name}: ffmpeg exited {proc.returncode}: {message}")
+        decode, encode = self.stream_argvs(src, src_format, profile, out)
+        with tempfile.TemporaryFile() as err1, tempfile.TemporaryFile() as err2:
+            try:
+                dec = subprocess.Popen(decode, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err1)
+            except OSError as exc:
+                raise TranscodeError(
+                    f"{profile.name}: cannot run ffmpeg at {self.ffmpeg!r}: {exc.strerror or exc}"
+                ) from None
+            try:
+                enc = subprocess.Popen(encode, stdin=dec.stdout, stdout=subprocess.DEVNULL, stderr=err2)
+            finally:
+                assert dec.stdout is not None
+                dec.stdout.close()  # the encoder owns the pipe now; the decoder sees EPIPE if it dies
+            enc_rc = enc.wait()
+            dec_rc = dec.wait()
+            for rc, err, what in ((dec_rc, err1, "decoding"), (enc_rc, err2, "encoding")):
+                if rc != 0:
+                    err.seek(0)
+                    message = _tail(err.read().decode(errors="replace"))
+                    raise TranscodeError(f"{profile.name}: ffmpeg {what} exited {rc}: {message}")
+
+
+def _remove_pydub_temp_files(exc: BaseException) -> None:
+    """pydub's export raises before closing and deleting its two temp files (it makes them
+    with delete=False); find them in its frame and remove them."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "export" and "pydub" in frame.f_code.co_filename:
+            for name in ("data", "output"):
+                handle = frame.f_locals.get(name)
+                if handle is not None and hasattr(handle, "name"):
+                    with contextlib.suppress(OSError):
+                        handle.close()
+                        os.unlink(handle.name)
+        tb = tb.tb_next
 
 
 def _tail(text: str, limit: int = 400) -> str:

@@ -10,6 +10,7 @@ from archiver.cli.fetch import fetch
 from archiver.cli.reindex import reindex
 from archiver.cli.run import run
 from archiver.cli.sim import sim
+from archiver.cli.transcode import transcode
 from archiver.cli.wiring import GlobalOptions
 
 
@@ -45,5 +46,6 @@ def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool, log_
 main.add_command(run)
 main.add_command(backfill)
 main.add_command(fetch)
+main.add_command(transcode)
 main.add_command(reindex)
 main.add_command(sim)

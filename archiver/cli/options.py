@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 
 from archiver.errors import ConfigError, FatalError
+from archiver.selection import Selection
+from archiver.timeutil import parse_when
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,6 +72,39 @@ def archive_options(fn: F) -> F:
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def selection_options(fn: F) -> F:
+    """``--since/--until/--provider/--call-id/--number``, collected into ``selection``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        now = datetime.now(UTC)
+        since, until = kwargs.pop("since"), kwargs.pop("until")
+        try:
+            kwargs["selection"] = Selection(
+                since=parse_when(since, now=now) if since else None,
+                until=parse_when(until, now=now) if until else None,
+                provider=kwargs.pop("provider"),
+                call_id=kwargs.pop("call_id"),
+                number=kwargs.pop("number"),
+            )
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            raise SystemExit(2) from None
+        return fn(*args, **kwargs)
+
+    options = [
+        click.option("--since", help="Recordings that started at or after this (YYYY-MM-DD, -7d...)."),
+        click.option("--until", help="... and before this (exclusive)."),
+        click.option("--provider", type=click.Choice(["catapult", "plivo"]), help="Only this provider."),
+        click.option("--call-id", help="Only this call."),
+        click.option("--number", help="Only calls from or to this number (as the provider wrote it)."),
+    ]
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated
 
 
 def exit_codes(fn: F) -> F:

@@ -73,7 +73,8 @@ class Simulator:
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
         self._plivo_hits: list[float] = []
-        self._ffmpeg = ffmpeg
+        # Resolved now: what the archiver under test is told later must not change the media.
+        self._ffmpeg = ffmpeg or os.environ.get("ARCHIVER_FFMPEG") or _imageio_ffmpeg()
         self._api = _Server((host, port), ApiHandler, self)
         self._media = _Server((host, media_port), MediaHandler, self)
         self.api_url = f"http://{host}:{self._api.server_address[1]}"
@@ -141,8 +142,6 @@ class Simulator:
         return _media(rec.fmt or "wav", rec.duration, zlib.crc32(rec.id.encode()), self._ffmpeg_path(), info)
 
     def _ffmpeg_path(self) -> str:
-        if self._ffmpeg is None:
-            self._ffmpeg = os.environ.get("ARCHIVER_FFMPEG") or _imageio_ffmpeg()
         return self._ffmpeg
 
     def rate_limited(self, provider: str, family: str) -> float | None:

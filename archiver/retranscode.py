@@ -1,0 +1,88 @@
+"""Adding a rendition to a recording already archived, from its stored original."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from archiver.errors import RecordingError, StorageError
+from archiver.models import CONTENT_TYPES, Outcome, Probe, render_sidecar, rendition_ext
+from archiver.renditions import call_tags, make_rendition
+from archiver.selection import Archived
+from archiver.storage.base import Storage
+from archiver.transcode import Profile, Transcoder
+
+
+@dataclass(frozen=True)
+class RetranscodeDeps:
+    storage: Storage
+    transcoder: Transcoder
+    profile: Profile
+    force: bool = False
+
+
+def add_rendition(item: Archived, deps: RetranscodeDeps) -> Outcome:
+    """Encode ``deps.profile`` from the stored original and rewrite the sidecar (atomically,
+    after the rendition is stored). ``skipped`` when the rendition is there already."""
+    rid, doc, profile = item.recording_id, item.doc, deps.profile
+    files: list[dict[str, Any]] = doc["files"]
+    if not deps.force and any(f.get("profile") == profile.name for f in files):
+        return Outcome(rid, "skipped")
+    original = next((f for f in files if f.get("role") == "original"), None)
+    if original is None or not original.get("key"):
+        return Outcome(
+            rid,
+            "failed",
+            stage="transcode",
+            error="no stored original to transcode from (archived with --no-keep-original)",
+        )
+    staging = deps.storage.staging_dir()
+    fd, src = tempfile.mkstemp(dir=staging, prefix=f".fetch-{os.getpid()}-", suffix=f".{original['format']}")
+    made_path = None
+    try:
+        with os.fdopen(fd, "wb") as out, deps.storage.open_read(original["key"]) as fh:
+            digest = hashlib.sha256()
+            for chunk in iter(lambda: fh.read(1024 * 1024), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != original["sha256"]:
+            return Outcome(
+                rid,
+                "failed",
+                stage="verify",
+                error=f"stored original {original['key']} does not match its sidecar's SHA-256",
+            )
+        key = item.key[: -len(".json")] + "." + rendition_ext(profile.name, profile.ext)
+        made = make_rendition(
+            deps.transcoder,
+            profile,
+            src=src,
+            src_format=original["format"],
+            src_probe=Probe(
+                duration_seconds=original.get("duration_seconds"),
+                sample_rate=original.get("sample_rate"),
+                channels=original.get("channels"),
+            ),
+            key=key,
+            tags=call_tags(doc["recording"], original["sha256"]),
+            staging_dir=staging,
+        )
+        made_path = made.path
+        deps.storage.put_file(
+            key, made.path, content_type=CONTENT_TYPES[profile.ext], sha256=made.file.sha256
+        )
+        doc["files"] = [f for f in files if f.get("profile") != profile.name] + [made.file.to_json()]
+        body = render_sidecar(doc)
+        deps.storage.put_bytes(item.key, body, content_type=CONTENT_TYPES["json"])
+        return Outcome(rid, "archived", bytes_written=made.file.bytes + len(body), keys=(key, item.key))
+    except (RecordingError, StorageError) as exc:
+        return Outcome(rid, "failed", stage=exc.stage, error=str(exc))
+    finally:
+        for path in (src, made_path):
+            if path:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)

@@ -1,0 +1,239 @@
+"""Renditions with the real ffmpeg (from imageio-ffmpeg): profiles, engines, tags, failures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+import mutagen
+import pytest
+
+from archiver.models import Probe
+from archiver.probe import probe_file
+from archiver.renditions import make_rendition
+from archiver.sim import Simulator, audio
+from archiver.transcode import BUILTIN, Transcoder, TranscodeError, find_ffmpeg
+
+RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
+EXPECT = {  # profile -> (codec, sample rate, channels)
+    "mp3-mono-32k": ("mp3", 8000, 1),
+    "opus-16k": ("opus", 48000, 1),
+    "flac": ("flac", 8000, 1),
+    "wav-pcm16-8k": ("pcm_s16le", 8000, 1),
+}
+TAGS = {"provider": "plivo", "recording_id": "r-1", "call_id": "c-1", "from_number": "+14155550100",
+        "to_number": "+16505550199", "started_at": "2024-01-02T03:04:05Z", "source_sha256": "ab" * 32}
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("src")
+    ffmpeg = find_ffmpeg(None)
+    (d / "a.wav").write_bytes(audio.wav_bytes(12.345, 3))
+    (d / "a.mp3").write_bytes(audio.mp3_bytes(12.345, 3, ffmpeg))
+    return {"wav": d / "a.wav", "mp3": d / "a.mp3"}
+
+
+def read_tags(path: str) -> dict[str, str]:
+    tags = mutagen.File(path).tags
+    out = {}
+    for key, value in tags.items():
+        text = getattr(value, "text", value)
+        out[key.replace("TXXX:", "")] = str(text[0] if isinstance(text, list) else text)
+    return out
+
+
+@pytest.mark.parametrize("src_format", ["wav", "mp3"])
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_builtin_profiles(sources: dict[str, Path], tmp_path: Path, src_format: str, name: str) -> None:
+    src = str(sources[src_format])
+    src_probe = probe_file(src)
+    made = make_rendition(Transcoder(find_ffmpeg(None)), BUILTIN[name], src=src, src_format=src_format,
+                          src_probe=src_probe, key=f"x/r-1.{name}.{BUILTIN[name].ext}", tags=TAGS,
+                          staging_dir=str(tmp_path))
+    codec, rate, channels = EXPECT[name]
+    p = made.file.probe
+    assert (p.codec, p.sample_rate, p.channels) == (codec, rate, channels)
+    assert abs(p.duration_seconds - 12.345) <= 0.1  # type: ignore[operator]
+    assert read_tags(made.path) == read_tags(made.path) | TAGS  # every call tag is there
+    assert made.file.sha256 == hashlib.sha256(Path(made.path).read_bytes()).hexdigest()
+    if name == "mp3-mono-32k":
+        from mutagen.mp3 import BitrateMode
+
+        assert p.bitrate == 32000 and mutagen.File(made.path).info.bitrate_mode == BitrateMode.CBR
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_streaming_engine_matches_pydub(sources: dict[str, Path], tmp_path: Path, name: str) -> None:
+    t = Transcoder(find_ffmpeg(None))
+    results = {}
+    for engine in ("pydub", "stream"):
+        out = tmp_path / f"{engine}.{BUILTIN[name].ext}"
+        t.encode(str(sources["mp3"]), "mp3", BUILTIN[name], str(out), engine=engine)
+        p = probe_file(str(out))
+        results[engine] = (p.codec, p.sample_rate, p.channels, p.bitrate if name != "opus-16k" else None)
+        results[engine + "-len"] = p.duration_seconds  # type: ignore[assignment]
+    assert results["pydub"] == results["stream"]
+    assert abs(results["pydub-len"] - results["stream-len"]) < 0.01  # type: ignore[operator]
+
+
+def test_engine_choice_follows_the_memory_cap() -> None:
+    t = Transcoder("ffmpeg", memory_cap_mb=256)
+    assert t.engine_for(600, 8000, 1) == "pydub"  # 9.6 MB of PCM
+    assert t.engine_for(3 * 3600, 8000, 1) == "stream"  # 3 h: 345 MB x2 > cap
+    assert Transcoder("ffmpeg", memory_cap_mb=1).engine_for(60, 8000, 1) == "stream"
+
+
+def test_failed_encode_leaves_nothing(sources: dict[str, Path], tmp_path: Path) -> None:
+    broken = Transcoder(str(tmp_path / "no-ffmpeg-here"))
+    with pytest.raises(TranscodeError, match="ffmpeg not found"):
+        make_rendition(broken, BUILTIN["flac"], src=str(sources["mp3"]), src_format="mp3",
+                       src_probe=Probe(duration_seconds=12.3), key="k", tags={}, staging_dir=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_backfill_with_two_renditions(cli, tmp_path: Path, monkeypatch) -> None:
+    with Simulator(recordings=6, seed=21) as sim:
+        for k, v in sim.env().items():
+            monkeypatch.setenv(k, v)
+        dest = tmp_path / "a"
+        result = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest),
+                     "--transcode", "mp3-mono-32k", "--transcode", "opus-16k")
+        assert result.exit_code == 0, result.output
+        for rec in sim.plivo:
+            side = next(dest.rglob(f"{rec.id}.json"))
+            doc = json.loads(side.read_text())
+            roles = {(f["role"], f["profile"]) for f in doc["files"]}
+            assert roles == {("original", None), ("rendition", "mp3-mono-32k"), ("rendition", "opus-16k")}
+            original = doc["files"][0]
+            assert (dest / original["key"]).read_bytes() == sim.media_bytes(rec)
+            for f in doc["files"][1:]:
+                path = dest / f["key"]
+                assert hashlib.sha256(path.read_bytes()).hexdigest() == f["sha256"]
+                assert abs(f["duration_seconds"] - original["duration_seconds"]) <= 0.1
+                tags = read_tags(str(path))
+                assert tags["recording_id"] == rec.id and tags["source_sha256"] == original["sha256"]
+
+
+def test_no_keep_original_stores_renditions_only(cli, tmp_path: Path, monkeypatch) -> None:
+    with Simulator(recordings=3, seed=22) as sim:
+        for k, v in sim.env().items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("CATAPULT_REQUESTS_PER_SECOND", "500")
+        dest = tmp_path / "a"
+        result = cli("backfill", "--provider", "catapult", *RANGE, "--dest", str(dest),
+                     "--transcode", "flac", "--no-keep-original")
+        assert result.exit_code == 0, result.output
+        assert not list(dest.rglob("*.wav")) and len(list(dest.rglob("*.flac.flac"))) == 3
+        for rec in sim.catapult:
+            doc = json.loads(next(dest.rglob(f"{rec.id}.json")).read_text())
+            original = doc["files"][0]
+            assert original["key"] is None and original["role"] == "original"
+            assert original["sha256"] == hashlib.sha256(sim.media_bytes(rec)).hexdigest()
+            assert original["bytes"] == len(sim.media_bytes(rec)) and original["duration_seconds"] > 0
+
+
+def test_rendition_failure_keeps_the_original_and_is_reported(cli, tmp_path: Path, monkeypatch) -> None:
+    with Simulator(recordings=3, seed=23) as sim:
+        for k, v in sim.env().items():
+            monkeypatch.setenv(k, v)
+        cfg = tmp_path / "c.toml"
+        cfg.write_text('[profiles.bad]\nformat = "mp3"\ncodec = "libmp3lame"\noptions = ["-b:a", "nonsense"]\n')
+        scratch = tmp_path / "tmp"  # pydub's temp files land here: none may be left
+        scratch.mkdir()
+        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+        dest = tmp_path / "a"
+        report = tmp_path / "r.json"
+        result = cli("--config", str(cfg), "backfill", "--provider", "plivo", *RANGE, "--dest", str(dest),
+                     "--transcode", "bad", "--transcode", "flac", "--no-keep-original", "--report", str(report))
+        assert result.exit_code == 1
+        assert "archived=3" in result.output
+        failures = json.loads(report.read_text())["failures"]
+        assert {f["stage"] for f in failures} == {"transcode:bad"} and len(failures) == 3
+        assert all("ffmpeg" in f["error"] and "nonsense" in f["error"] for f in failures)
+        # The original is kept after all (a rendition failed), the good rendition is stored.
+        assert len(list(dest.rglob("*.flac.flac"))) == 3
+        assert sorted(p.name for p in dest.rglob("*.*") if p.suffix in (".mp3", ".wav")) != []
+        assert not [p for p in dest.rglob(".*")]
+        assert list(scratch.iterdir()) == []
+
+
+def test_missing_ffmpeg_fails_renditions_not_recordings(cli, tmp_path: Path, monkeypatch) -> None:
+    with Simulator(recordings=2, seed=24) as sim:
+        for k, v in sim.env().items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("ARCHIVER_FFMPEG", str(tmp_path / "missing-ffmpeg"))
+        result = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path / "a"),
+                     "--transcode", "mp3-mono-32k")
+        assert result.exit_code == 1 and "archived=2" in result.output
+        assert "ffmpeg not found" in result.output
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_transcode_command_adds_flac_without_the_provider(cli, tmp_path: Path, monkeypatch, request, where) -> None:
+    dest = str(tmp_path / "a")
+    if where == "s3":
+        s3 = request.getfixturevalue("s3")
+        dest = f"s3://{s3.bucket}/arch"
+    with Simulator(recordings=4, seed=25) as sim:
+        for k, v in sim.env().items():
+            monkeypatch.setenv(k, v)
+        assert cli("backfill", "--provider", "plivo", *RANGE, "--dest", dest).exit_code == 0
+        stats = dict(sim.stats)
+    # The simulator is gone: any provider request would fail.
+    first = cli("transcode", "--dest", dest, "--profile", "flac")
+    assert first.exit_code == 0, first.output
+    assert "listed=4 archived=4" in first.output
+    again = cli("transcode", "--dest", dest, "--profile", "flac")
+    assert "archived=0 skipped=4" in again.output
+    assert sim.stats == stats
+    from archiver.selection import Selection, archived
+    from archiver.storage import open_storage
+
+    storage = open_storage(dest)
+    for item in archived(storage, Selection()):
+        flac = [f for f in item.doc["files"] if f["profile"] == "flac"]
+        assert len(flac) == 1 and flac[0]["codec"] == "flac"
+        with storage.open_read(flac[0]["key"]) as fh:  # type: ignore[attr-defined]
+            assert hashlib.sha256(fh.read()).hexdigest() == flac[0]["sha256"]
+
+
+def test_transcode_command_reports_undecodable_and_altered_originals(cli, tmp_path: Path, monkeypatch) -> None:
+    with Simulator(recordings=3, seed=26) as sim:
+        for k, v in sim.env().items():
+            monkeypatch.setenv(k, v)
+        dest = tmp_path / "a"
+        cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest))
+    sides = sorted(dest.rglob("*.json"))
+    # 1: an original that is not decodable, but matches its sidecar (garbage archived as mp3)
+    doc = json.loads(sides[0].read_text())
+    junk = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\x13" * 5000
+    (dest / doc["files"][0]["key"]).write_bytes(junk)
+    doc["files"][0]["sha256"] = hashlib.sha256(junk).hexdigest()
+    sides[0].write_text(json.dumps(doc))
+    # 2: an original altered after archiving
+    doc2 = json.loads(sides[1].read_text())
+    with open(dest / doc2["files"][0]["key"], "ab") as fh:
+        fh.write(b"tampered")
+    report = tmp_path / "r.json"
+    result = cli("transcode", "--dest", str(dest), "--profile", "wav-pcm16-8k", "--report", str(report))
+    assert result.exit_code == 1 and "archived=1" in result.output and "failed=2" in result.output
+    failures = {f["recording_id"]: f for f in json.loads(report.read_text())["failures"]}
+    assert failures[doc["recording"]["recording_id"]]["stage"] == "transcode"
+    assert "ffmpeg" in failures[doc["recording"]["recording_id"]]["error"]
+    assert "does not match" in failures[doc2["recording"]["recording_id"]]["error"]
+    assert not list(dest.rglob("*.wav-pcm16-8k.wav"))[1:]  # only the good one got a rendition
+    assert not [p for p in dest.rglob(".*") if p.is_file()]
+
+
+def test_unknown_or_bad_profiles_exit_2(cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PLIVO_AUTH_ID", "MA0000000000000000")
+    monkeypatch.setenv("PLIVO_AUTH_TOKEN", "x")
+    r = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path), "--transcode", "mp4-hd")
+    assert r.exit_code == 2 and "unknown transcode profile(s) mp4-hd" in r.output and "opus-16k" in r.output
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[profiles.x]\nformat = "aac"\ncodec = "aac"\n')
+    r = cli("--config", str(cfg), "transcode", "--dest", str(tmp_path), "--profile", "x")
+    assert r.exit_code == 2 and "[profiles.x]: format must be one of" in r.output
