@@ -14,7 +14,7 @@ from archiver.models import Probe
 from archiver.probe import probe_file
 from archiver.renditions import make_rendition
 from archiver.sim import Simulator, audio
-from archiver.transcode import BUILTIN, Transcoder, TranscodeError, find_ffmpeg
+from archiver.transcode import BUILTIN, TranscodeError, Transcoder, find_ffmpeg
 
 RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
 EXPECT = {  # profile -> (codec, sample rate, channels)
@@ -23,8 +23,15 @@ EXPECT = {  # profile -> (codec, sample rate, channels)
     "flac": ("flac", 8000, 1),
     "wav-pcm16-8k": ("pcm_s16le", 8000, 1),
 }
-TAGS = {"provider": "plivo", "recording_id": "r-1", "call_id": "c-1", "from_number": "+14155550100",
-        "to_number": "+16505550199", "started_at": "2024-01-02T03:04:05Z", "source_sha256": "ab" * 32}
+TAGS = {
+    "provider": "plivo",
+    "recording_id": "r-1",
+    "call_id": "c-1",
+    "from_number": "+14155550100",
+    "to_number": "+16505550199",
+    "started_at": "2024-01-02T03:04:05Z",
+    "source_sha256": "ab" * 32,
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +57,16 @@ def read_tags(path: str) -> dict[str, str]:
 def test_builtin_profiles(sources: dict[str, Path], tmp_path: Path, src_format: str, name: str) -> None:
     src = str(sources[src_format])
     src_probe = probe_file(src)
-    made = make_rendition(Transcoder(find_ffmpeg(None)), BUILTIN[name], src=src, src_format=src_format,
-                          src_probe=src_probe, key=f"x/r-1.{name}.{BUILTIN[name].ext}", tags=TAGS,
-                          staging_dir=str(tmp_path))
+    made = make_rendition(
+        Transcoder(find_ffmpeg(None)),
+        BUILTIN[name],
+        src=src,
+        src_format=src_format,
+        src_probe=src_probe,
+        key=f"x/r-1.{name}.{BUILTIN[name].ext}",
+        tags=TAGS,
+        staging_dir=str(tmp_path),
+    )
     codec, rate, channels = EXPECT[name]
     p = made.file.probe
     assert (p.codec, p.sample_rate, p.channels) == (codec, rate, channels)
@@ -89,8 +103,16 @@ def test_engine_choice_follows_the_memory_cap() -> None:
 def test_failed_encode_leaves_nothing(sources: dict[str, Path], tmp_path: Path) -> None:
     broken = Transcoder(str(tmp_path / "no-ffmpeg-here"))
     with pytest.raises(TranscodeError, match="ffmpeg not found"):
-        make_rendition(broken, BUILTIN["flac"], src=str(sources["mp3"]), src_format="mp3",
-                       src_probe=Probe(duration_seconds=12.3), key="k", tags={}, staging_dir=str(tmp_path))
+        make_rendition(
+            broken,
+            BUILTIN["flac"],
+            src=str(sources["mp3"]),
+            src_format="mp3",
+            src_probe=Probe(duration_seconds=12.3),
+            key="k",
+            tags={},
+            staging_dir=str(tmp_path),
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -99,8 +121,18 @@ def test_backfill_with_two_renditions(cli, tmp_path: Path, monkeypatch) -> None:
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
         dest = tmp_path / "a"
-        result = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest),
-                     "--transcode", "mp3-mono-32k", "--transcode", "opus-16k")
+        result = cli(
+            "backfill",
+            "--provider",
+            "plivo",
+            *RANGE,
+            "--dest",
+            str(dest),
+            "--transcode",
+            "mp3-mono-32k",
+            "--transcode",
+            "opus-16k",
+        )
         assert result.exit_code == 0, result.output
         for rec in sim.plivo:
             side = next(dest.rglob(f"{rec.id}.json"))
@@ -123,8 +155,17 @@ def test_no_keep_original_stores_renditions_only(cli, tmp_path: Path, monkeypatc
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("CATAPULT_REQUESTS_PER_SECOND", "500")
         dest = tmp_path / "a"
-        result = cli("backfill", "--provider", "catapult", *RANGE, "--dest", str(dest),
-                     "--transcode", "flac", "--no-keep-original")
+        result = cli(
+            "backfill",
+            "--provider",
+            "catapult",
+            *RANGE,
+            "--dest",
+            str(dest),
+            "--transcode",
+            "flac",
+            "--no-keep-original",
+        )
         assert result.exit_code == 0, result.output
         assert not list(dest.rglob("*.wav")) and len(list(dest.rglob("*.flac.flac"))) == 3
         for rec in sim.catapult:
@@ -140,14 +181,31 @@ def test_rendition_failure_keeps_the_original_and_is_reported(cli, tmp_path: Pat
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
         cfg = tmp_path / "c.toml"
-        cfg.write_text('[profiles.bad]\nformat = "mp3"\ncodec = "libmp3lame"\noptions = ["-b:a", "nonsense"]\n')
+        cfg.write_text(
+            '[profiles.bad]\nformat = "mp3"\ncodec = "libmp3lame"\noptions = ["-b:a", "nonsense"]\n'
+        )
         scratch = tmp_path / "tmp"  # pydub's temp files land here: none may be left
         scratch.mkdir()
         monkeypatch.setattr(tempfile, "tempdir", str(scratch))
         dest = tmp_path / "a"
         report = tmp_path / "r.json"
-        result = cli("--config", str(cfg), "backfill", "--provider", "plivo", *RANGE, "--dest", str(dest),
-                     "--transcode", "bad", "--transcode", "flac", "--no-keep-original", "--report", str(report))
+        result = cli(
+            "--config",
+            str(cfg),
+            "backfill",
+            "--provider",
+            "plivo",
+            *RANGE,
+            "--dest",
+            str(dest),
+            "--transcode",
+            "bad",
+            "--transcode",
+            "flac",
+            "--no-keep-original",
+            "--report",
+            str(report),
+        )
         assert result.exit_code == 1
         assert "archived=3" in result.output
         failures = json.loads(report.read_text())["failures"]
@@ -165,14 +223,24 @@ def test_missing_ffmpeg_fails_renditions_not_recordings(cli, tmp_path: Path, mon
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("ARCHIVER_FFMPEG", str(tmp_path / "missing-ffmpeg"))
-        result = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path / "a"),
-                     "--transcode", "mp3-mono-32k")
+        result = cli(
+            "backfill",
+            "--provider",
+            "plivo",
+            *RANGE,
+            "--dest",
+            str(tmp_path / "a"),
+            "--transcode",
+            "mp3-mono-32k",
+        )
         assert result.exit_code == 1 and "archived=2" in result.output
         assert "ffmpeg not found" in result.output
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
-def test_transcode_command_adds_flac_without_the_provider(cli, tmp_path: Path, monkeypatch, request, where) -> None:
+def test_transcode_command_adds_flac_without_the_provider(
+    cli, tmp_path: Path, monkeypatch, request, where
+) -> None:
     dest = str(tmp_path / "a")
     if where == "s3":
         s3 = request.getfixturevalue("s3")
@@ -200,7 +268,9 @@ def test_transcode_command_adds_flac_without_the_provider(cli, tmp_path: Path, m
             assert hashlib.sha256(fh.read()).hexdigest() == flac[0]["sha256"]
 
 
-def test_transcode_command_reports_undecodable_and_altered_originals(cli, tmp_path: Path, monkeypatch) -> None:
+def test_transcode_command_reports_undecodable_and_altered_originals(
+    cli, tmp_path: Path, monkeypatch
+) -> None:
     with Simulator(recordings=3, seed=26) as sim:
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
