@@ -6,11 +6,13 @@ import click
 
 from archiver import __version__
 from archiver.cli.backfill import backfill
+from archiver.cli.export import export
 from archiver.cli.fetch import fetch
 from archiver.cli.reindex import reindex
 from archiver.cli.run import run
 from archiver.cli.sim import sim
 from archiver.cli.transcode import transcode
+from archiver.cli.verify import verify
 from archiver.cli.wiring import GlobalOptions
 
 
@@ -46,6 +48,8 @@ def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool, log_
 main.add_command(run)
 main.add_command(backfill)
 main.add_command(fetch)
+main.add_command(export)
+main.add_command(verify)
 main.add_command(transcode)
 main.add_command(reindex)
 main.add_command(sim)

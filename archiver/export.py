@@ -1,0 +1,304 @@
+"""Compliance export: the selected recordings' files and sidecars, manifests, ``SHA256SUMS``
+and ``CUSTODY.json``, into a folder, a ``.zip`` or S3. Read-only over the archive; every file
+is re-hashed while it is copied and must match its sidecar, or the export fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import getpass
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from archiver import __version__
+from archiver.errors import ArchiverError, ConfigError
+from archiver.selection import Archived, Selection, archived
+from archiver.storage import Storage
+from archiver.timeutil import iso_z
+
+CHUNK = 1024 * 1024
+MANIFEST_FIELDS = (
+    "provider",
+    "recording_id",
+    "call_id",
+    "started_at",
+    "from_number",
+    "to_number",
+    "role",
+    "key",
+    "bytes",
+    "sha256",
+    "duration_seconds",
+)
+
+
+class ExportError(ArchiverError):
+    """The export cannot be trusted (a file does not match its sidecar) and was abandoned."""
+
+
+class Sink(Protocol):
+    """Where an export is written. ``write`` hashes what it writes."""
+
+    def write(self, key: str, chunks: Iterable[bytes]) -> tuple[str, int]: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class _Hashing:
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self.chunks = chunks
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.digest.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+
+class FolderSink:
+    """A new folder, built beside its final name and renamed into place when complete."""
+
+    def __init__(self, out: str) -> None:
+        self.out = Path(out)
+        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+            raise ConfigError(f"--out {out} exists and is not empty: exports go to a new place")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
+
+    def write(self, key: str, chunks: Iterable[bytes]) -> tuple[str, int]:
+        path = self.tmp / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hashing = _Hashing(chunks)
+        with open(path, "wb") as fh:
+            for chunk in hashing:
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return hashing.digest.hexdigest(), hashing.size
+
+    def commit(self) -> None:
+        if self.out.exists():
+            self.out.rmdir()  # empty, checked above
+        os.replace(self.tmp, self.out)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class ZipSink:
+    """A ``.zip`` (ZIP64, stored: audio does not compress), written to ``.part`` first."""
+
+    def __init__(self, out: str) -> None:
+        self.out = Path(out)
+        if self.out.exists():
+            raise ConfigError(f"--out {out} exists: exports go to a new place")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.out.with_name(self.out.name + ".part")
+        self.zf = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+
+    def write(self, key: str, chunks: Iterable[bytes]) -> tuple[str, int]:
+        hashing = _Hashing(chunks)
+        with self.zf.open(key, "w", force_zip64=True) as fh:
+            for chunk in hashing:
+                fh.write(chunk)
+        return hashing.digest.hexdigest(), hashing.size
+
+    def commit(self) -> None:
+        self.zf.close()
+        os.replace(self.tmp, self.out)
+
+    def abort(self) -> None:
+        self.zf.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+class StorageSink:
+    """Any Storage (S3): each file spooled to a local temp file while hashing, then uploaded
+    with its checksum. On abort, what was uploaded is deleted again."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        if any(True for _ in storage.list_keys()):
+            raise ConfigError(f"--out {storage.url} is not empty: exports go to a new place")
+        self.written: list[str] = []
+
+    def write(self, key: str, chunks: Iterable[bytes]) -> tuple[str, int]:
+        hashing = _Hashing(chunks)
+        with tempfile.NamedTemporaryFile(
+            dir=self.storage.staging_dir(), prefix=f".fetch-{os.getpid()}-"
+        ) as tmp:
+            for chunk in hashing:
+                tmp.write(chunk)
+            tmp.flush()
+            digest = hashing.digest.hexdigest()
+            self.storage.put_file(key, tmp.name, content_type=_content_type(key), sha256=digest)
+        self.written.append(key)
+        return digest, hashing.size
+
+    def commit(self) -> None:
+        self.storage.close()
+
+    def abort(self) -> None:
+        for key in self.written:
+            with contextlib.suppress(ArchiverError):
+                self.storage.delete(key)
+        self.storage.close()
+
+
+def _content_type(key: str) -> str:
+    from archiver.models import CONTENT_TYPES
+
+    return CONTENT_TYPES.get(
+        key.rsplit(".", 1)[-1], "text/plain" if key.endswith(("SUMS", ".csv")) else "application/octet-stream"
+    )
+
+
+def mask_number(value: str | None) -> str | None:
+    """All digits but the last four replaced by ``*``; a SIP user part likewise."""
+    if not value:
+        return value
+    digits = sum(c.isdigit() for c in value)
+    if digits >= 4:
+        seen = 0
+        out = []
+        for c in value:
+            if c.isdigit():
+                seen += 1
+                out.append(c if seen > digits - 4 else "*")
+            else:
+                out.append(c)
+        return "".join(out)
+    if "@" in value:
+        user, _, host = value.partition("@")
+        scheme, _, name = user.rpartition(":")
+        return f"{scheme + ':' if scheme else ''}{'*' * len(name)}@{host}"
+    return "*" * len(value)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    recordings: int
+    files: int
+    bytes: int
+    manifest_sha256: str
+
+
+def _chunks(storage: Storage, key: str) -> Iterator[bytes]:
+    with storage.open_read(key) as fh:
+        yield from iter(lambda: fh.read(CHUNK), b"")
+
+
+def run_export(
+    source: Storage,
+    sink: Sink,
+    selection: Selection,
+    *,
+    with_renditions: bool = False,
+    mask_numbers: bool = False,
+    command_line: str = "",
+) -> ExportResult:
+    """Copy, verify and describe the selected recordings. Commits the sink only when every
+    file matched its sidecar; otherwise aborts it and raises ExportError."""
+    rows: list[dict[str, Any]] = []
+    sums: list[tuple[str, str]] = []
+    recordings = 0
+    total = 0
+    try:
+        for item in archived(source, selection):
+            recordings += 1
+            for f in _files(item, with_renditions):
+                digest, size = sink.write(f["key"], _chunks(source, f["key"]))
+                if digest != f["sha256"] or size != f["bytes"]:
+                    raise ExportError(
+                        f"recording {item.recording_id}: {f['key']} is {size} bytes with SHA-256 {digest}, "
+                        f"its sidecar says {f['bytes']} bytes with {f['sha256']}: export abandoned"
+                    )
+                sums.append((digest, f["key"]))
+                total += size
+                rows.append(_row(item, f, mask_numbers))
+            digest, size = sink.write(item.key, _chunks(source, item.key))
+            sums.append((digest, item.key))
+            total += size
+        manifest_json = (json.dumps(rows, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        manifest_csv = buf.getvalue().encode()
+        manifest_sha, _ = sink.write("manifest.json", [manifest_json])
+        csv_sha, _ = sink.write("manifest.csv", [manifest_csv])
+        sums += [(manifest_sha, "manifest.json"), (csv_sha, "manifest.csv")]
+        custody = {
+            "tool": "archiver",
+            "tool_version": __version__,
+            "run_by": _user(),
+            "host": socket.gethostname(),
+            "created_at": iso_z(datetime.now(UTC)),
+            "command": command_line,
+            "source": source.url,
+            "selection": {
+                k: iso_z(v) if isinstance(v, datetime) else v for k, v in asdict(selection).items()
+            },
+            "options": {"with_renditions": with_renditions, "mask_numbers": mask_numbers},
+            "counts": {"recordings": recordings, "files": len(rows), "bytes": total},
+            "manifest_json_sha256": manifest_sha,
+            "manifest_csv_sha256": csv_sha,
+        }
+        custody_body = (json.dumps(custody, indent=2, sort_keys=True) + "\n").encode()
+        custody_sha, _ = sink.write("CUSTODY.json", [custody_body])
+        sums.append((custody_sha, "CUSTODY.json"))
+        sink.write("SHA256SUMS", ["".join(f"{d}  {k}\n" for d, k in sums).encode()])
+    except BaseException:
+        sink.abort()
+        raise
+    sink.commit()
+    return ExportResult(recordings, len(rows), total, manifest_sha)
+
+
+def _files(item: Archived, with_renditions: bool) -> list[dict[str, Any]]:
+    return [f for f in item.doc["files"] if f.get("key") and (f["role"] == "original" or with_renditions)]
+
+
+def _row(item: Archived, f: dict[str, Any], mask: bool) -> dict[str, Any]:
+    rec = item.doc["recording"]
+    row = {
+        "provider": rec.get("provider"),
+        "recording_id": rec.get("recording_id"),
+        "call_id": rec.get("call_id"),
+        "started_at": rec.get("started_at"),
+        "from_number": rec.get("from_number"),
+        "to_number": rec.get("to_number"),
+        "role": f["role"],
+        "key": f["key"],
+        "bytes": f["bytes"],
+        "sha256": f["sha256"],
+        "duration_seconds": f.get("duration_seconds"),
+    }
+    if mask:
+        row["from_number"] = mask_number(row["from_number"])
+        row["to_number"] = mask_number(row["to_number"])
+    return row
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"

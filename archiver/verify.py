@@ -1,0 +1,132 @@
+"""Archive verification: re-read every file, recompute SHA-256 and size, compare with the
+sidecars; report what is altered, missing or orphaned (a file no sidecar lists)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from archiver.errors import StorageError
+from archiver.models import SIDECAR_SCHEMA
+from archiver.selection import Selection
+from archiver.storage import Storage
+
+CHUNK = 1024 * 1024
+# Files archiver itself may leave at the root of a destination that no sidecar lists.
+NOT_ARCHIVE = ("manifest.json", "manifest.csv", "SHA256SUMS", "CUSTODY.json")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # "altered" | "missing" | "orphaned" | "unreadable"
+    key: str
+    recording_id: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class VerifyResult:
+    recordings: int = 0
+    files_checked: int = 0
+    bytes_read: int = 0
+    orphans_checked: bool = True
+    findings: list[Finding] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for f in self.findings:
+            counts[f.kind] = counts.get(f.kind, 0) + 1
+        return {
+            "recordings": self.recordings,
+            "files_checked": self.files_checked,
+            "bytes_read": self.bytes_read,
+            "orphans_checked": self.orphans_checked,
+            "counts": counts,
+            "findings": [asdict(f) for f in self.findings],
+        }
+
+
+def hash_object(storage: Storage, key: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with storage.open_read(key) as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def verify_archive(
+    storage: Storage,
+    selection: Selection,
+    *,
+    workers: int = 4,
+    on_file: Callable[[VerifyResult], None] | None = None,
+) -> VerifyResult:
+    """Check every file the selected sidecars list. Orphans are looked for only when nothing
+    narrows the selection (a narrowed one cannot tell whose a file is)."""
+    result = VerifyResult(orphans_checked=selection == Selection())
+    keys = set(storage.list_keys())
+    referenced: set[str] = set()
+    jobs: list[tuple[str, dict[str, Any]]] = []
+    for key in sorted(k for k in keys if k.endswith(".json") and "/" in k):
+        try:
+            with storage.open_read(key) as fh:
+                doc = json.loads(fh.read())
+        except (StorageError, ValueError) as exc:
+            result.findings.append(Finding("unreadable", key, None, f"sidecar cannot be read: {exc}"))
+            referenced.add(key)
+            continue
+        if not isinstance(doc, dict) or doc.get("schema") != SIDECAR_SCHEMA:
+            continue
+        referenced.add(key)
+        if not selection.matches(doc):
+            referenced.update(f["key"] for f in doc.get("files", []) if f.get("key"))
+            continue
+        result.recordings += 1
+        rid = doc["recording"]["recording_id"]
+        for f in doc.get("files", []):
+            if not f.get("key"):
+                continue
+            referenced.add(f["key"])
+            if f["key"] not in keys:
+                result.findings.append(
+                    Finding("missing", f["key"], rid, "listed in the sidecar, not in storage")
+                )
+            else:
+                jobs.append((rid, f))
+
+    def check(job: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any], str | None, int, str | None]:
+        rid, f = job
+        try:
+            digest, size = hash_object(storage, f["key"])
+            return rid, f, digest, size, None
+        except StorageError as exc:
+            return rid, f, None, 0, str(exc)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
+        for rid, f, digest, size, error in pool.map(check, jobs):
+            result.files_checked += 1
+            result.bytes_read += size
+            if error is not None:
+                result.findings.append(Finding("unreadable", f["key"], rid, error))
+            elif digest != f["sha256"] or size != f["bytes"]:
+                result.findings.append(
+                    Finding(
+                        "altered",
+                        f["key"],
+                        rid,
+                        f"{size} bytes, SHA-256 {digest}; the sidecar says {f['bytes']} bytes, {f['sha256']}",
+                    )
+                )
+            if on_file:
+                on_file(result)
+    if result.orphans_checked:
+        for key in sorted(keys - referenced):
+            if key not in NOT_ARCHIVE:
+                result.findings.append(Finding("orphaned", key, None, "no sidecar lists this object"))
+    return result
