@@ -45,6 +45,9 @@ SCHEMA: dict[str, tuple[type, Any]] = {
     "s3.storage_class": (str, None),
     "s3.sse": (str, None),
     "s3.sse_kms_key_id": (str, None),
+    "s3.object_lock_mode": (str, None),
+    "s3.retain_days": (int, None),
+    "s3.legal_hold": (bool, False),
     "s3.multipart_threshold_mb": (int, 64),
     "s3.part_size_mb": (int, 16),
     "s3.max_concurrency": (int, 4),
@@ -126,6 +129,9 @@ class S3Settings:
     multipart_threshold_mb: int
     part_size_mb: int
     max_concurrency: int
+    object_lock_mode: str | None
+    retain_days: int | None
+    legal_hold: bool
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,13 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             return float(value)
         if kind is str:
             return str(value)
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
     except (TypeError, ValueError):
         pass
     raise ConfigError(f"{key} from {origin}: {value!r} is not a valid {kind.__name__}")
@@ -266,6 +279,19 @@ def _build(merged: Mapping[str, Any]) -> Settings:
         url = merged[f"{name}.base_url"]
         if not url.startswith(("https://", "http://")):
             raise ConfigError(f"{name}.base_url {url!r} must be an http(s) URL")
+    s3 = settings.s3
+    if s3.object_lock_mode not in (None, "GOVERNANCE", "COMPLIANCE"):
+        raise ConfigError(
+            f"s3.object_lock_mode must be GOVERNANCE or COMPLIANCE, not {s3.object_lock_mode!r}"
+        )
+    if bool(s3.object_lock_mode) != bool(s3.retain_days):
+        raise ConfigError(
+            "--object-lock-mode and --retain-days go together (retention = call start + N days)"
+        )
+    if s3.retain_days is not None and s3.retain_days < 1:
+        raise ConfigError("--retain-days must be at least 1")
+    if (s3.object_lock_mode or s3.legal_hold) and not str(settings.archive.dest or "").startswith("s3://"):
+        raise ConfigError("Object Lock and legal hold need an s3:// destination")
     if settings.s3.sse not in (None, "AES256", "aws:kms"):
         raise ConfigError(f"s3.sse must be AES256 or aws:kms, not {settings.s3.sse!r}")
     return settings

@@ -7,7 +7,7 @@ import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -109,6 +109,41 @@ class StoredFile:
             "tags": dict(self.probe.tags),
             "probe_error": self.probe.error,
         }
+
+
+@dataclass(frozen=True)
+class Protection:
+    """S3 Object Lock settings applied to a recording's objects."""
+
+    mode: str | None = None  # GOVERNANCE | COMPLIANCE
+    retain_until: datetime | None = None
+    legal_hold: bool = False
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "object_lock_mode": self.mode if self.retain_until else None,
+            "retain_until": iso_z(self.retain_until),
+            "legal_hold": self.legal_hold,
+            "note": self.note,
+        }
+
+
+def protection_for(
+    started_at: datetime | None, mode: str | None, retain_days: int | None, legal_hold: bool, now: datetime
+) -> Protection | None:
+    """Retention counted from the call's start. Where that date has passed already, the
+    objects are stored without retention, and the note says so."""
+    if not mode and not legal_hold:
+        return None
+    if not mode or not retain_days or started_at is None:
+        return Protection(legal_hold=legal_hold)
+    until = started_at + timedelta(days=retain_days)
+    if until <= now:
+        return Protection(
+            mode, None, legal_hold, f"retain-until {iso_z(until)} had passed: stored without retention"
+        )
+    return Protection(mode, until, legal_hold)
 
 
 @dataclass(frozen=True)
@@ -243,9 +278,10 @@ def build_sidecar(
     fetched_at: datetime,
     archived_at: datetime,
     version: str,
+    protection: Protection | None = None,
 ) -> dict[str, Any]:
     """The ``archiver.sidecar/1`` document for one recording."""
-    return {
+    doc = {
         "schema": SIDECAR_SCHEMA,
         "recording": recording_json(rec),
         "files": [f.to_json() for f in files],
@@ -254,6 +290,9 @@ def build_sidecar(
         "archived_at": iso_z(archived_at),
         "archiver_version": version,
     }
+    if protection is not None:
+        doc["protection"] = protection.to_json()
+    return doc
 
 
 def render_sidecar(doc: Mapping[str, Any]) -> bytes:

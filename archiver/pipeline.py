@@ -29,6 +29,7 @@ from archiver.models import (
     StoredFile,
     build_key,
     build_sidecar,
+    protection_for,
     recording_json,
     render_sidecar,
     rendition_ext,
@@ -60,6 +61,9 @@ class Deps:
     keep_original: bool = True
     transcoder: Transcoder | None = None
     encode_pool: Executor | None = None
+    lock_mode: str | None = None
+    retain_days: int | None = None
+    legal_hold: bool = False
 
 
 def sidecar_key(rec: Recording, layout: str) -> str:
@@ -146,10 +150,19 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
         keep = deps.keep_original or bool(problems) or not made
         if keep and not deps.keep_original:
             log.warning("recording %s: keeping the original, a rendition failed", rec.recording_id)
+        protection = protection_for(
+            rec.started_at, deps.lock_mode, deps.retain_days, deps.legal_hold, datetime.now(UTC)
+        )
+        if protection is not None and protection.note:
+            log.warning("recording %s: %s", rec.recording_id, protection.note)
         stored_bytes = 0
         if keep:
             deps.storage.put_file(
-                key, fetched.path, content_type=CONTENT_TYPES[fetched.format], sha256=fetched.sha256
+                key,
+                fetched.path,
+                content_type=CONTENT_TYPES[fetched.format],
+                sha256=fetched.sha256,
+                protection=protection,
             )
             written.append(key)
             stored_bytes += fetched.bytes
@@ -161,7 +174,11 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
         for m in made:
             assert m.file.key is not None
             deps.storage.put_file(
-                m.file.key, m.path, content_type=CONTENT_TYPES[m.file.format], sha256=m.file.sha256
+                m.file.key,
+                m.path,
+                content_type=CONTENT_TYPES[m.file.format],
+                sha256=m.file.sha256,
+                protection=protection,
             )
             written.append(m.file.key)
             stored_bytes += m.file.bytes
@@ -173,9 +190,10 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
             fetched_at=fetched.fetched_at,
             archived_at=datetime.now(UTC),
             version=__version__,
+            protection=protection,
         )
         body = render_sidecar(doc)
-        deps.storage.put_bytes(sc_key, body, content_type=CONTENT_TYPES["json"])
+        deps.storage.put_bytes(sc_key, body, content_type=CONTENT_TYPES["json"], protection=protection)
         return Outcome(
             rec.recording_id,
             "archived",

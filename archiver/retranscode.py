@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from archiver.errors import RecordingError, StorageError
-from archiver.models import CONTENT_TYPES, Outcome, Probe, render_sidecar, rendition_ext
+from archiver.models import CONTENT_TYPES, Outcome, Probe, Protection, render_sidecar, rendition_ext
 from archiver.renditions import call_tags, make_rendition
 from archiver.selection import Archived
 from archiver.storage.base import Storage
+from archiver.timeutil import lenient_time
 from archiver.transcode import Profile, Transcoder
 
 
@@ -23,6 +24,16 @@ class RetranscodeDeps:
     transcoder: Transcoder
     profile: Profile
     force: bool = False
+
+
+def stored_protection(doc: dict[str, Any]) -> Protection | None:
+    """The Object Lock settings the recording was archived with, for objects added later."""
+    p = doc.get("protection")
+    if not p:
+        return None
+    return Protection(
+        p.get("object_lock_mode"), lenient_time(p.get("retain_until")), bool(p.get("legal_hold"))
+    )
 
 
 def add_rendition(item: Archived, deps: RetranscodeDeps) -> Outcome:
@@ -72,12 +83,17 @@ def add_rendition(item: Archived, deps: RetranscodeDeps) -> Outcome:
             staging_dir=staging,
         )
         made_path = made.path
+        protection = stored_protection(doc)  # what the recording was archived with
         deps.storage.put_file(
-            key, made.path, content_type=CONTENT_TYPES[profile.ext], sha256=made.file.sha256
+            key,
+            made.path,
+            content_type=CONTENT_TYPES[profile.ext],
+            sha256=made.file.sha256,
+            protection=protection,
         )
         doc["files"] = [f for f in files if f.get("profile") != profile.name] + [made.file.to_json()]
         body = render_sidecar(doc)
-        deps.storage.put_bytes(item.key, body, content_type=CONTENT_TYPES["json"])
+        deps.storage.put_bytes(item.key, body, content_type=CONTENT_TYPES["json"], protection=protection)
         return Outcome(rid, "archived", bytes_written=made.file.bytes + len(body), keys=(key, item.key))
     except (RecordingError, StorageError) as exc:
         return Outcome(rid, "failed", stage=exc.stage, error=str(exc))

@@ -8,6 +8,7 @@ from archiver import __version__
 from archiver.cli.backfill import backfill
 from archiver.cli.export import export
 from archiver.cli.fetch import fetch
+from archiver.cli.legal_hold import legal_hold
 from archiver.cli.reindex import reindex
 from archiver.cli.run import run
 from archiver.cli.sim import sim
@@ -50,6 +51,7 @@ main.add_command(backfill)
 main.add_command(fetch)
 main.add_command(export)
 main.add_command(verify)
+main.add_command(legal_hold)
 main.add_command(transcode)
 main.add_command(reindex)
 main.add_command(sim)

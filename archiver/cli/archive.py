@@ -45,6 +45,9 @@ def archive(
         "archive.catalog": opts["catalog"],
         "transcode.workers": opts["transcode_workers"],
         **wiring.s3_flags(opts["storage_class"], opts["sse"], opts["sse_kms_key_id"]),
+        "s3.object_lock_mode": opts["object_lock_mode"],
+        "s3.retain_days": opts["retain_days"],
+        "s3.legal_hold": opts["legal_hold"],
     }
     settings = wiring.load(ctx, flags)
     provider_name = opts["provider"]

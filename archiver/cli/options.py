@@ -65,6 +65,15 @@ def archive_options(fn: F) -> F:
         click.option(
             "--transcode-workers", type=click.IntRange(1, 64), help="Parallel encodes (default: CPU count)."
         ),
+        click.option(
+            "--object-lock-mode",
+            type=click.Choice(["GOVERNANCE", "COMPLIANCE"]),
+            help="S3 Object Lock retention on every object (needs --retain-days).",
+        ),
+        click.option("--retain-days", type=click.IntRange(1), help="Retain until the call's start + N days."),
+        click.option(
+            "--legal-hold", is_flag=True, default=None, help="Put an S3 legal hold on every object."
+        ),
         click.option("--storage-class", help="S3 storage class (STANDARD_IA, GLACIER_IR, ...)."),
         click.option("--sse", type=click.Choice(["AES256", "aws:kms"]), help="S3 server-side encryption."),
         click.option("--sse-kms-key-id", help="KMS key for --sse aws:kms."),

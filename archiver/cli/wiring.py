@@ -86,7 +86,14 @@ def build_storage(settings: Settings) -> Storage:
         raise ConfigError("no destination: pass --dest or set [archive] dest in the config file")
     s = settings.s3
     options = S3Options(
-        s.storage_class, s.sse, s.sse_kms_key_id, s.multipart_threshold_mb, s.part_size_mb, s.max_concurrency
+        storage_class=s.storage_class,
+        sse=s.sse,
+        sse_kms_key_id=s.sse_kms_key_id,
+        multipart_threshold_mb=s.multipart_threshold_mb,
+        part_size_mb=s.part_size_mb,
+        max_concurrency=s.max_concurrency,
+        object_lock_mode=s.object_lock_mode,
+        legal_hold=s.legal_hold,
     )
     return open_storage(settings.archive.dest, options, pool_size=settings.archive.concurrency * 2)
 
@@ -141,6 +148,9 @@ def archive_session(
             keep_original=keep_original,
             transcoder=build_transcoder(settings) if chosen else None,
             encode_pool=encode_pool,
+            lock_mode=settings.s3.object_lock_mode,
+            retain_days=settings.s3.retain_days,
+            legal_hold=settings.s3.legal_hold,
         )
         if dry_run:
             yield deps

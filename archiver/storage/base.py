@@ -6,6 +6,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
+from archiver.models import Protection
+
+
+class LegalHolds(Protocol):
+    """The optional capability of changing an object's legal hold (S3 with Object Lock)."""
+
+    def set_legal_hold(self, key: str, on: bool) -> None: ...
+
 
 class Storage(Protocol):
     """A place that keeps objects by key. Writes are all-or-nothing: a reader sees either
@@ -24,11 +32,16 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def put_file(self, key: str, path: str, *, content_type: str, sha256: str) -> None:
-        """Store the local file ``path`` under ``key`` atomically."""
+    def put_file(
+        self, key: str, path: str, *, content_type: str, sha256: str, protection: Protection | None = None
+    ) -> None:
+        """Store the local file ``path`` under ``key`` atomically (with Object Lock settings,
+        where the backend has them)."""
         ...
 
-    def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, protection: Protection | None = None
+    ) -> None:
         """Store ``data`` under ``key`` atomically."""
         ...
 

@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 from archiver.errors import StorageError, StorageUnavailable, UnsafeKeyError
 from archiver.locking import stale_temp
+from archiver.models import Protection
 
 STAGING = ".archiver-staging"
 TMP_PREFIX = ".archiver-tmp-"
@@ -48,11 +49,17 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def put_file(self, key: str, path: str, *, content_type: str, sha256: str) -> None:
+    def put_file(
+        self, key: str, path: str, *, content_type: str, sha256: str, protection: Protection | None = None
+    ) -> None:
+        _no_protection(protection)
         with open(path, "rb") as src:
             self._write(key, lambda out: shutil.copyfileobj(src, out, 1024 * 1024))
 
-    def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, protection: Protection | None = None
+    ) -> None:
+        _no_protection(protection)
         self._write(key, lambda out: out.write(data))
 
     def _write(self, key: str, fill: object) -> None:
@@ -115,6 +122,11 @@ class LocalStorage:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             (self.root / STAGING).rmdir()  # only when empty: never another run's files
+
+
+def _no_protection(protection: Protection | None) -> None:
+    if protection is not None:
+        raise StorageError("Object Lock and legal hold need an s3:// destination")
 
 
 def _fsync_dir(path: Path) -> None:

@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from archiver.errors import ConfigError, StorageError, StorageUnavailable
 from archiver.locking import stale_temp
+from archiver.models import Protection
 
 MB = 1024 * 1024
 STAGING_PREFIX = "archiver-staging-"
@@ -40,6 +41,8 @@ class S3Options:
     multipart_threshold_mb: int = 64
     part_size_mb: int = 16
     max_concurrency: int = 4
+    object_lock_mode: str | None = None
+    legal_hold: bool = False
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -73,8 +76,15 @@ class S3Storage:
     def _key(self, key: str) -> str:
         return self.prefix + key
 
-    def _extra(self, content_type: str) -> dict[str, Any]:
+    def _extra(self, content_type: str, protection: Protection | None = None) -> dict[str, Any]:
+        # Always a SHA-256 checksum: S3 verifies it, and Object Lock puts require one.
         extra: dict[str, Any] = {"ContentType": content_type, "ChecksumAlgorithm": "SHA256"}
+        if protection is not None:
+            if protection.mode and protection.retain_until:
+                extra["ObjectLockMode"] = protection.mode
+                extra["ObjectLockRetainUntilDate"] = protection.retain_until
+            if protection.legal_hold:
+                extra["ObjectLockLegalHoldStatus"] = "ON"
         if self.options.storage_class:
             extra["StorageClass"] = self.options.storage_class
         if self.options.sse:
@@ -97,6 +107,54 @@ class S3Storage:
             raise StorageUnavailable(f"cannot use S3 bucket {self.bucket!r}: {code}") from None
         except BotoCoreError as exc:
             raise StorageUnavailable(f"cannot reach S3 for bucket {self.bucket!r}: {exc}") from None
+        if self.options.object_lock_mode or self.options.legal_hold:
+            self._preflight_lock()
+
+    def bucket_facts(self) -> dict[str, Any]:
+        """Object Lock, versioning, encryption and public access block of the bucket (None
+        where S3 has no such configuration or refuses to tell)."""
+        facts: dict[str, Any] = {}
+        calls = {
+            "object_lock": lambda: self._client.get_object_lock_configuration(Bucket=self.bucket)[
+                "ObjectLockConfiguration"
+            ].get("ObjectLockEnabled"),
+            "versioning": lambda: self._client.get_bucket_versioning(Bucket=self.bucket).get("Status"),
+            "encryption": lambda: self._client.get_bucket_encryption(Bucket=self.bucket)[
+                "ServerSideEncryptionConfiguration"
+            ]["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"],
+            "public_access_block": lambda: all(
+                self._client.get_public_access_block(Bucket=self.bucket)[
+                    "PublicAccessBlockConfiguration"
+                ].values()
+            ),
+        }
+        for name, call in calls.items():
+            try:
+                facts[name] = call()
+            except (ClientError, BotoCoreError, KeyError, IndexError):
+                facts[name] = None
+        return facts
+
+    def _preflight_lock(self) -> None:
+        facts = self.bucket_facts()
+        if facts["object_lock"] != "Enabled":
+            raise ConfigError(
+                f"S3 bucket {self.bucket!r} does not have Object Lock enabled, so --object-lock-mode/"
+                "--legal-hold cannot protect anything: use a bucket created with Object Lock"
+            )
+        if facts["versioning"] != "Enabled":
+            raise ConfigError(
+                f"S3 bucket {self.bucket!r} has versioning {facts['versioning'] or 'off'}; "
+                "Object Lock needs it enabled"
+            )
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        try:
+            self._client.put_object_legal_hold(
+                Bucket=self.bucket, Key=self._key(key), LegalHold={"Status": "ON" if on else "OFF"}
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot {'set' if on else 'clear'} the legal hold of {key}: {exc}") from None
 
     def staging_dir(self) -> str:
         if self._staging is None:
@@ -114,8 +172,10 @@ class S3Storage:
         except BotoCoreError as exc:
             raise StorageError(f"cannot check {key}: {exc}") from None
 
-    def put_file(self, key: str, path: str, *, content_type: str, sha256: str) -> None:
-        extra = self._extra(content_type)
+    def put_file(
+        self, key: str, path: str, *, content_type: str, sha256: str, protection: Protection | None = None
+    ) -> None:
+        extra = self._extra(content_type, protection)
         extra["Metadata"] = {"sha256": sha256}
         try:
             self._client.upload_file(
@@ -124,10 +184,12 @@ class S3Storage:
         except (S3UploadFailedError, ClientError, BotoCoreError) as exc:
             raise StorageError(f"upload of {key} failed: {exc}") from None
 
-    def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, protection: Protection | None = None
+    ) -> None:
         try:
             self._client.put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=data, **self._extra(content_type)
+                Bucket=self.bucket, Key=self._key(key), Body=data, **self._extra(content_type, protection)
             )
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"upload of {key} failed: {exc}") from None

@@ -1,0 +1,48 @@
+"""``archiver legal-hold set|clear``: change the S3 legal hold of archived recordings."""
+
+from __future__ import annotations
+
+import click
+
+from archiver.cli import wiring
+from archiver.cli.options import exit_codes, selection_options
+from archiver.errors import ConfigError, StorageError
+from archiver.selection import Selection, archived
+
+
+@click.command("legal-hold")
+@click.argument("action", type=click.Choice(["set", "clear"]))
+@click.option("--dest", help="The archive: s3://bucket/prefix in a bucket with Object Lock.")
+@selection_options
+@click.pass_context
+@exit_codes
+def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Selection) -> None:
+    """Set or clear the legal hold on every object of the selected recordings.
+
+    The sidecar keeps what was applied at archive time; the objects carry the current state.
+
+    \b
+    Example:
+      archiver legal-hold set --dest s3://acme-calls/recordings --call-id 6bae8021-1c7d-9316
+    """
+    settings = wiring.load(ctx, {"archive.dest": dest})
+    storage = wiring.build_storage(settings)
+    set_hold = getattr(storage, "set_legal_hold", None)
+    if set_hold is None:
+        raise ConfigError("legal holds need an s3:// destination in a bucket with Object Lock")
+    recordings = objects = failed = 0
+    try:
+        storage.check()
+        for item in archived(storage, selection):
+            recordings += 1
+            for key in [f["key"] for f in item.doc["files"] if f.get("key")] + [item.key]:
+                try:
+                    set_hold(key, action == "set")
+                    objects += 1
+                except StorageError as exc:
+                    failed += 1
+                    click.echo(f"failed recording {item.recording_id}: {exc}", err=True)
+    finally:
+        storage.close()
+    click.echo(f"legal hold {action}: recordings={recordings} objects={objects} failed={failed}")
+    raise SystemExit(1 if failed else 0)
