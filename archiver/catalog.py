@@ -48,6 +48,15 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (dest, provider, account)
     );
     """,
+    # 2: deletions at the provider, each after a verified copy
+    """
+    CREATE TABLE deletions (
+        dest TEXT NOT NULL, provider TEXT NOT NULL, account TEXT NOT NULL,
+        recording_id TEXT NOT NULL, run_id TEXT NOT NULL, deleted_at TEXT NOT NULL,
+        verified_sha256 TEXT NOT NULL, result TEXT NOT NULL,
+        PRIMARY KEY (dest, provider, account, recording_id)
+    );
+    """,
 )
 
 
@@ -249,6 +258,21 @@ class Catalog:
 
     def set_watermark(self, scope: Scope, value: datetime) -> None:
         self._exec("INSERT OR REPLACE INTO watermarks VALUES (?,?,?,?,?)", (*scope.key(), _ts(value), _now()))
+
+    # --- deletions at the provider ---------------------------------------------------------
+
+    def record_deletion(self, scope: Scope, recording_id: str, run_id: str, sha256: str, result: str) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO deletions VALUES (?,?,?,?,?,?,?,?)",
+            (*scope.key(), recording_id, run_id, _now(), sha256, result),
+        )
+
+    def deleted(self, scope: Scope, recording_id: str) -> bool:
+        rows = self._exec(
+            "SELECT 1 FROM deletions WHERE dest=? AND provider=? AND account=? AND recording_id=?",
+            (*scope.key(), recording_id),
+        )
+        return bool(rows)
 
     # --- runs ---------------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ class RunResult:
     bytes_written: int = 0
     failures: list[dict[str, str | None]] = field(default_factory=list)
     fatal: str | None = None
+    deletions: list[dict[str, str | None]] | None = None  # None: deletion not asked for
 
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.status] += 1
@@ -58,7 +59,12 @@ class RunResult:
 
     def summary(self) -> str:
         counts = " ".join(f"{s}={self.counts[s]}" for s in STATUSES)
-        return f"listed={self.listed} {counts}" + (f" ABORTED: {self.fatal}" if self.fatal else "")
+        line = f"listed={self.listed} {counts}"
+        if self.deletions is not None:
+            done = sum(1 for d in self.deletions if d["result"] in ("deleted", "already-gone"))
+            planned = sum(1 for d in self.deletions if d["result"] == "would-delete")
+            line += f" deleted={done}" + (f" would_delete={planned}" if planned else "")
+        return line + (f" ABORTED: {self.fatal}" if self.fatal else "")
 
     def report(self) -> dict[str, Any]:
         return {
@@ -74,6 +80,7 @@ class RunResult:
             "bytes_written": self.bytes_written,
             "failures": self.failures,
             "fatal": self.fatal,
+            **({"deletions": self.deletions} if self.deletions is not None else {}),
         }
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -13,9 +14,11 @@ from archiver.cli import wiring
 from archiver.cli.logs import bind_run
 from archiver.cli.progress import RunProgress
 from archiver.config import Settings
-from archiver.errors import FatalError, RecordingError
+from archiver.deletion import delete_verified
+from archiver.errors import ConfigError, FatalError, RecordingError
 from archiver.models import Outcome, Recording
 from archiver.pipeline import Deps, plan_one, process_one, remember, sidecar_key
+from archiver.providers.base import Deleter
 from archiver.runner import RunResult, run_batch
 
 
@@ -65,8 +68,34 @@ def archive(
         )
         bind_run(result.run_id, provider_name)
         job = make_job(deps, settings)
+        deleter = deleter_for(deps, opts)
+        candidates: list[tuple[Recording, str]] = []
+        guard = threading.Lock()
+
+        def process(rec: Recording) -> Outcome:
+            outcome = process_one(rec, deps)
+            if deleter is not None and outcome.status in ("archived", "skipped") and outcome.keys:
+                with guard:
+                    candidates.append((rec, outcome.keys[-1]))
+            return outcome
+
+        older = opts["delete_older_than_days"]
+        older_than = timedelta(days=older) if older is not None else None
         if opts["dry_run"]:
-            dry_run(job.items, deps, result, opts["limit"])
+            dry_run(job.items, deps, result, opts["limit"], candidates if deleter else None)
+            if deleter is not None:
+                plan = delete_verified(
+                    candidates,
+                    deps,
+                    deleter,
+                    run_id=result.run_id,
+                    older_than=older_than,
+                    now=datetime.now(UTC),
+                    dry_run=True,
+                )
+                result.deletions = [d.to_json() for d in plan]
+                for d in plan:
+                    click.echo(f"{d.result} {d.recording_id}" + (f": {d.detail}" if d.detail else ""))
         else:
             deps.catalog.start_run(result.run_id, command, deps.scope, result.started_at)
             with RunProgress(result, enabled=not ctx.obj.quiet) as progress:
@@ -78,7 +107,7 @@ def archive(
 
                 run_batch(
                     job.items,
-                    lambda rec: process_one(rec, deps),
+                    process,
                     result,
                     concurrency=settings.archive.concurrency,
                     limit=opts["limit"],
@@ -86,9 +115,34 @@ def archive(
                 )
             if job.after and not result.fatal:
                 job.after(result)
+            if deleter is not None and not result.fatal:
+                # Only now, with the listing walk over (PROVIDERS.md: never delete mid-walk).
+                done = delete_verified(
+                    candidates,
+                    deps,
+                    deleter,
+                    run_id=result.run_id,
+                    older_than=older_than,
+                    now=datetime.now(UTC),
+                )
+                result.deletions = [d.to_json() for d in done]
             deps.catalog.finish_run(result.run_id, result.exit_code, result.report())
             last_success = deps.catalog.last_success(deps.scope)
     wiring.finish(result, opts["report"], opts["metrics_file"], last_success)
+
+
+def deleter_for(deps: Deps, opts: dict[str, Any]) -> Deleter | None:
+    """The provider as a Deleter when --delete-after-archive asks for one."""
+    if not opts["delete_after_archive"]:
+        if opts["delete_older_than_days"] is not None:
+            raise ConfigError("--delete-older-than-days goes with --delete-after-archive")
+        return None
+    if not hasattr(deps.provider, "delete_recording"):
+        raise ConfigError(
+            f"{deps.provider.name} has no recording delete (Catapult v1 has none): "
+            "drop --delete-after-archive"
+        )
+    return deps.provider  # type: ignore[return-value]
 
 
 def retry_remembered(deps: Deps, recording_ids: Iterable[str]) -> Iterator[Recording | Outcome]:
@@ -102,7 +156,13 @@ def retry_remembered(deps: Deps, recording_ids: Iterable[str]) -> Iterator[Recor
             yield outcome
 
 
-def dry_run(items: Iterable[Recording | Outcome], deps: Deps, result: RunResult, limit: int | None) -> None:
+def dry_run(
+    items: Iterable[Recording | Outcome],
+    deps: Deps,
+    result: RunResult,
+    limit: int | None,
+    candidates: list[tuple[Recording, str]] | None = None,
+) -> None:
     """Print what a real run would do; write nothing."""
     seen: set[str] = set()
     to_archive = 0
@@ -126,6 +186,8 @@ def dry_run(items: Iterable[Recording | Outcome], deps: Deps, result: RunResult,
                 to_archive += 1
                 click.echo(f"would archive {item.recording_id} -> {key}")
             else:
+                if candidates is not None and outcome.status == "skipped" and outcome.keys:
+                    candidates.append((item, outcome.keys[-1]))
                 result.add(outcome)
                 detail = f": {outcome.error}" if outcome.error else ""
                 click.echo(f"{outcome.status} {item.recording_id}{detail}")

@@ -74,6 +74,16 @@ def archive_options(fn: F) -> F:
         click.option(
             "--legal-hold", is_flag=True, default=None, help="Put an S3 legal hold on every object."
         ),
+        click.option(
+            "--delete-after-archive",
+            is_flag=True,
+            help="Plivo: delete each recording at the provider once its stored copy is re-read and verified.",
+        ),
+        click.option(
+            "--delete-older-than-days",
+            type=click.IntRange(0),
+            help="With --delete-after-archive: only recordings that started more than N days ago.",
+        ),
         click.option("--storage-class", help="S3 storage class (STANDARD_IA, GLACIER_IR, ...)."),
         click.option("--sse", type=click.Choice(["AES256", "aws:kms"]), help="S3 server-side encryption."),
         click.option("--sse-kms-key-id", help="KMS key for --sse aws:kms."),

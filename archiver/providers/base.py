@@ -44,6 +44,15 @@ class Provider(Protocol):
         ...
 
 
+class Deleter(Protocol):
+    """The optional capability of deleting a recording at the provider (Plivo; Catapult v1
+    has no recording DELETE)."""
+
+    def delete_recording(self, recording_id: str) -> bool:
+        """Delete it; False when it was already gone (404)."""
+        ...
+
+
 class PageGuard:
     """Stops a pagination loop that would never end: a repeated URL or too many pages."""
 

@@ -179,5 +179,25 @@ class ApiClient:
         except TransientError as exc:
             raise ProviderUnavailable(str(exc)) from None
 
+    def delete(self, url: str, *, pace: str, what: str) -> bool:
+        """DELETE ``url``: True when deleted, False when it was gone already (404)."""
+
+        def attempt() -> bool:
+            self.pacers[pace].wait()
+            try:
+                response = self.client.request("DELETE", url, auth=self.scope.auth_for(url))
+            except httpx.HTTPError as exc:
+                raise transport_error(exc, what) from None
+            if response.status_code == 404:
+                return False
+            if not response.is_success:
+                raise error_for_status(response, what, api=True)
+            return True
+
+        try:
+            return retry_call(attempt, self.policy, what=what)
+        except TransientError as exc:
+            raise ProviderUnavailable(str(exc)) from None
+
     def absolute(self, url: str, base: str) -> str:
         return urljoin(base, url)

@@ -152,6 +152,10 @@ class PlivoProvider:
         raw = {k: v for k, v in body.items() if k != "api_id"}
         return parse_recording(raw, self.account)
 
+    def delete_recording(self, recording_id: str) -> bool:
+        url = f"{self._root}{quote(recording_id, safe='')}/"
+        return self.api.delete(url, pace="api", what=f"delete recording {recording_id}")
+
     def media_auth(self, url: str) -> httpx.Auth | None:
         return self.api.scope.auth_for(url)
 

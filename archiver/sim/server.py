@@ -69,6 +69,7 @@ class Simulator:
         self.plan = FaultPlan(parse_faults(faults))
         self.stall_seconds = stall_seconds
         self.stats: Counter[str] = Counter()
+        self.events: list[str] = []  # every counted request, in order
         self.media_auth_seen: list[str] = []
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
@@ -129,6 +130,7 @@ class Simulator:
     def count(self, key: str) -> None:
         with self._lock:
             self.stats[key] += 1
+            self.events.append(key)
 
     def get(self, provider: str, rec_id: str) -> data.SimRecording | None:
         rec = self._by_id.get((provider, rec_id))

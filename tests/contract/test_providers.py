@@ -140,3 +140,13 @@ def test_media_downloads_are_true_and_credentials_stay_home(
 def test_catapult_media_requires_auth(sim: Simulator) -> None:
     rec = next(r for r in sim.catapult if r.state == "complete")
     assert httpx.get(rec.doc["media"]).status_code == 401
+
+
+def test_plivo_delete_then_404_means_gone(sim: Simulator, client: httpx.Client) -> None:
+    provider = provider_for(sim, "plivo", client)
+    rid = sim.plivo[0].id
+    assert provider.delete_recording(rid) is True  # type: ignore[attr-defined]
+    assert provider.delete_recording(rid) is False  # type: ignore[attr-defined]
+    assert rid in sim.deleted
+    with pytest.raises(NotFoundError):
+        provider.get_recording(rid)

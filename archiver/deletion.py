@@ -1,0 +1,94 @@
+"""Deleting recordings at the provider, only after the stored copy is re-read and matches
+its sidecar. Called after the listing walk is over: deleting during an offset walk would pull
+later items onto pages already read."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from archiver.errors import FatalError, RecordingError
+from archiver.models import Recording
+from archiver.pipeline import Deps
+from archiver.providers.base import Deleter
+from archiver.selection import read_sidecar
+from archiver.verify import hash_object
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Deletion:
+    recording_id: str
+    result: str  # "deleted" | "already-gone" | "would-delete" | "kept"
+    detail: str | None = None
+    sha256: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "recording_id": self.recording_id,
+            "result": self.result,
+            "detail": self.detail,
+            "verified_sha256": self.sha256,
+        }
+
+
+def verify_copy(rec: Recording, sidecar_key: str, deps: Deps) -> str:
+    """The stored original's SHA-256 after re-reading it; RecordingError when it is not there,
+    not complete, or not what the sidecar says."""
+    doc = read_sidecar(deps.storage, sidecar_key)
+    if doc is None:
+        raise RecordingError(f"no sidecar at {sidecar_key}")
+    original = next((f for f in doc["files"] if f.get("role") == "original"), None)
+    if original is None or not original.get("key"):
+        raise RecordingError("the original is not stored (--no-keep-original): not deleting the only copy")
+    digest, size = hash_object(deps.storage, original["key"])
+    if digest != original["sha256"] or size != original["bytes"]:
+        raise RecordingError(f"stored {original['key']} does not match its sidecar ({size} bytes, {digest})")
+    return digest
+
+
+def delete_verified(
+    candidates: Iterable[tuple[Recording, str]],
+    deps: Deps,
+    deleter: Deleter,
+    *,
+    run_id: str,
+    older_than: timedelta | None,
+    now: datetime,
+    dry_run: bool = False,
+) -> list[Deletion]:
+    """Delete each archived candidate (recording, sidecar key) at the provider once its
+    stored copy is verified. Recordings newer than ``older_than`` stay at the provider."""
+    out: list[Deletion] = []
+    for rec, sidecar_key in candidates:
+        rid = rec.recording_id
+        if older_than is not None and (rec.started_at is None or rec.started_at > now - older_than):
+            continue
+        if deps.catalog.deleted(deps.scope, rid):
+            continue
+        try:
+            digest = verify_copy(rec, sidecar_key, deps)
+        except RecordingError as exc:
+            log.error("not deleting %s at the provider: %s", rid, exc)
+            out.append(Deletion(rid, "kept", str(exc)))
+            continue
+        if dry_run:
+            out.append(Deletion(rid, "would-delete", None, digest))
+            continue
+        try:
+            gone = deleter.delete_recording(rid)
+        except FatalError:
+            raise
+        except RecordingError as exc:
+            out.append(Deletion(rid, "kept", f"delete failed: {exc}", digest))
+            continue
+        result = "deleted" if gone else "already-gone"
+        deps.catalog.record_deletion(deps.scope, rid, run_id, digest, result)
+        log.info(
+            "%s %s at the provider (verified copy %s)", result, rid, digest[:12], extra={"recording_id": rid}
+        )
+        out.append(Deletion(rid, result, None, digest))
+    return out
