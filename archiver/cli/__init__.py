@@ -6,6 +6,7 @@ import click
 
 from archiver import __version__
 from archiver.cli.backfill import backfill
+from archiver.cli.doctor import doctor
 from archiver.cli.export import export
 from archiver.cli.fetch import fetch
 from archiver.cli.legal_hold import legal_hold
@@ -54,4 +55,5 @@ main.add_command(verify)
 main.add_command(legal_hold)
 main.add_command(transcode)
 main.add_command(reindex)
+main.add_command(doctor)
 main.add_command(sim)

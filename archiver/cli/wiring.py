@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -98,8 +99,17 @@ def build_storage(settings: Settings) -> Storage:
     return open_storage(settings.archive.dest, options, pool_size=settings.archive.concurrency * 2)
 
 
+def catalog_path(settings: Settings) -> str:
+    return settings.archive.catalog or default_path(environ())
+
+
 def open_catalog(settings: Settings) -> Catalog:
-    return Catalog(settings.archive.catalog or default_path(environ()))
+    return Catalog(catalog_path(settings))
+
+
+def quick(settings: Settings) -> Settings:
+    """The same settings with one attempt per request: a check should answer fast."""
+    return dataclasses.replace(settings, http=dataclasses.replace(settings.http, max_attempts=2))
 
 
 @contextlib.contextmanager

@@ -35,6 +35,10 @@ class Provider(Protocol):
         """One recording by id; NotFoundError when the provider has none."""
         ...
 
+    def check_credentials(self) -> None:
+        """One small authenticated request; AuthError when refused."""
+        ...
+
     def media_auth(self, url: str) -> httpx.Auth | None:
         """Credentials for a media URL: only for the provider's own hosts, else None."""
         ...

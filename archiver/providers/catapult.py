@@ -118,6 +118,12 @@ class CatapultProvider:
             url = self.api.absolute(nxt, str(response.url)) if nxt else None
         log.debug("catapult listing: %d pages, %d duplicates", guard.pages, dedupe.duplicates)
 
+    def check_credentials(self) -> None:
+        """One small authenticated request (AuthError / ProviderUnavailable when it fails)."""
+        self.api.get_json(
+            f"{self._root}/recordings?page=0&size=1", pace="recordings", what="credentials check"
+        )
+
     def get_recording(self, recording_id: str) -> Recording:
         url = f"{self._root}/recordings/{quote(recording_id, safe='')}"
         body, _ = self.api.get_json(url, pace="recordings", what=f"get recording {recording_id}")

@@ -144,6 +144,16 @@ class PlivoProvider:
                 return
             offset += PAGE_LIMIT
 
+    def check_credentials(self) -> None:
+        """One small authenticated request (AuthError / ProviderUnavailable when it fails)."""
+        now = datetime.now(UTC)
+        params = {
+            "limit": 1,
+            "add_time__gte": plivo_time(now - timedelta(days=1)),
+            "add_time__lt": plivo_time(now),
+        }
+        self.api.get_json(self._root, params=params, pace="api", what="credentials check")
+
     def get_recording(self, recording_id: str) -> Recording:
         url = f"{self._root}{quote(recording_id, safe='')}/"
         body, _ = self.api.get_json(url, pace="api", what=f"get recording {recording_id}")

@@ -1,0 +1,77 @@
+"""``archiver doctor``: check providers, ffmpeg, destination and catalog."""
+
+from __future__ import annotations
+
+import click
+
+from archiver.cli import wiring
+from archiver.cli.options import exit_codes
+from archiver.doctor import Finding, check_catalog, check_ffmpeg, check_provider, check_storage
+from archiver.providers.http import make_client
+from archiver.transcode import find_ffmpeg
+
+
+@click.command()
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    type=click.Choice(["catapult", "plivo"]),
+    help="Providers to check (default: every one with credentials configured).",
+)
+@click.option("--dest", help="Destination to check: a folder, file:///path or s3://bucket/prefix.")
+@click.option("--catalog", type=click.Path(dir_okay=False), help="Catalog database to check.")
+@click.pass_context
+@exit_codes
+def doctor(ctx: click.Context, providers: tuple[str, ...], dest: str | None, catalog: str | None) -> None:
+    """Check credentials, ffmpeg, the destination and the catalog; say how to fix each problem.
+
+    Exits 1 when something would stop a run. Writes, reads and deletes one small probe object
+    in the destination.
+
+    \b
+    Example:
+      archiver doctor --provider plivo --dest s3://acme-calls/recordings
+    """
+    settings = wiring.load(ctx, {"archive.dest": dest, "archive.catalog": catalog})
+    findings: list[Finding] = []
+    chosen = providers or tuple(
+        name
+        for name, configured in (("catapult", settings.catapult.user_id), ("plivo", settings.plivo.auth_id))
+        if configured
+    )
+    if not chosen:
+        findings.append(
+            Finding(
+                "warn",
+                "providers",
+                "no provider credentials configured",
+                "export PLIVO_AUTH_ID/PLIVO_AUTH_TOKEN or CATAPULT_USER_ID/..._TOKEN/..._SECRET",
+            )
+        )
+    with make_client(timeout=min(settings.http.timeout_seconds, 15.0)) as client:
+        for name in chosen:
+            findings.append(
+                check_provider(
+                    name,
+                    lambda n=name: wiring.build_provider(  # type: ignore[misc]
+                        wiring.quick(settings), n, client
+                    ),
+                )
+            )
+    findings.append(check_ffmpeg(find_ffmpeg(settings.transcode.ffmpeg)))
+    if settings.archive.dest:
+        storage = wiring.build_storage(settings)
+        try:
+            findings.extend(check_storage(storage))
+        finally:
+            storage.close()
+    else:
+        findings.append(Finding("warn", "destination", "none given", "pass --dest or set [archive] dest"))
+    findings.append(check_catalog(wiring.catalog_path(settings)))
+    for f in findings:
+        click.echo(f.line())
+    failed = sum(f.level == "fail" for f in findings)
+    warned = sum(f.level == "warn" for f in findings)
+    click.echo(f"doctor: {len(findings)} checks, {failed} failed, {warned} warnings")
+    raise SystemExit(1 if failed else 0)

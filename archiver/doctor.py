@@ -1,0 +1,149 @@
+"""``archiver doctor``: check every part a run depends on, and say how to fix what is wrong."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from archiver.catalog import MIGRATIONS, Catalog
+from archiver.errors import ArchiverError, AuthError, ConfigError
+from archiver.providers.base import Provider
+from archiver.storage import Storage
+
+Level = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    check: str
+    message: str
+    fix: str | None = None
+
+    def line(self) -> str:
+        return f"{self.level.upper():4}  {self.check}: {self.message}" + (
+            f"\n      fix: {self.fix}" if self.fix else ""
+        )
+
+
+def check_provider(name: str, build: Callable[[], Provider]) -> Finding:
+    check = f"provider {name}"
+    try:
+        provider = build()
+        provider.check_credentials()
+    except ConfigError as exc:
+        return Finding(
+            "fail", check, str(exc), f"export the {name.upper()}_* variables or add [{name}] to the config"
+        )
+    except AuthError as exc:
+        return Finding(
+            "fail", check, str(exc), "check the credentials (and the account id) with the provider"
+        )
+    except ArchiverError as exc:
+        return Finding(
+            "fail", check, str(exc), f"check network access to the API (or {name.upper()}_BASE_URL)"
+        )
+    return Finding("ok", check, f"credentials accepted for account {provider.account}")
+
+
+def check_ffmpeg(ffmpeg: str) -> Finding:
+    try:
+        proc = subprocess.run(
+            [ffmpeg, "-hide_banner", "-encoders"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Finding(
+            "warn",
+            "ffmpeg",
+            f"cannot run {ffmpeg!r}: {exc}",
+            "pip install imageio-ffmpeg, or set ARCHIVER_FFMPEG (only --transcode needs it)",
+        )
+    missing = [e for e in ("libmp3lame", "libopus", "flac", "pcm_s16le") if e not in proc.stdout]
+    if proc.returncode != 0 or missing:
+        return Finding(
+            "warn",
+            "ffmpeg",
+            f"{ffmpeg} lacks encoders: {', '.join(missing) or proc.stderr[-200:]}",
+            "use the ffmpeg that imageio-ffmpeg ships (unset ARCHIVER_FFMPEG)",
+        )
+    return Finding("ok", "ffmpeg", f"{ffmpeg} has the encoders of every built-in profile")
+
+
+def check_storage(storage: Storage) -> Iterator[Finding]:
+    check = f"destination {storage.url}"
+    try:
+        storage.check()
+        key = f".archiver-doctor-{uuid.uuid4().hex}.probe"
+        body = os.urandom(64)
+        with tempfile.NamedTemporaryFile() as tmp:
+            tmp.write(body)
+            tmp.flush()
+            storage.put_file(key, tmp.name, content_type="application/octet-stream", sha256="")
+        with storage.open_read(key) as fh:
+            back = fh.read()
+        storage.delete(key)
+        if back != body:
+            yield Finding("fail", check, "a probe object read back differently", "check the storage")
+            return
+    except ArchiverError as exc:
+        yield Finding("fail", check, str(exc), "check the path / bucket, its permissions and credentials")
+        return
+    yield Finding("ok", check, "write, read back and delete of a probe object worked")
+    facts_of = getattr(storage, "bucket_facts", None)
+    if facts_of is None:
+        return
+    facts = facts_of()
+    if not facts.get("encryption"):
+        yield Finding(
+            "warn",
+            f"{check} encryption",
+            "no default encryption reported",
+            "enable default bucket encryption, or pass --sse AES256|aws:kms",
+        )
+    else:
+        yield Finding("ok", f"{check} encryption", f"default encryption {facts['encryption']}")
+    if facts.get("public_access_block"):
+        yield Finding("ok", f"{check} public access", "public access is blocked")
+    else:
+        yield Finding(
+            "warn",
+            f"{check} public access",
+            "the bucket does not block all public access",
+            "turn on S3 Block Public Access for the bucket: recordings are personal data",
+        )
+    lock = facts.get("object_lock") == "Enabled"
+    yield Finding(
+        "ok" if lock else "warn",
+        f"{check} object lock",
+        "Object Lock enabled" if lock else "Object Lock not enabled: --object-lock-mode cannot be used",
+        None if lock else "for WORM retention (SEC 17a-4, MiFID II) use a bucket created with Object Lock",
+    )
+    yield Finding(
+        "ok" if facts.get("versioning") == "Enabled" else "warn",
+        f"{check} versioning",
+        f"versioning {facts.get('versioning') or 'off'}",
+        None if facts.get("versioning") == "Enabled" else "enable versioning to keep overwritten objects",
+    )
+
+
+def check_catalog(path: str) -> Finding:
+    try:
+        catalog = Catalog(path)
+    except ConfigError as exc:
+        return Finding("fail", "catalog", str(exc), "point --catalog / ARCHIVER_CATALOG at a writable file")
+    try:
+        version = catalog.schema_version
+        runs = sum(1 for _ in catalog.runs())
+    finally:
+        catalog.close()
+    return Finding("ok", "catalog", f"{path}: schema {version}/{len(MIGRATIONS)}, {runs} run(s) recorded")
