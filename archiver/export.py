@@ -25,10 +25,9 @@ from typing import Any, Protocol
 from archiver import __version__
 from archiver.errors import ArchiverError, ConfigError
 from archiver.selection import Archived, Selection, archived
-from archiver.storage import Storage
+from archiver.storage import Storage, iter_chunks
 from archiver.timeutil import iso_z
 
-CHUNK = 1024 * 1024
 MANIFEST_FIELDS = (
     "provider",
     "recording_id",
@@ -200,11 +199,6 @@ class ExportResult:
     manifest_sha256: str
 
 
-def _chunks(storage: Storage, key: str) -> Iterator[bytes]:
-    with storage.open_read(key) as fh:
-        yield from iter(lambda: fh.read(CHUNK), b"")
-
-
 def run_export(
     source: Storage,
     sink: Sink,
@@ -224,7 +218,7 @@ def run_export(
         for item in archived(source, selection):
             recordings += 1
             for f in _files(item, with_renditions):
-                digest, size = sink.write(f["key"], _chunks(source, f["key"]))
+                digest, size = sink.write(f["key"], iter_chunks(source, f["key"]))
                 if digest != f["sha256"] or size != f["bytes"]:
                     raise ExportError(
                         f"recording {item.recording_id}: {f['key']} is {size} bytes with SHA-256 {digest}, "
@@ -233,7 +227,7 @@ def run_export(
                 sums.append((digest, f["key"]))
                 total += size
                 rows.append(_row(item, f, mask_numbers))
-            digest, size = sink.write(item.key, _chunks(source, item.key))
+            digest, size = sink.write(item.key, iter_chunks(source, item.key))
             sums.append((digest, item.key))
             total += size
         manifest_json = (json.dumps(rows, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()

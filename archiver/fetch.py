@@ -96,6 +96,14 @@ def _attempt(client: httpx.Client, provider: Provider, rec: Recording, url: str,
     raise RecordingError(f"{what}: more than {MAX_REDIRECTS} redirects", stage="fetch")
 
 
+def _not_audio(rec: Recording, head: bytes, response: httpx.Response) -> NotAudioError:
+    ctype = response.headers.get("content-type", "no content type")
+    what = describe_non_audio(head)
+    return NotAudioError(
+        f"media of {rec.recording_id} is {what}, not audio (HTTP {response.status_code}, {ctype})"
+    )
+
+
 def _save(response: httpx.Response, rec: Recording, url: str, staging_dir: str) -> Fetched:
     declared = response.headers.get("content-length")
     expected = int(declared) if declared and declared.isdigit() else None
@@ -110,13 +118,8 @@ def _save(response: httpx.Response, rec: Recording, url: str, staging_dir: str) 
             for chunk in response.iter_bytes(CHUNK):
                 if len(head) < SNIFF_BYTES:
                     head += chunk[: SNIFF_BYTES - len(head)]
-                    fmt = sniff(head) if len(head) >= SNIFF_BYTES else None
-                    if len(head) >= SNIFF_BYTES and fmt is None:
-                        raise NotAudioError(
-                            f"media of {rec.recording_id} is {describe_non_audio(head)}, not audio"
-                            f" (HTTP {response.status_code}, "
-                            f"{response.headers.get('content-type', 'no content type')})"
-                        )
+                    if len(head) == SNIFF_BYTES and sniff(head) is None:
+                        raise _not_audio(rec, head, response)  # stop reading an error page early
                 digest.update(chunk)
                 out.write(chunk)
                 size += len(chunk)
@@ -126,7 +129,7 @@ def _save(response: httpx.Response, rec: Recording, url: str, staging_dir: str) 
             )
         fmt = sniff(head)
         if fmt is None:
-            raise NotAudioError(f"media of {rec.recording_id} is {describe_non_audio(head)}, not audio")
+            raise _not_audio(rec, head, response)
         if rec.format_hint and rec.format_hint != fmt:
             log.warning(
                 "recording %s: provider says %s but the bytes are %s; keeping %s",

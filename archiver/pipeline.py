@@ -71,25 +71,28 @@ def sidecar_key(rec: Recording, layout: str) -> str:
 
 
 def plan_one(rec: Recording, deps: Deps) -> Outcome | None:
-    """Decide without downloading: an Outcome for pending / error / done recordings, or None
-    when the recording must be archived. Raises RecordingError for unsafe keys."""
-    if rec.state == "pending":
-        return Outcome(
-            rec.recording_id,
-            "pending",
-            stage="provider",
-            error=f"provider state {rec.provider_state!r}: not downloadable yet",
-        )
+    """Decide without downloading: an Outcome for pending, failed-too-often, error and done
+    recordings, or None when the recording must be archived. Raises RecordingError for unsafe
+    keys. The catalog answers first (no storage round trip); the sidecar is the fallback."""
+    rid = rec.recording_id
+    if rec.state == "pending":  # may lack what a key needs (start, media) until it completes
+        error = f"provider state {rec.provider_state!r}: not downloadable yet"
+        return Outcome(rid, "pending", stage="provider", error=error)
+    key = sidecar_key(rec, deps.layout)  # refuses unsafe ids before anything else
+    known = deps.catalog.get(deps.scope, rid)
+    if not deps.force and known is not None:
+        if known.state == "archived":
+            return Outcome(rid, "skipped", keys=(key,))
+        if known.state == "failed" and known.attempts >= deps.max_failures:
+            error = (
+                f"failed {known.attempts} times, last: {known.last_error} (not tried again; --force tries it)"
+            )
+            return Outcome(rid, "failed", stage="retry-limit", error=error)
     if rec.state == "error":
-        return Outcome(
-            rec.recording_id,
-            "failed",
-            stage="provider",
-            error=f"the provider marked the recording as {rec.provider_state!r}",
-        )
-    key = sidecar_key(rec, deps.layout)
+        error = f"the provider marked the recording as {rec.provider_state!r}"
+        return Outcome(rid, "failed", stage="provider", error=error)
     if not deps.force and deps.storage.exists(key):
-        return Outcome(rec.recording_id, "skipped", keys=(key,))
+        return Outcome(rid, "skipped", keys=(key,))
     return None
 
 

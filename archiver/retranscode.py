@@ -13,7 +13,7 @@ from archiver.errors import RecordingError, StorageError
 from archiver.models import CONTENT_TYPES, Outcome, Probe, Protection, render_sidecar, rendition_ext
 from archiver.renditions import call_tags, make_rendition
 from archiver.selection import Archived
-from archiver.storage.base import Storage
+from archiver.storage import Storage, iter_chunks
 from archiver.timeutil import lenient_time
 from archiver.transcode import Profile, Transcoder
 
@@ -55,9 +55,9 @@ def add_rendition(item: Archived, deps: RetranscodeDeps) -> Outcome:
     fd, src = tempfile.mkstemp(dir=staging, prefix=f".fetch-{os.getpid()}-", suffix=f".{original['format']}")
     made_path = None
     try:
-        with os.fdopen(fd, "wb") as out, deps.storage.open_read(original["key"]) as fh:
-            digest = hashlib.sha256()
-            for chunk in iter(lambda: fh.read(1024 * 1024), b""):
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            for chunk in iter_chunks(deps.storage, original["key"]):
                 digest.update(chunk)
                 out.write(chunk)
         if digest.hexdigest() != original["sha256"]:

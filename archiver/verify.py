@@ -13,9 +13,8 @@ from typing import Any
 from archiver.errors import StorageError
 from archiver.models import SIDECAR_SCHEMA
 from archiver.selection import Selection
-from archiver.storage import Storage
+from archiver.storage import Storage, iter_chunks
 
-CHUNK = 1024 * 1024
 # Files archiver itself may leave at the root of a destination that no sidecar lists.
 NOT_ARCHIVE = ("manifest.json", "manifest.csv", "SHA256SUMS", "CUSTODY.json")
 
@@ -53,10 +52,9 @@ class VerifyResult:
 def hash_object(storage: Storage, key: str) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
-    with storage.open_read(key) as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(chunk)
-            size += len(chunk)
+    for chunk in iter_chunks(storage, key):
+        digest.update(chunk)
+        size += len(chunk)
     return digest.hexdigest(), size
 
 

@@ -83,19 +83,6 @@ def archive(
         older_than = timedelta(days=older) if older is not None else None
         if opts["dry_run"]:
             dry_run(job.items, deps, result, opts["limit"], candidates if deleter else None)
-            if deleter is not None:
-                plan = delete_verified(
-                    candidates,
-                    deps,
-                    deleter,
-                    run_id=result.run_id,
-                    older_than=older_than,
-                    now=datetime.now(UTC),
-                    dry_run=True,
-                )
-                result.deletions = [d.to_json() for d in plan]
-                for d in plan:
-                    click.echo(f"{d.result} {d.recording_id}" + (f": {d.detail}" if d.detail else ""))
         else:
             deps.catalog.start_run(result.run_id, command, deps.scope, result.started_at)
             with RunProgress(result, enabled=not ctx.obj.quiet) as progress:
@@ -115,17 +102,22 @@ def archive(
                 )
             if job.after and not result.fatal:
                 job.after(result)
-            if deleter is not None and not result.fatal:
-                # Only now, with the listing walk over (PROVIDERS.md: never delete mid-walk).
-                done = delete_verified(
-                    candidates,
-                    deps,
-                    deleter,
-                    run_id=result.run_id,
-                    older_than=older_than,
-                    now=datetime.now(UTC),
-                )
-                result.deletions = [d.to_json() for d in done]
+        if deleter is not None and not result.fatal:
+            # Only now, with the listing walk over (PROVIDERS.md: never delete mid-walk).
+            done = delete_verified(
+                candidates,
+                deps,
+                deleter,
+                run_id=result.run_id,
+                older_than=older_than,
+                now=datetime.now(UTC),
+                dry_run=opts["dry_run"],
+            )
+            result.deletions = [d.to_json() for d in done]
+            if opts["dry_run"]:
+                for d in done:
+                    click.echo(f"{d.result} {d.recording_id}" + (f": {d.detail}" if d.detail else ""))
+        if not opts["dry_run"]:
             deps.catalog.finish_run(result.run_id, result.exit_code, result.report())
             last_success = deps.catalog.last_success(deps.scope)
     wiring.finish(result, opts["report"], opts["metrics_file"], last_success)

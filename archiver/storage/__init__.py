@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 from archiver.errors import ConfigError
 from archiver.storage.base import Storage
 from archiver.storage.local import LocalStorage
 
-__all__ = ["Storage", "LocalStorage", "open_storage"]
+__all__ = ["Storage", "LocalStorage", "open_storage", "iter_chunks"]
+
+CHUNK = 1024 * 1024
+
+
+def iter_chunks(storage: Storage, key: str, size: int = CHUNK) -> Iterator[bytes]:
+    """Stream an object in chunks (bounded memory, whatever its size)."""
+    with storage.open_read(key) as fh:
+        yield from iter(lambda: fh.read(size), b"")
 
 
 def open_storage(url: str, s3_options: object | None = None, *, pool_size: int = 16) -> Storage:
