@@ -33,7 +33,7 @@ SCHEMA: dict[str, tuple[type, Any]] = {
     "catapult.api_token": (str, None),
     "catapult.api_secret": (str, None),
     "catapult.base_url": (str, CATAPULT_URL),
-    "catapult.requests_per_second": (float, 1.0),
+    "catapult.requests_per_second": (float, 0.9),  # the limit is 1/s: keep a margin
     "catapult.page_size": (int, 1000),
     "plivo.auth_id": (str, None),
     "plivo.auth_token": (str, None),

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 
 import click
 
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, selection_options
 from archiver.selection import Selection
-from archiver.verify import verify_archive
+from archiver.verify import VerifyResult, verify_archive
+
+log = logging.getLogger("archiver.verify")
 
 
 @click.command()
@@ -39,7 +43,19 @@ def verify(
     storage = wiring.build_storage(settings)
     try:
         storage.check()
-        result = verify_archive(storage, selection, workers=workers)
+        last = [time.monotonic()]
+
+        def progress(r: VerifyResult) -> None:  # a line every 10 s on long checks
+            if time.monotonic() - last[0] >= 10:
+                last[0] = time.monotonic()
+                log.info(
+                    "verify: %d files, %.1f MB read, %d findings so far",
+                    r.files_checked,
+                    r.bytes_read / 1e6,
+                    len(r.findings),
+                )
+
+        result = verify_archive(storage, selection, workers=workers, on_file=progress)
     finally:
         storage.close()
     for f in result.findings:

@@ -302,6 +302,7 @@ class ApiHandler(_Handler):
             rec = self.sim.media_by_name(item)
         wait = self.sim.rate_limited("catapult", kind)
         if wait is not None:
+            self.sim.count("catapult.ratelimited")
             reset_ms = int((time.time() + wait) * 1000)
             return self._catapult_error(
                 429, "too-many-requests", "rate-limit-reached", headers={"X-RateLimit-Reset": str(reset_ms)}
@@ -375,6 +376,7 @@ class ApiHandler(_Handler):
             return self._plivo_error(401, "authentication failed")
         wait = self.sim.rate_limited("plivo", "api")
         if wait is not None:
+            self.sim.count("plivo.ratelimited")
             return self._plivo_error(429, "too many requests", {"Retry-After": str(max(1, round(wait)))})
         scope = "list" if rec_id is None else "get"
         self.sim.count(f"plivo.{scope}.requests")

@@ -150,3 +150,53 @@ def test_plivo_delete_then_404_means_gone(sim: Simulator, client: httpx.Client) 
     assert rid in sim.deleted
     with pytest.raises(NotFoundError):
         provider.get_recording(rid)
+
+
+def test_simulator_keeps_plivo_search_rules(sim: Simulator) -> None:
+    """The simulator itself must be faithful: 7-day default search, 400 past 30 days or 20."""
+    env = sim.env()
+    url = f"{env['PLIVO_BASE_URL']}/v1/Account/{env['PLIVO_AUTH_ID']}/Recording/"
+    auth = (env["PLIVO_AUTH_ID"], env["PLIVO_AUTH_TOKEN"])
+    assert httpx.get(url, auth=auth).json()["objects"] == []  # the data is from 2024: not in the last 7 days
+    too_long = {"add_time__gte": "2024-01-01 00:00", "add_time__lt": "2024-02-01 00:00"}
+    r = httpx.get(url, params=too_long, auth=auth)
+    assert r.status_code == 400 and "30 days" in r.json()["error"]
+    assert (
+        httpx.get(
+            url,
+            params={"limit": 21, "add_time__gte": "2024-01-01 00:00", "add_time__lt": "2024-01-20 00:00"},
+            auth=auth,
+        ).status_code
+        == 400
+    )
+    page = httpx.get(
+        url,
+        params={"add_time__gte": "2024-01-01 00:00", "add_time__lt": "2024-01-31 00:00", "limit": 2},
+        auth=auth,
+    ).json()
+    assert page["meta"]["next"] is not None and "add_time" not in page["meta"]["next"]  # filters dropped
+    assert httpx.get(url, auth=("MA" + "0" * 18, "x")).status_code == 401
+
+
+def test_default_pacing_stays_under_catapults_enforced_limit(client: httpx.Client, tmp_path: Path) -> None:
+    """With the simulator enforcing 1 request/s per endpoint, the default pacing never hits a
+    429; a client paced too fast is told to wait (X-RateLimit-Reset) and still finishes."""
+    with Simulator(recordings=3, seed=9, faults="ratelimit") as sim:
+        settings = load_settings(None, sim.env())  # documented default: 1 request/s
+        provider = build_provider(settings, "catapult", client)
+        done = [
+            fetch_media(client, provider, r, str(tmp_path), RetryPolicy())
+            for r in provider.list_recordings(SINCE, UNTIL)
+            if r.state == "complete"
+        ]
+        assert done and sim.stats["catapult.ratelimited"] == 0
+    with Simulator(recordings=3, seed=9, faults="ratelimit") as sim:
+        fast = provider_for(sim, "catapult", client)
+        started = time.monotonic()
+        done = [
+            fetch_media(client, fast, r, str(tmp_path), RetryPolicy())
+            for r in fast.list_recordings(SINCE, UNTIL)
+            if r.state == "complete"
+        ]
+        assert len(done) == sum(1 for r in sim.catapult if r.state == "complete")
+        assert sim.stats["catapult.ratelimited"] > 0 and time.monotonic() - started >= 1.0
