@@ -35,6 +35,7 @@ SCHEMA: dict[str, tuple[type, Any]] = {
     "catapult.base_url": (str, CATAPULT_URL),
     "catapult.requests_per_second": (float, 0.9),  # the limit is 1/s: keep a margin
     "catapult.page_size": (int, 1000),
+    "catapult.call_details": (bool, True),
     "plivo.auth_id": (str, None),
     "plivo.auth_token": (str, None),
     "plivo.base_url": (str, PLIVO_URL),
@@ -81,6 +82,7 @@ class CatapultSettings:
     base_url: str
     requests_per_second: float
     page_size: int
+    call_details: bool
 
     def __repr__(self) -> str:
         return f"CatapultSettings(user_id={self.user_id!r}, base_url={self.base_url!r}, secrets=<hidden>)"

@@ -136,6 +136,7 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
     sc_key = sidecar_key(rec, deps.layout)
     # A --force re-archive over a complete earlier copy must never delete that copy's media.
     replacing = deps.force and deps.storage.exists(sc_key)
+    rec = deps.provider.enrich(rec)
     try:
         fetched = fetch_media(deps.client, deps.provider, rec, deps.storage.staging_dir(), deps.retry)
     except RecordingError as exc:

@@ -67,6 +67,7 @@ def build_provider(settings: Settings, name: str, client: httpx.Client) -> Provi
             base_url=c.base_url,
             user_id=c.user_id,
             page_size=c.page_size,
+            call_details=c.call_details,
         )
     p = settings.plivo
     assert p.auth_id and p.auth_token

@@ -39,6 +39,10 @@ class Provider(Protocol):
         """One small authenticated request; AuthError when refused."""
         ...
 
+    def enrich(self, rec: Recording) -> Recording:
+        """Details the listing lacks (Catapult: numbers and direction from the call)."""
+        ...
+
     def media_auth(self, url: str) -> httpx.Auth | None:
         """Credentials for a media URL: only for the provider's own hosts, else None."""
         ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -85,8 +86,11 @@ class CatapultProvider:
     name = "catapult"
     server_side_date_filter = False
 
-    def __init__(self, api: ApiClient, *, base_url: str, user_id: str, page_size: int = 1000) -> None:
+    def __init__(
+        self, api: ApiClient, *, base_url: str, user_id: str, page_size: int = 1000, call_details: bool = True
+    ) -> None:
         self.api = api
+        self.call_details = call_details
         self.account = user_id
         self.page_size = max(1, min(page_size, 1000))
         self._root = f"{base_url.rstrip('/')}/v1/users/{quote(user_id, safe='')}"
@@ -117,6 +121,29 @@ class CatapultProvider:
             nxt = response.links.get("next", {}).get("url")
             url = self.api.absolute(nxt, str(response.url)) if nxt else None
         log.debug("catapult listing: %d pages, %d duplicates", guard.pages, dedupe.duplicates)
+
+    def enrich(self, rec: Recording) -> Recording:
+        """Numbers and direction from the recording's call (``/calls/{callId}``), when asked for
+        and the call still exists; the recording as it was otherwise."""
+        if not self.call_details or not rec.call_id:
+            return rec
+        url = f"{self._root}/calls/{quote(rec.call_id, safe='')}"
+        try:
+            call, _ = self.api.get_json(url, pace="calls", what=f"call of {rec.recording_id}")
+        except NotFoundError:
+            log.info("recording %s: call %s is gone; no numbers", rec.recording_id, rec.call_id)
+            return rec
+        except RecordingError as exc:
+            log.warning("recording %s: call details unavailable: %s", rec.recording_id, exc)
+            return rec
+        if not isinstance(call, Mapping):
+            return rec
+        return replace(
+            rec,
+            from_number=str(call["from"]) if call.get("from") else None,
+            to_number=str(call["to"]) if call.get("to") else None,
+            direction=str(call["direction"]) if call.get("direction") else None,
+        )
 
     def check_credentials(self) -> None:
         """One small authenticated request (AuthError / ProviderUnavailable when it fails)."""

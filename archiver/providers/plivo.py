@@ -144,6 +144,10 @@ class PlivoProvider:
                 return
             offset += PAGE_LIMIT
 
+    def enrich(self, rec: Recording) -> Recording:
+        """Plivo's recording object carries its numbers already."""
+        return rec
+
     def check_credentials(self) -> None:
         """One small authenticated request (AuthError / ProviderUnavailable when it fails)."""
         now = datetime.now(UTC)

@@ -85,10 +85,30 @@ def catapult_recordings(
                 state,
                 doc,
                 media_name,
-                {"call_id": call_id, "ended": ended},
+                {"call_id": call_id, "ended": ended, "call": _catapult_call(call_id, doc, i)},
             )
         )
     return out
+
+
+def _catapult_call(call_id: str, doc: dict[str, Any], i: int) -> dict[str, Any] | None:
+    """The call behind a recording; some calls are gone (purged), as old ones can be."""
+    if i % 11 == 5:
+        return None
+    inbound = i % 2 == 0
+    caller, agent = f"+1415555{i % 10000:04d}", f"+1650555{(i * 7) % 10000:04d}"
+    call = {
+        "id": call_id,
+        "direction": "in" if inbound else "out",
+        "from": caller if inbound else agent,
+        "to": agent if inbound else caller,
+        "state": "completed",
+        "startTime": doc["startTime"],
+        "recordingFileFormat": "wav",
+    }
+    if "endTime" in doc:
+        call["endTime"] = doc["endTime"]
+    return call
 
 
 def plivo_recordings(

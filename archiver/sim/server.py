@@ -320,21 +320,10 @@ class ApiHandler(_Handler):
                 return self._catapult_error(404, "not-found", "recording-not-found", "Recording not found")
             return self.send_json(200, found.doc)
         if kind == "calls":
-            call = next((r for r in self.sim.catapult if r.extra["call_id"] == item), None)
+            call = next((r.extra["call"] for r in self.sim.catapult if r.extra["call_id"] == item), None)
             if call is None:
                 return self._catapult_error(404, "not-found", "call-not-found", "Call not found")
-            return self.send_json(
-                200,
-                {
-                    "id": item,
-                    "direction": "in",
-                    "from": "+14155550100",
-                    "to": "+16505550199",
-                    "state": "completed",
-                    "startTime": call.doc["startTime"],
-                    "recordingFileFormat": "wav",
-                },
-            )
+            return self.send_json(200, call)
         if rec is None or rec.state != "complete" or fault == "404":
             return self._catapult_error(404, "not-found", "media-not-found", "Media not found")
         return self.send_body(self.sim.media_bytes(rec), "audio/wav", fault)

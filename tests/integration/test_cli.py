@@ -276,3 +276,22 @@ def test_python_dash_m_subprocess(sim: Simulator, sim_env: dict, tmp_path: Path)
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"^listed=1 archived=1 skipped=0 pending=0 failed=0$", proc.stdout, re.M)
     assert sim_env["PLIVO_AUTH_TOKEN"] not in proc.stdout + proc.stderr
+
+
+def test_catapult_sidecars_carry_the_calls_numbers(
+    sim: Simulator, sim_env: dict, cli, tmp_path: Path
+) -> None:
+    dest = tmp_path / "a"
+    cli("backfill", "--provider", "catapult", *RANGE, "--dest", str(dest))
+    complete = [r for r in sim.catapult if r.state == "complete"]
+    gone = [r for r in complete if r.extra["call"] is None]
+    assert gone and len(gone) < len(complete)  # both cases are exercised
+    for rec in complete:
+        doc = json.loads(next(dest.rglob(f"{rec.id}.json")).read_text())["recording"]
+        call = rec.extra["call"] or {}
+        assert (doc["from_number"], doc["to_number"], doc["direction"]) == (
+            call.get("from"),
+            call.get("to"),
+            call.get("direction"),
+        )
+    assert sim.stats["catapult.get"] == len(complete)  # one /calls request per archived recording
