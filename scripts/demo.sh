@@ -21,6 +21,8 @@ set -a; . "$work/sim.env"; set +a
 # Real Catapult allows 1 request/s per endpoint; the simulator does not enforce it, so the demo
 # goes faster. Leave this unset against the real API.
 export CATAPULT_REQUESTS_PER_SECOND=20
+# The demo keeps its catalog here, not in your ~/.local/state.
+export ARCHIVER_CATALOG="$PWD/demo-catalog.db"
 
 status=0
 for provider in plivo catapult; do
@@ -35,6 +37,8 @@ done
 echo "== ./demo-archive now holds $(find demo-archive -name '*.json' -path '*/20*' | wc -l) sidecars and" \
      "$(find demo-archive \( -name '*.wav' -o -name '*.mp3' \) | wc -l) recordings, for example:"
 find demo-archive -name '*.json' -path '*/20*' | sort | head -3
-echo "== run it again: everything is skipped, nothing is downloaded twice"
+echo "== run it again: finished windows are not even listed, nothing is downloaded twice"
 .venv/bin/archiver -q backfill --provider plivo --since 2024-01-01 --until 2024-03-01 --dest ./demo-archive
+echo "== verify the archive: every file re-hashed against its sidecar"
+.venv/bin/archiver verify --dest ./demo-archive || status=$?
 exit "$status"

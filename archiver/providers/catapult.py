@@ -131,7 +131,7 @@ class CatapultProvider:
         try:
             call, _ = self.api.get_json(url, pace="calls", what=f"call of {rec.recording_id}")
         except NotFoundError:
-            log.info("recording %s: call %s is gone; no numbers", rec.recording_id, rec.call_id)
+            log.debug("recording %s: call %s is gone; no numbers", rec.recording_id, rec.call_id)
             return rec
         except RecordingError as exc:
             log.warning("recording %s: call details unavailable: %s", rec.recording_id, exc)
