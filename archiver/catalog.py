@@ -224,13 +224,6 @@ class Catalog:
         )
         return [Known(*r) for r in rows]
 
-    def counts(self, scope: Scope) -> dict[str, int]:
-        rows = self._exec(
-            "SELECT state, COUNT(*) FROM recordings WHERE dest=? AND provider=? AND account=? GROUP BY state",
-            scope.key(),
-        )
-        return {state: n for state, n in rows}
-
     def forget_dest(self, dest: str) -> None:
         """Drop what the catalog knows of ``dest`` (before a reindex)."""
         self._exec("DELETE FROM recordings WHERE dest=?", (dest,))

@@ -71,8 +71,6 @@ ENV: dict[str, str] = {
     "ARCHIVER_FFMPEG": "transcode.ffmpeg",
 }
 
-SECRET_KEYS = ("catapult.api_token", "catapult.api_secret", "plivo.auth_token")
-
 
 @dataclass(frozen=True)
 class CatapultSettings:

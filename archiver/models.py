@@ -64,7 +64,6 @@ class Probe:
     codec: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
-    duration_exact: bool = True  # False: estimated from bitrate (an MP3 without Xing/VBRI)
 
 
 @dataclass(frozen=True)

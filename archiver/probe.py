@@ -43,7 +43,6 @@ def _probe(info: object, codec: str, tags: dict[str, str], error: str | None, pa
         codec=codec,
         tags=tags,
         error=error,
-        duration_exact=exact,
     )
 
 

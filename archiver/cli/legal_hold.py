@@ -8,6 +8,7 @@ from archiver.cli import wiring
 from archiver.cli.options import exit_codes, selection_options
 from archiver.errors import ConfigError, StorageError
 from archiver.selection import Selection, archived
+from archiver.storage import legal_holds
 
 
 @click.command("legal-hold")
@@ -27,8 +28,8 @@ def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Sel
     """
     settings = wiring.load(ctx, {"archive.dest": dest})
     storage = wiring.build_storage(settings)
-    set_hold = getattr(storage, "set_legal_hold", None)
-    if set_hold is None:
+    holds = legal_holds(storage)
+    if holds is None:
         raise ConfigError("legal holds need an s3:// destination in a bucket with Object Lock")
     recordings = objects = failed = 0
     try:
@@ -37,7 +38,7 @@ def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Sel
             recordings += 1
             for key in [f["key"] for f in item.doc["files"] if f.get("key")] + [item.key]:
                 try:
-                    set_hold(key, action == "set")
+                    holds.set_legal_hold(key, action == "set")
                     objects += 1
                 except StorageError as exc:
                     failed += 1

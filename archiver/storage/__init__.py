@@ -6,12 +6,17 @@ from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 from archiver.errors import ConfigError
-from archiver.storage.base import Storage
+from archiver.storage.base import LegalHolds, Storage
 from archiver.storage.local import LocalStorage
 
-__all__ = ["Storage", "LocalStorage", "open_storage", "iter_chunks"]
+__all__ = ["LegalHolds", "LocalStorage", "Storage", "iter_chunks", "legal_holds", "open_storage"]
 
 CHUNK = 1024 * 1024
+
+
+def legal_holds(storage: Storage) -> LegalHolds | None:
+    """The storage as a LegalHolds when it has that capability (S3), else None."""
+    return storage if hasattr(storage, "set_legal_hold") else None  # type: ignore[return-value]
 
 
 def iter_chunks(storage: Storage, key: str, size: int = CHUNK) -> Iterator[bytes]:

@@ -118,3 +118,34 @@ def test_s3_missing_bucket_is_a_config_error(s3: object) -> None:
 
     with pytest.raises(ConfigError, match="does not exist"):
         open_storage("s3://no-such-bucket-here/x").check()
+
+
+def test_recover_removes_only_what_dead_runs_left(storage: Storage, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    staging = Path(storage.staging_dir())
+    stale = staging / f".fetch-{dead.pid}-abc.part"
+    live = staging / f".fetch-{os.getpid()}-abc.part"
+    stale.write_bytes(b"x")
+    live.write_bytes(b"y")
+    if hasattr(storage, "bucket"):  # S3: an upload begun by a run that died
+        client = storage._client  # type: ignore[attr-defined]
+        key = storage.prefix + "plivo/MA1/2024/01/01/r.wav"  # type: ignore[attr-defined]
+        client.create_multipart_upload(Bucket=storage.bucket, Key=key)  # type: ignore[attr-defined]
+        assert client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads")  # type: ignore[attr-defined]
+    else:
+        folder = Path(storage.url) / "plivo" / "MA1"
+        folder.mkdir(parents=True)
+        (folder / f".archiver-tmp-{dead.pid}-zz").write_bytes(b"half")
+    cleaned = storage.recover("plivo/MA1/")
+    assert cleaned >= 1
+    assert live.exists()
+    if hasattr(storage, "bucket"):
+        assert not client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads")  # type: ignore[attr-defined]
+    else:
+        assert not stale.exists()
+        assert list((Path(storage.url) / "plivo" / "MA1").iterdir()) == []
+    live.unlink()
