@@ -68,10 +68,21 @@ def bind_run(run_id: str, provider: str) -> None:
         handler.addFilter(RunContext(run_id, provider))
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time, so log lines go through the progress
+    bar's redirection (printed above the bar, not across it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def setup_logging(verbosity: int, quiet: bool, fmt: str, secrets: Iterable[str] = ()) -> None:
     """-q: errors only; default: warnings and run progress; -v: each recording; -vv: HTTP."""
     level = logging.ERROR if quiet else (logging.INFO if verbosity <= 1 else logging.DEBUG)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_CurrentStderr())
     handler.setFormatter(
         JsonFormatter()
         if fmt == "json"
