@@ -206,6 +206,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Send a media body, applying a media fault."""
         if fault == "html":
             body, content_type = HTML_PAGE, "text/html"
+        elif fault == "garbled":
+            magic = b"RIFF\x24\x00\x00\x00WAVE" if body[:4] == b"RIFF" else b"ID3\x04\x00\x00\x00\x00\x00\x7f"
+            body = magic + bytes((i * 37 + 11) % 251 for i in range(4000))
         elif fault == "empty":
             body = b""
         self.send_response(200)

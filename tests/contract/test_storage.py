@@ -113,6 +113,14 @@ def test_s3_objects_carry_sha256_checksum_and_no_acl(s3: object, tmp_path: Path)
     assert all("AllUsers" not in str(g.get("Grantee")) for g in grants)
 
 
+def test_s3_storage_class_and_encryption(s3: object, tmp_path: Path) -> None:
+    bucket = s3.bucket  # type: ignore[attr-defined]
+    store = open_storage(f"s3://{bucket}/x", S3Options(storage_class="STANDARD_IA", sse="AES256"))
+    store.put_file("r.wav", write(tmp_path, b"RIFF1234"), content_type="audio/wav", sha256="00")
+    head = s3.client.head_object(Bucket=bucket, Key="x/r.wav")  # type: ignore[attr-defined]
+    assert head["StorageClass"] == "STANDARD_IA" and head["ServerSideEncryption"] == "AES256"
+
+
 def test_s3_missing_bucket_is_a_config_error(s3: object) -> None:
     from archiver.errors import ConfigError
 

@@ -295,3 +295,48 @@ def test_catapult_sidecars_carry_the_calls_numbers(
             call.get("direction"),
         )
     assert sim.stats["catapult.get"] == len(complete)  # one /calls request per archived recording
+
+
+def test_unreadable_audio_is_archived_and_the_sidecar_says_why(cli, tmp_path: Path, monkeypatch) -> None:
+    with Simulator(recordings=3, seed=61) as probe:
+        victim = probe.plivo[1].id
+    with Simulator(recordings=3, seed=61, faults=f"garbled:{victim}") as sim:
+        for k, v in sim.env().items():
+            monkeypatch.setenv(k, v)
+        r = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path / "a"))
+        assert r.exit_code == 0 and "archived=3" in r.output
+        doc = json.loads(next((tmp_path / "a").rglob(f"{victim}.json")).read_text())
+        original = doc["files"][0]
+        assert original["probe_error"] and original["duration_seconds"] is None
+        stored = (tmp_path / "a" / original["key"]).read_bytes()
+        assert hashlib.sha256(stored).hexdigest() == original["sha256"]
+
+
+def test_reindex_rebuilds_the_catalog_from_sidecars(
+    sim: Simulator, sim_env: dict, cli, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    dest, catalog = tmp_path / "a", tmp_path / "cat.db"
+    cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), "--catalog", str(catalog))
+    catalog.unlink()
+    (dest / "notes.json").write_text('{"not": "a sidecar"}')
+    r = cli("reindex", "--dest", str(dest), "--catalog", str(catalog))
+    assert r.exit_code == 0 and "reindexed=30 unreadable=0" in r.output
+    rows = sqlite3.connect(catalog).execute("SELECT recording_id, state, sha256 FROM recordings").fetchall()
+    assert {rid for rid, _, _ in rows} == {x.id for x in sim.plivo}
+    assert all(state == "archived" and sha for _, state, sha in rows)
+    # With the catalog rebuilt, listing the range again (other windows) skips everything.
+    again = cli(
+        "backfill",
+        "--provider",
+        "plivo",
+        *RANGE,
+        "--window",
+        "2d",
+        "--dest",
+        str(dest),
+        "--catalog",
+        str(catalog),
+    )
+    assert "listed=30 archived=0 skipped=30" in again.output

@@ -93,6 +93,24 @@ def test_streaming_engine_matches_pydub(sources: dict[str, Path], tmp_path: Path
     assert abs(results["pydub-len"] - results["stream-len"]) < 0.01  # type: ignore[operator]
 
 
+def test_a_rendition_of_the_wrong_length_fails(sources: dict[str, Path], tmp_path: Path) -> None:
+    from archiver.transcode import Profile
+
+    cut = Profile("cut", "flac", "flac", "flac", options=("-t", "5"))  # drops most of the audio
+    with pytest.raises(TranscodeError, match=r"lasts 5\.000 s, the original 12\.345 s"):
+        make_rendition(
+            Transcoder(find_ffmpeg(None)),
+            cut,
+            src=str(sources["wav"]),
+            src_format="wav",
+            src_probe=probe_file(str(sources["wav"])),
+            key="k",
+            tags={},
+            staging_dir=str(tmp_path),
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_engine_choice_follows_the_memory_cap() -> None:
     t = Transcoder("ffmpeg", memory_cap_mb=256)
     assert t.engine_for(600, 8000, 1) == "pydub"  # 9.6 MB of PCM
