@@ -200,3 +200,20 @@ def test_default_pacing_stays_under_catapults_enforced_limit(client: httpx.Clien
         ]
         assert len(done) == sum(1 for r in sim.catapult if r.state == "complete")
         assert sim.stats["catapult.ratelimited"] > 0 and time.monotonic() - started >= 1.0
+
+
+def test_simulator_429s_are_in_each_providers_shape() -> None:
+    with Simulator(recordings=2, faults="429:list*2") as sim:
+        env = sim.env()
+        plivo = httpx.get(
+            f"{env['PLIVO_BASE_URL']}/v1/Account/{env['PLIVO_AUTH_ID']}/Recording/",
+            auth=(env["PLIVO_AUTH_ID"], env["PLIVO_AUTH_TOKEN"]),
+        )
+        assert plivo.status_code == 429 and "retry-after" in plivo.headers and "error" in plivo.json()
+        catapult = httpx.get(
+            f"{env['CATAPULT_BASE_URL']}/v1/users/{env['CATAPULT_USER_ID']}/recordings",
+            auth=(env["CATAPULT_API_TOKEN"], env["CATAPULT_API_SECRET"]),
+        )
+        assert catapult.status_code == 429 and "retry-after" not in catapult.headers
+        assert int(catapult.headers["x-ratelimit-reset"]) > 1e12  # epoch milliseconds
+        assert catapult.json()["code"] == "rate-limit-reached" and "message" not in catapult.json()
