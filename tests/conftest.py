@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -34,13 +34,26 @@ def sim() -> Iterator[Simulator]:
         yield s
 
 
+FAST = {"CATAPULT_REQUESTS_PER_SECOND": "500", "PLIVO_REQUESTS_PER_SECOND": "500"}
+
+
 @pytest.fixture
-def sim_env(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The simulator's variables in the environment, with pacing fast enough for tests."""
-    env = sim.env() | {"CATAPULT_REQUESTS_PER_SECOND": "500", "PLIVO_REQUESTS_PER_SECOND": "500"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
+def use_sim(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, str]]:
+    """Point the environment at a simulator (pacing fast enough for tests); returns the env."""
+
+    def use(sim: Simulator, **extra: str) -> dict[str, str]:
+        env = sim.env() | FAST | extra
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        return env
+
+    return use
+
+
+@pytest.fixture
+def sim_env(sim: Simulator, use_sim: Callable[..., dict[str, str]]) -> dict[str, str]:
+    """The default simulator's variables in the environment."""
+    return use_sim(sim)
 
 
 @dataclass

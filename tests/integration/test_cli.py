@@ -82,14 +82,13 @@ def test_catapult_backfill_into_s3(sim: Simulator, sim_env: dict, s3, cli, tmp_p
 
 
 def test_bad_recordings_are_reported_by_id_and_leave_nothing(
-    sim_env: dict, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sim_env: dict, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_sim
 ) -> None:
     with Simulator(recordings=10, seed=5) as probe:
         victims = [r.id for r in probe.plivo[:4]]
     faults = f"html:{victims[0]},404:{victims[1]},empty:{victims[2]},truncate:{victims[3]}"
     with Simulator(recordings=10, seed=5, faults=faults) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         monkeypatch.setenv("ARCHIVER_CONFIG", str(_fast_retry_config(tmp_path)))
         dest = tmp_path / "arch"
         report = tmp_path / "r.json"
@@ -115,13 +114,12 @@ def _fast_retry_config(tmp_path: Path) -> Path:
 
 
 def test_transient_media_faults_are_retried_to_a_true_copy(
-    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_sim
 ) -> None:
     with Simulator(
         recordings=6, seed=9, faults="truncate:media*2,503:media*2,429:media*1,stall:media*1", stall_seconds=3
     ) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         cfg = tmp_path / "c.toml"
         cfg.write_text("[http]\ntimeout_seconds = 1.0\n[catapult]\nrequests_per_second = 500\n")
         result = cli(
@@ -141,15 +139,15 @@ def test_fetch_named_recordings(sim: Simulator, sim_env: dict, cli, tmp_path: Pa
     assert set(sidecars(tmp_path / "a")) == set(wanted)
 
 
-def test_unsafe_recording_id_is_refused(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unsafe_recording_id_is_refused(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_sim
+) -> None:
     # On the command line: a usage error, nothing done.
     result = cli("fetch", "--provider", "catapult", "../../etc/x", "--dest", str(tmp_path / "a"))
     assert result.exit_code == 2 and "unsafe recording id" in result.output
     # From the provider's own listing: that recording fails, the others are archived.
     with Simulator(recordings=8, seed=2, faults="unsafe-id") as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.setenv("CATAPULT_REQUESTS_PER_SECOND", "500")
+        use_sim(sim)
         for provider in ("catapult", "plivo"):
             out = tmp_path / provider
             result = cli("backfill", "--provider", provider, *RANGE, "--dest", str(out))
@@ -297,12 +295,13 @@ def test_catapult_sidecars_carry_the_calls_numbers(
     assert sim.stats["catapult.get"] == len(complete)  # one /calls request per archived recording
 
 
-def test_unreadable_audio_is_archived_and_the_sidecar_says_why(cli, tmp_path: Path, monkeypatch) -> None:
+def test_unreadable_audio_is_archived_and_the_sidecar_says_why(
+    cli, tmp_path: Path, monkeypatch, use_sim
+) -> None:
     with Simulator(recordings=3, seed=61) as probe:
         victim = probe.plivo[1].id
     with Simulator(recordings=3, seed=61, faults=f"garbled:{victim}") as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         r = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path / "a"))
         assert r.exit_code == 0 and "archived=3" in r.output
         doc = json.loads(next((tmp_path / "a").rglob(f"{victim}.json")).read_text())

@@ -19,10 +19,9 @@ RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
 
 
 @pytest.fixture
-def archive(cli, tmp_path: Path, monkeypatch) -> tuple[Simulator, Path]:
+def archive(cli, tmp_path: Path, use_sim) -> tuple[Simulator, Path]:
     with Simulator(recordings=8, seed=31) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         dest = tmp_path / "arch"
         r = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), "--transcode", "mp3-mono-32k")
         assert r.exit_code == 0, r.output
@@ -74,10 +73,9 @@ def test_zip_export_with_renditions(cli, archive, tmp_path: Path) -> None:
     assert {m["role"] for m in manifest} == {"original", "rendition"}
 
 
-def test_s3_archive_exports_to_s3(cli, tmp_path: Path, monkeypatch, s3) -> None:
+def test_s3_archive_exports_to_s3(cli, tmp_path: Path, monkeypatch, s3, use_sim) -> None:
     with Simulator(recordings=4, seed=32) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         assert (
             cli("backfill", "--provider", "plivo", *RANGE, "--dest", f"s3://{s3.bucket}/arch").exit_code == 0
         )
@@ -149,10 +147,9 @@ def test_verify_finds_altered_missing_and_orphaned(cli, archive, tmp_path: Path)
     )
 
 
-def test_verify_s3(cli, tmp_path: Path, monkeypatch, s3) -> None:
+def test_verify_s3(cli, tmp_path: Path, monkeypatch, s3, use_sim) -> None:
     with Simulator(recordings=3, seed=33) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         assert cli("backfill", "--provider", "plivo", *RANGE, "--dest", f"s3://{s3.bucket}/a").exit_code == 0
     keys = [o["Key"] for o in s3.client.list_objects_v2(Bucket=s3.bucket)["Contents"]]
     media = next(k for k in keys if not k.endswith(".json"))
@@ -172,13 +169,12 @@ def lock_bucket(s3) -> str:
 
 
 def test_object_lock_retention_counts_from_the_call(
-    cli, tmp_path: Path, monkeypatch, s3, lock_bucket
+    cli, tmp_path: Path, monkeypatch, s3, lock_bucket, use_sim
 ) -> None:
     from datetime import timedelta
 
     with Simulator(recordings=4, seed=34) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         r = cli(
             "backfill",
             "--provider",
@@ -242,10 +238,11 @@ def test_object_lock_retention_counts_from_the_call(
             assert status == ("OFF" if sim.plivo[0].id in o["Key"] else "ON")
 
 
-def test_preflight_refuses_a_bucket_without_object_lock(cli, tmp_path: Path, monkeypatch, s3) -> None:
+def test_preflight_refuses_a_bucket_without_object_lock(
+    cli, tmp_path: Path, monkeypatch, s3, use_sim
+) -> None:
     with Simulator(recordings=3, seed=35) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         r = cli(
             "backfill",
             "--provider",

@@ -12,15 +12,9 @@ from archiver.sim import Simulator
 RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
 
 
-def use(sim: Simulator, monkeypatch) -> None:
-    for k, v in sim.env().items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("CATAPULT_REQUESTS_PER_SECOND", "500")
-
-
-def test_deletes_after_the_walk_and_only_verified_copies(cli, tmp_path: Path, monkeypatch) -> None:
+def test_deletes_after_the_walk_and_only_verified_copies(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=25, seed=41) as sim:
-        use(sim, monkeypatch)
+        use_sim(sim)
         dest = tmp_path / "a"
         # One recording cannot be stored: a folder stands where its file should go.
         blocked = sim.plivo[3]
@@ -58,9 +52,9 @@ def test_deletes_after_the_walk_and_only_verified_copies(cli, tmp_path: Path, mo
         assert {rid for rid, _ in rows} == sim.deleted
 
 
-def test_altered_copy_is_not_deleted_and_dry_run_only_says(cli, tmp_path: Path, monkeypatch) -> None:
+def test_altered_copy_is_not_deleted_and_dry_run_only_says(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=5, seed=42) as sim:
-        use(sim, monkeypatch)
+        use_sim(sim)
         dest = tmp_path / "a"
         assert cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest)).exit_code == 0
         side = json.loads(next(dest.rglob(f"{sim.plivo[1].id}.json")).read_text())
@@ -100,9 +94,9 @@ def test_altered_copy_is_not_deleted_and_dry_run_only_says(cli, tmp_path: Path, 
         assert sim.stats["plivo.delete"] == 0
 
 
-def test_older_than_keeps_recent_recordings(cli, tmp_path: Path, monkeypatch) -> None:
+def test_older_than_keeps_recent_recordings(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=10, seed=43) as sim:
-        use(sim, monkeypatch)
+        use_sim(sim)
         cutoff = datetime(2024, 2, 1, tzinfo=UTC)
         days = (datetime.now(UTC) - cutoff).days
         r = cli(
@@ -121,9 +115,9 @@ def test_older_than_keeps_recent_recordings(cli, tmp_path: Path, monkeypatch) ->
         assert sim.deleted == old and 0 < len(old) < 10
 
 
-def test_catapult_has_no_delete(cli, tmp_path: Path, monkeypatch) -> None:
+def test_catapult_has_no_delete(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=2, seed=44) as sim:
-        use(sim, monkeypatch)
+        use_sim(sim)
         r = cli(
             "backfill", "--provider", "catapult", *RANGE, "--dest", str(tmp_path), "--delete-after-archive"
         )

@@ -5,10 +5,9 @@ from pathlib import Path
 from archiver.sim import Simulator
 
 
-def test_doctor_all_good_then_names_what_is_wrong(cli, tmp_path: Path, monkeypatch) -> None:
+def test_doctor_all_good_then_names_what_is_wrong(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=2, seed=51) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         ok = cli("doctor", "--dest", str(tmp_path / "a"))
         assert ok.exit_code == 0, ok.output
         assert "OK    provider catapult" in ok.output and "OK    provider plivo" in ok.output

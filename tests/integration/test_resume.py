@@ -19,16 +19,9 @@ from archiver.sim import Simulator
 RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
 
 
-def use(sim: Simulator, monkeypatch: pytest.MonkeyPatch, **extra: str) -> dict[str, str]:
-    env = sim.env() | {"CATAPULT_REQUESTS_PER_SECOND": "500", "PLIVO_REQUESTS_PER_SECOND": "500"} | extra
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return env
-
-
-def test_run_needs_since_first_then_follows_its_watermark(cli, tmp_path: Path, monkeypatch) -> None:
+def test_run_needs_since_first_then_follows_its_watermark(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=20, seed=4) as sim:
-        use(sim, monkeypatch)
+        use_sim(sim)
         dest = str(tmp_path / "a")
         first = cli("run", "--provider", "catapult", "--dest", dest)
         assert first.exit_code == 2 and "needs --since" in first.output
@@ -51,13 +44,15 @@ def test_run_needs_since_first_then_follows_its_watermark(cli, tmp_path: Path, m
         assert list(Path(dest).rglob(f"{done.id}.wav"))
 
 
-def test_failed_recordings_are_retried_next_run_up_to_the_limit(cli, tmp_path: Path, monkeypatch) -> None:
+def test_failed_recordings_are_retried_next_run_up_to_the_limit(
+    cli, tmp_path: Path, monkeypatch, use_sim
+) -> None:
     with Simulator(recordings=6, seed=8) as probe:
         victim = probe.plivo[2].id
     cfg = tmp_path / "c.toml"
     cfg.write_text("[archive]\nmax_failures = 2\n[http]\nmax_attempts = 1\n")
     with Simulator(recordings=6, seed=8, faults=f"404:{victim}") as sim:
-        use(sim, monkeypatch)
+        use_sim(sim)
         args = [
             "--config",
             str(cfg),
@@ -82,10 +77,10 @@ def test_failed_recordings_are_retried_next_run_up_to_the_limit(cli, tmp_path: P
 
 
 def test_overlapping_runs_are_refused_and_a_dead_runs_lock_taken_over(
-    cli, tmp_path: Path, monkeypatch
+    cli, tmp_path: Path, monkeypatch, use_sim
 ) -> None:
     with Simulator(recordings=4, seed=1) as sim:
-        env = use(sim, monkeypatch)
+        env = use_sim(sim)
         dest = str(tmp_path / "a")
         catalog = str(tmp_path / "cat.db")
         with RunLock(catalog, dest, "plivo", env["PLIVO_AUTH_ID"]):
@@ -102,9 +97,9 @@ def test_overlapping_runs_are_refused_and_a_dead_runs_lock_taken_over(
         assert f"pid {dead.pid}" in ok.output and "taking over" in ok.output
 
 
-def test_json_logs_and_metrics_file(cli, tmp_path: Path, monkeypatch) -> None:
+def test_json_logs_and_metrics_file(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=5, seed=3) as sim:
-        use(sim, monkeypatch)
+        use_sim(sim)
         metrics = tmp_path / "archiver.prom"
         result = cli(
             "-v",

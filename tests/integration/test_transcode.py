@@ -134,10 +134,9 @@ def test_failed_encode_leaves_nothing(sources: dict[str, Path], tmp_path: Path) 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_backfill_with_two_renditions(cli, tmp_path: Path, monkeypatch) -> None:
+def test_backfill_with_two_renditions(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=6, seed=21) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         dest = tmp_path / "a"
         result = cli(
             "backfill",
@@ -167,11 +166,9 @@ def test_backfill_with_two_renditions(cli, tmp_path: Path, monkeypatch) -> None:
                 assert tags["recording_id"] == rec.id and tags["source_sha256"] == original["sha256"]
 
 
-def test_no_keep_original_stores_renditions_only(cli, tmp_path: Path, monkeypatch) -> None:
+def test_no_keep_original_stores_renditions_only(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=3, seed=22) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.setenv("CATAPULT_REQUESTS_PER_SECOND", "500")
+        use_sim(sim)
         dest = tmp_path / "a"
         result = cli(
             "backfill",
@@ -194,10 +191,11 @@ def test_no_keep_original_stores_renditions_only(cli, tmp_path: Path, monkeypatc
             assert original["bytes"] == len(sim.media_bytes(rec)) and original["duration_seconds"] > 0
 
 
-def test_rendition_failure_keeps_the_original_and_is_reported(cli, tmp_path: Path, monkeypatch) -> None:
+def test_rendition_failure_keeps_the_original_and_is_reported(
+    cli, tmp_path: Path, monkeypatch, use_sim
+) -> None:
     with Simulator(recordings=3, seed=23) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         cfg = tmp_path / "c.toml"
         cfg.write_text(
             '[profiles.bad]\nformat = "mp3"\ncodec = "libmp3lame"\noptions = ["-b:a", "nonsense"]\n'
@@ -236,10 +234,9 @@ def test_rendition_failure_keeps_the_original_and_is_reported(cli, tmp_path: Pat
         assert list(scratch.iterdir()) == []
 
 
-def test_missing_ffmpeg_fails_renditions_not_recordings(cli, tmp_path: Path, monkeypatch) -> None:
+def test_missing_ffmpeg_fails_renditions_not_recordings(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=2, seed=24) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         monkeypatch.setenv("ARCHIVER_FFMPEG", str(tmp_path / "missing-ffmpeg"))
         result = cli(
             "backfill",
@@ -257,15 +254,14 @@ def test_missing_ffmpeg_fails_renditions_not_recordings(cli, tmp_path: Path, mon
 
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_transcode_command_adds_flac_without_the_provider(
-    cli, tmp_path: Path, monkeypatch, request, where
+    cli, tmp_path: Path, monkeypatch, request, where, use_sim
 ) -> None:
     dest = str(tmp_path / "a")
     if where == "s3":
         s3 = request.getfixturevalue("s3")
         dest = f"s3://{s3.bucket}/arch"
     with Simulator(recordings=4, seed=25) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         assert cli("backfill", "--provider", "plivo", *RANGE, "--dest", dest).exit_code == 0
         stats = dict(sim.stats)
     # The simulator is gone: any provider request would fail.
@@ -287,11 +283,10 @@ def test_transcode_command_adds_flac_without_the_provider(
 
 
 def test_transcode_command_reports_undecodable_and_altered_originals(
-    cli, tmp_path: Path, monkeypatch
+    cli, tmp_path: Path, monkeypatch, use_sim
 ) -> None:
     with Simulator(recordings=3, seed=26) as sim:
-        for k, v in sim.env().items():
-            monkeypatch.setenv(k, v)
+        use_sim(sim)
         dest = tmp_path / "a"
         cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest))
     sides = sorted(dest.rglob("*.json"))
