@@ -206,7 +206,3 @@ def finish(
         click.echo(f"error: {result.fatal}", err=True)
     click.echo(result.summary())
     raise SystemExit(result.exit_code)
-
-
-def s3_flags(storage_class: str | None, sse: str | None, sse_kms_key_id: str | None) -> dict[str, Any]:
-    return {"s3.storage_class": storage_class, "s3.sse": sse, "s3.sse_kms_key_id": sse_kms_key_id}
