@@ -16,7 +16,7 @@ from archiver.errors import ConfigError
 from archiver.models import Outcome, Recording
 from archiver.pipeline import Deps
 from archiver.runner import RunResult
-from archiver.timeutil import parse_duration, parse_when, windows
+from archiver.timeutil import iso_z, parse_duration, parse_when, windows
 
 log = logging.getLogger("archiver.run")
 LIST_WINDOW = timedelta(days=1)
@@ -58,7 +58,13 @@ def run(ctx: click.Context, since: str | None, overlap: str | None, **opts: Any)
             start = mark - back
         if start >= now:
             raise ConfigError(f"--since {since} is in the future")
-        log.info("listing from %s (watermark %s, overlap %s) to %s", start, mark, back, now)
+        log.info(
+            "listing %s to %s (watermark %s, overlap %s)",
+            iso_z(start),
+            iso_z(now),
+            iso_z(mark) or "none",
+            back,
+        )
 
         def items() -> Iterator[Recording | Outcome]:
             yield from retry_remembered(deps, deps.catalog.unsettled(deps.scope, deps.max_failures))
