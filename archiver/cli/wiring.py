@@ -143,7 +143,9 @@ def archive_session(
     encode_pool = ThreadPoolExecutor(workers, thread_name_prefix="encode") if chosen else None
     try:
         provider = build_provider(settings, provider_name, client)
-        catalog = open_catalog(settings)
+        path = catalog_path(settings)
+        # A dry run writes nothing: without a catalog yet, it plans from the sidecars alone.
+        catalog = Catalog(path if not dry_run or os.path.exists(path) else ":memory:")
         scope = Scope(storage.url, provider.name, provider.account)
         deps = Deps(
             provider=provider,

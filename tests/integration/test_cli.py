@@ -236,6 +236,7 @@ def test_dry_run_writes_nothing(sim: Simulator, sim_env: dict, cli, tmp_path: Pa
     assert result.output.count("would archive") == 5
     assert not dest.exists()
     assert sim.stats["plivo.media.requests"] == 0
+    assert not list(Path(os.environ["XDG_STATE_HOME"]).rglob("catalog.db*"))  # no catalog made either
 
 
 def test_every_command_has_help_with_an_example_and_is_in_readme(cli) -> None:
