@@ -81,8 +81,8 @@ def plan_one(rec: Recording, deps: Deps) -> Outcome | None:
     key = sidecar_key(rec, deps.layout)  # refuses unsafe ids before anything else
     known = deps.catalog.get(deps.scope, rid)
     if not deps.force and known is not None:
-        if known.state == "archived":
-            return Outcome(rid, "skipped", keys=(key,))
+        if known.state == "archived":  # stage "catalog": remember() has nothing to add
+            return Outcome(rid, "skipped", stage="catalog", keys=(key,))
         if known.state == "failed" and known.attempts >= deps.max_failures:
             error = (
                 f"failed {known.attempts} times, last: {known.last_error} (not tried again; --force tries it)"
@@ -113,10 +113,8 @@ def remember(outcome: Outcome, rec: Recording | None, deps: Deps) -> None:
     """Tell the catalog: archived (and skipped-but-unknown) recordings so later runs skip them
     cheaply; pending and failed ones so later runs retry them by id."""
     catalog, scope, rid = deps.catalog, deps.scope, outcome.recording_id
-    if outcome.status == "skipped":
-        known = catalog.get(scope, rid)
-        if known is not None and known.state == "archived":
-            return  # skipped by the catalog itself: nothing new to say
+    if outcome.stage == "catalog":
+        return  # skipped by the catalog itself: nothing new to say
     if outcome.status in ("archived", "skipped"):
         catalog.mark_archived(
             scope,

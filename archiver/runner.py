@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -109,11 +108,9 @@ def run_batch(
     and is recorded in ``result.fatal``.
     """
     seen: set[str] = set()
-    lock = threading.Lock()
 
-    def record(outcome: Outcome) -> None:
-        with lock:
-            result.add(outcome)
+    def record(outcome: Outcome) -> None:  # only ever on this (the calling) thread
+        result.add(outcome)
         _log_outcome(outcome)
         if on_outcome:
             on_outcome(outcome)
