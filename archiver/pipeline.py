@@ -12,7 +12,6 @@ import os
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import httpx
 
@@ -39,6 +38,7 @@ from archiver.providers.base import Provider
 from archiver.renditions import Made, call_tags, make_rendition
 from archiver.retry import RetryPolicy
 from archiver.storage.base import Storage
+from archiver.timeutil import utcnow
 from archiver.transcode import Profile, Transcoder
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
         if keep and not deps.keep_original:
             log.warning("recording %s: keeping the original, a rendition failed", rec.recording_id)
         protection = protection_for(
-            rec.started_at, deps.lock_mode, deps.retain_days, deps.legal_hold, datetime.now(UTC)
+            rec.started_at, deps.lock_mode, deps.retain_days, deps.legal_hold, utcnow()
         )
         if protection is not None and protection.note:
             log.warning("recording %s: %s", rec.recording_id, protection.note)
@@ -190,7 +190,7 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
             files,
             media_url=fetched.media_url,
             fetched_at=fetched.fetched_at,
-            archived_at=datetime.now(UTC),
+            archived_at=utcnow(),
             version=__version__,
             protection=protection,
         )

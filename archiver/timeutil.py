@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from archiver.errors import ConfigError
+
+
+def _system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+# The one wall clock behind every decision that depends on "now": range ends, relative
+# dates, deletion and retention cutoffs. Tests freeze it (tests/conftest.py ``frozen_now``).
+clock: Callable[[], datetime] = _system_clock
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC, from :data:`clock`."""
+    return clock()
+
 
 _RELATIVE = re.compile(r"^-?(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner, Result
@@ -26,6 +27,24 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
+
+
+FROZEN = datetime(2026, 6, 15, 13, 37, 11, tzinfo=UTC)
+
+
+@pytest.fixture
+def freeze(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], datetime]:
+    """Freeze the product's clock (``archiver.timeutil.clock``) at a given instant.
+
+    Every test whose outcome depends on "now" (relative dates, range ends, deletion and
+    retention cutoffs) freezes it, so its result cannot change with the hour or the date."""
+    from archiver import timeutil
+
+    def at(when: datetime = FROZEN) -> datetime:
+        monkeypatch.setattr(timeutil, "clock", lambda: when)
+        return when
+
+    return at
 
 
 @pytest.fixture

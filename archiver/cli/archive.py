@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -20,6 +20,7 @@ from archiver.models import Outcome, Recording
 from archiver.pipeline import Deps, plan_one, process_one, remember, sidecar_key
 from archiver.providers.base import Deleter
 from archiver.runner import RunResult, run_batch
+from archiver.timeutil import utcnow
 
 
 @dataclass
@@ -112,7 +113,7 @@ def archive(
                 deleter,
                 run_id=result.run_id,
                 older_than=older_than,
-                now=datetime.now(UTC),
+                now=utcnow(),
                 dry_run=opts["dry_run"],
             )
             result.deletions = [d.to_json() for d in done]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
@@ -16,7 +16,7 @@ from archiver.errors import ConfigError
 from archiver.models import Outcome, Recording
 from archiver.pipeline import Deps
 from archiver.runner import GroupTracker
-from archiver.timeutil import parse_duration, parse_when, windows
+from archiver.timeutil import parse_duration, parse_when, utcnow, windows
 
 log = logging.getLogger("archiver.backfill")
 
@@ -45,7 +45,7 @@ def backfill(ctx: click.Context, since: str, until: str | None, window: str, **o
       archiver backfill --provider plivo --since 2024-01-01 --until 2024-03-01 \\
           --dest s3://acme-calls/recordings
     """
-    now = datetime.now(UTC)
+    now = utcnow()
     start = parse_when(since, now=now)
     # The upper bound is frozen at run start: recordings that arrive while we walk the
     # listing would shift offset pages under us (PROVIDERS.md, "moving set").

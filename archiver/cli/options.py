@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 
 from archiver.errors import ConfigError, FatalError
 from archiver.selection import Selection
-from archiver.timeutil import parse_when
+from archiver.timeutil import parse_when, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -98,7 +97,7 @@ def selection_options(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        now = datetime.now(UTC)
+        now = utcnow()
         since, until = kwargs.pop("since"), kwargs.pop("until")
         try:
             kwargs["selection"] = Selection(

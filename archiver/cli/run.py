@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -16,7 +16,7 @@ from archiver.errors import ConfigError
 from archiver.models import Outcome, Recording
 from archiver.pipeline import Deps
 from archiver.runner import RunResult
-from archiver.timeutil import iso_z, parse_duration, parse_when, windows
+from archiver.timeutil import iso_z, parse_duration, parse_when, utcnow, windows
 
 log = logging.getLogger("archiver.run")
 LIST_WINDOW = timedelta(days=1)
@@ -40,7 +40,7 @@ def run(ctx: click.Context, since: str | None, overlap: str | None, **opts: Any)
       15 2 * * *  archiver -q run --provider plivo --dest s3://acme-calls/recordings \\
                     --metrics-file /var/lib/node_exporter/archiver.prom
     """
-    now = datetime.now(UTC)
+    now = utcnow()
     given = parse_when(since, now=now) if since else None
 
     def make_job(deps: Deps, settings: Settings) -> Job:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from archiver.sim import Simulator
@@ -94,11 +94,13 @@ def test_altered_copy_is_not_deleted_and_dry_run_only_says(cli, tmp_path: Path, 
         assert sim.stats["plivo.delete"] == 0
 
 
-def test_older_than_keeps_recent_recordings(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
+def test_older_than_keeps_recent_recordings(cli, tmp_path: Path, monkeypatch, use_sim, freeze) -> None:
     with Simulator(recordings=10, seed=43) as sim:
         use_sim(sim)
         cutoff = datetime(2024, 2, 1, tzinfo=UTC)
-        days = (datetime.now(UTC) - cutoff).days
+        days = 700
+        # "now" is frozen so that now - N days is exactly the cutoff, whatever the hour.
+        freeze(cutoff + timedelta(days=days))
         r = cli(
             "backfill",
             "--provider",

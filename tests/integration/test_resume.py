@@ -19,7 +19,10 @@ from archiver.sim import Simulator
 RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
 
 
-def test_run_needs_since_first_then_follows_its_watermark(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
+def test_run_needs_since_first_then_follows_its_watermark(
+    cli, tmp_path: Path, monkeypatch, use_sim, freeze
+) -> None:
+    freeze()
     with Simulator(recordings=20, seed=4) as sim:
         use_sim(sim)
         dest = str(tmp_path / "a")
