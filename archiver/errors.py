@@ -5,9 +5,12 @@ so callers only ever see these::
 
     ArchiverError
     ├── ConfigError              bad settings or arguments; nothing was done (exit 2)
+    ├── ListingIncomplete        a listing walk ended early; what it yielded is good, the
+    │                            window is not finished (listed again next run)
     ├── FatalError               the run cannot go on (exit 3)
     │   ├── AuthError            the provider refused our credentials (401/403)
     │   ├── ProviderUnavailable  the provider API stayed down after retries
+    │   ├── ListingFailed        a listing answer cannot be used (4xx, not JSON, wrong shape)
     │   └── StorageUnavailable   the destination cannot be reached or written at all
     └── RecordingError           this recording fails; the batch goes on (counted "failed")
         ├── TransientError       worth retrying (429, 5xx, timeouts, cut transfers)
@@ -41,6 +44,17 @@ class AuthError(FatalError):
 
 class ProviderUnavailable(FatalError):
     """The provider API could not be reached after retries."""
+
+
+class ListingFailed(FatalError):
+    """A listing request got an answer the client cannot use (a 4xx, a redirect, JSON of the
+    wrong shape). The message names the window and the response."""
+
+
+class ListingIncomplete(ArchiverError):
+    """Raised by ``Provider.list_recordings`` after yielding what it could, when the walk had
+    to stop early (a page with no new recording id, a page cap). Not fatal: the runner warns,
+    leaves the window unfinished and goes on with the next one."""
 
 
 class StorageUnavailable(FatalError):

@@ -10,7 +10,7 @@ from typing import Protocol
 import httpx
 
 from archiver.errors import ProviderUnavailable
-from archiver.models import Recording
+from archiver.models import Outcome, Recording
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,14 @@ class Provider(Protocol):
     account: str
     server_side_date_filter: bool
 
-    def list_recordings(self, since: datetime, until: datetime) -> Iterator[Recording]:
-        """Recordings that started in ``[since, until)``, each id once."""
+    def list_recordings(self, since: datetime, until: datetime) -> Iterator[Recording | Outcome]:
+        """Recordings that started in ``[since, until)``, each id once.
+
+        Never raises for one bad record: a record that cannot be parsed is yielded as a
+        ``failed`` Outcome (stage ``provider``) under its raw id when one can be found, and the
+        walk goes on. Raises ListingIncomplete (after yielding what it could) when the walk had
+        to stop early, and ListingFailed / ProviderUnavailable / AuthError when it cannot go on.
+        """
         ...
 
     def get_recording(self, recording_id: str) -> Recording:

@@ -1,0 +1,76 @@
+"""Provider-shaped data for the scripted server: records, pages, real audio."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from scripted import Reply, Scripted
+
+from archiver.sim import audio
+
+PLIVO_ID = "MAHOSTILE0000000001"
+PLIVO_TOKEN = "plivo-token-Zq8sX3"
+CAT_USER = "u-hostile"
+CAT_TOKEN = "t-catapult-token-K7"
+CAT_SECRET = "catapult-secret-W9e"
+SECRETS = (PLIVO_TOKEN, CAT_TOKEN, CAT_SECRET)
+
+
+@functools.lru_cache(maxsize=32)
+def wav(seconds: float = 2.0, seed: int = 1) -> bytes:
+    """A real 8 kHz PCM WAV of ``seconds``."""
+    return audio.wav_bytes(seconds, seed)
+
+
+def plivo_record(
+    srv: Scripted, rid: str, *, start_ms: int = 1706781600000, seconds: float = 2.0, **over: Any
+) -> dict[str, Any]:
+    """A Plivo recording object whose media lives on ``srv`` at ``/media/{rid}.wav``."""
+    doc: dict[str, Any] = {
+        "recording_id": rid,
+        "call_uuid": f"call-{rid}",
+        "recording_type": "normal",
+        "recording_format": "wav",
+        "recording_url": f"{srv.url}/media/{rid}.wav",
+        "resource_uri": f"/v1/Account/{PLIVO_ID}/Recording/{rid}/",
+        "conference_name": "",
+        "add_time": "2024-02-01 10:00:00.000000+00:00",
+        "recording_duration_ms": f"{seconds * 1000:.5f}",
+        "recording_start_ms": str(start_ms),
+        "recording_end_ms": str(start_ms + int(seconds * 1000)),
+        "from_number": "14155550100",
+        "to_number": "14155550199",
+    }
+    doc.update(over)
+    return doc
+
+
+def plivo_page(objects: list[dict[str, Any]], next_url: str | None = None, offset: int = 0) -> Reply:
+    """One Plivo list page."""
+    meta = {"limit": 20, "next": next_url, "offset": offset, "previous": None, "total_count": len(objects)}
+    return Reply(json={"api_id": "x", "meta": meta, "objects": objects})
+
+
+def catapult_record(
+    srv: Scripted,
+    rid: str,
+    *,
+    start: str = "2024-02-01T10:00:00Z",
+    end: str = "2024-02-01T10:00:02Z",
+    **over: Any,
+) -> dict[str, Any]:
+    """A complete Catapult recording whose media lives on ``srv``."""
+    doc: dict[str, Any] = {
+        "id": rid,
+        "startTime": start,
+        "endTime": end,
+        "call": f"{srv.url}/v1/users/{CAT_USER}/calls/c-{rid}",
+        "media": f"{srv.url}/v1/users/{CAT_USER}/media/c-{rid}-1.wav",
+        "state": "complete",
+    }
+    doc.update(over)
+    return doc
+
+
+RANGE = ("--since", "2024-02-01", "--until", "2024-02-02")
