@@ -179,9 +179,12 @@ class Catalog:
         stage: str | None,
         error: str | None,
         started_at: datetime | None = None,
+        *,
+        count: bool = True,
     ) -> int:
-        """Remember a pending or failed recording; returns its failed-attempt count."""
-        bump = 1 if state == "failed" else 0
+        """Remember a pending or failed recording; returns its failed-attempt count. A failure
+        with ``count=False`` (the destination's fault, not the recording's) adds no attempt."""
+        bump = 1 if state == "failed" and count else 0
         self._exec(
             "INSERT INTO recordings (dest, provider, account, recording_id, state, started_at, "
             "attempts, last_error, last_stage, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
@@ -214,15 +217,20 @@ class Catalog:
             args += [_ts(since), _ts(until)]
         return [r[0] for r in self._exec(sql + " ORDER BY recording_id", args)]
 
-    def given_up(self, scope: Scope, max_attempts: int, since: datetime, until: datetime) -> list[Known]:
-        """Failed recordings at the attempt limit that started in ``[since, until)``."""
-        rows = self._exec(
+    def given_up(
+        self, scope: Scope, max_attempts: int, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Known]:
+        """Failed recordings at the attempt limit, optionally only those that started in
+        ``[since, until)`` (or whose start is unknown)."""
+        sql = (
             "SELECT recording_id, state, attempts, last_error FROM recordings WHERE dest=? AND "
-            "provider=? AND account=? AND state='failed' AND attempts >= ? AND "
-            "(started_at IS NULL OR (started_at >= ? AND started_at < ?)) ORDER BY recording_id",
-            (*scope.key(), max_attempts, _ts(since), _ts(until)),
+            "provider=? AND account=? AND state='failed' AND attempts >= ?"
         )
-        return [Known(*r) for r in rows]
+        args: list[Any] = [*scope.key(), max_attempts]
+        if since is not None and until is not None:
+            sql += " AND (started_at IS NULL OR (started_at >= ? AND started_at < ?))"
+            args += [_ts(since), _ts(until)]
+        return [Known(*r) for r in self._exec(sql + " ORDER BY recording_id", args)]
 
     def forget_dest(self, dest: str) -> None:
         """Drop what the catalog knows of ``dest`` (before a reindex)."""

@@ -25,6 +25,8 @@ Behaviour is told by class: ``TransientError`` is retried by :mod:`archiver.retr
 
 from __future__ import annotations
 
+import errno
+
 
 class ArchiverError(Exception):
     """Root of every error archiver raises on purpose."""
@@ -103,6 +105,29 @@ class UnsafeKeyError(RecordingError):
 
 
 class StorageError(RecordingError):
-    """One object could not be written or read."""
+    """One object could not be written or read.
+
+    ``destination_down`` marks a fault of the destination rather than of this recording (a
+    full or read-only disk, S3 unreachable): it is not counted against the recording's
+    attempts, and consecutive ones stop the run (exit 3)."""
 
     stage = "store"
+
+    def __init__(self, message: str, *, stage: str | None = None, destination_down: bool = False) -> None:
+        super().__init__(message, stage=stage)
+        self.destination_down = destination_down
+
+
+# A write that fails with one of these fails for every recording: the destination (or the
+# staging disk) is down (full, read-only, gone), not this recording's fault.
+DOWN_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.ENODEV, errno.ESTALE}
+)
+
+
+def write_error(what: str, exc: OSError, *, stage: str | None = None) -> StorageError:
+    """Translate an OSError of a local write into a StorageError, marked ``destination_down``
+    when its errno says the whole disk is unusable."""
+    return StorageError(
+        f"cannot write {what}: {exc.strerror or exc}", stage=stage, destination_down=exc.errno in DOWN_ERRNOS
+    )

@@ -13,7 +13,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from archiver.errors import NotAudioError, RecordingError, TransientError
+from archiver.errors import NotAudioError, RecordingError, TransientError, write_error
 from archiver.models import Fetched, Recording
 from archiver.providers.base import Provider
 from archiver.providers.http import error_for_status, transport_error
@@ -109,7 +109,12 @@ def _save(response: httpx.Response, rec: Recording, url: str, staging_dir: str) 
     expected = int(declared) if declared and declared.isdigit() else None
     if response.headers.get("content-encoding", "identity") != "identity":
         expected = None  # the header counts encoded bytes; we keep decoded ones
-    fd, tmp = tempfile.mkstemp(dir=staging_dir, prefix=f".fetch-{os.getpid()}-", suffix=".part")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=staging_dir, prefix="fetch-", suffix=".part")
+    except OSError as exc:
+        raise write_error(
+            f"the download of {rec.recording_id} to {staging_dir}", exc, stage="fetch"
+        ) from None
     try:
         digest = hashlib.sha256()
         size = 0
@@ -121,7 +126,10 @@ def _save(response: httpx.Response, rec: Recording, url: str, staging_dir: str) 
                     if len(head) == SNIFF_BYTES and sniff(head) is None:
                         raise _not_audio(rec, head, response)  # stop reading an error page early
                 digest.update(chunk)
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise write_error(f"the download of {rec.recording_id}", exc, stage="fetch") from None
                 size += len(chunk)
         if expected is not None and size != expected:
             raise TransientError(

@@ -68,7 +68,9 @@ class RunLock:
                 f"{holder.get('started_at', '?')} on {holder.get('host', '?')}); not starting a second one"
             ) from None
         previous = _read(fh)
-        if previous.get("pid") and not pid_alive(int(previous["pid"])):
+        # We hold the flock, so whoever wrote the file is gone: the kernel tells, not the pid
+        # (in a container every run is pid 1, and pids are reused).
+        if previous.get("pid"):
             log.warning(
                 "taking over the lock of a run that died (pid %s, started %s): cleaning up what it left",
                 previous["pid"],

@@ -158,6 +158,11 @@ class Outcome:
     keys: tuple[str, ...] = ()
     sha256: str | None = None
     problems: tuple[tuple[str, str], ...] = ()  # (stage, error): failed renditions of an archived recording
+    # The destination failed (full, read-only, unreachable), not the recording: its attempt
+    # is not counted, and consecutive ones stop the run.
+    destination_down: bool = False
+    # False when the catalog could not be told: then its window is not finished this run.
+    remembered: bool = True
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -166,9 +171,14 @@ _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 def check_key_part(name: str, value: str | None) -> str:
-    """Return ``value`` if it is safe as part of a storage key, else raise UnsafeKeyError."""
-    if not value or not _SAFE.match(value) or ".." in value:
-        raise UnsafeKeyError(f"unsafe {name} {value!r}: only [A-Za-z0-9._-] and no '..' allowed")
+    """Return ``value`` if it is safe as part of a storage key, else raise UnsafeKeyError.
+
+    Only ``[A-Za-z0-9._-]``, no ``..``, and no leading ``.``: names beginning with a dot are
+    the destination's own (staging, temp files), never a recording's."""
+    if not value or not _SAFE.match(value) or ".." in value or value.startswith("."):
+        raise UnsafeKeyError(
+            f"unsafe {name} {value!r}: only [A-Za-z0-9._-], no '..' and no leading '.' allowed"
+        )
     return value
 
 

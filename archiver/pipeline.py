@@ -17,7 +17,7 @@ import httpx
 
 from archiver import __version__
 from archiver.catalog import Catalog, Scope
-from archiver.errors import FatalError, RecordingError
+from archiver.errors import FatalError, RecordingError, StorageError
 from archiver.fetch import fetch_media
 from archiver.models import (
     CONTENT_TYPES,
@@ -98,23 +98,55 @@ def plan_one(rec: Recording, deps: Deps) -> Outcome | None:
 
 def process_one(rec: Recording, deps: Deps) -> Outcome:
     """Archive one recording. Never raises for a recording's own fault: that becomes a
-    ``failed`` Outcome with its stage and reason. FatalError propagates (stop the run)."""
+    ``failed`` Outcome with its stage and reason, remembered in the catalog. A bug (any other
+    exception) fails the recording at stage ``internal``, remembered too. FatalError
+    propagates (stop the run)."""
     try:
         outcome = plan_one(rec, deps) or _archive(rec, deps)
     except FatalError:
         raise
+    except StorageError as exc:
+        outcome = Outcome(
+            rec.recording_id,
+            "failed",
+            stage=exc.stage,
+            error=str(exc),
+            destination_down=exc.destination_down,
+        )
     except RecordingError as exc:
         outcome = Outcome(rec.recording_id, "failed", stage=exc.stage, error=str(exc))
+    except Exception as exc:  # a bug must cost one recording, remembered, never the batch
+        log.error("internal error on %s: %r", rec.recording_id, exc, exc_info=exc)
+        outcome = Outcome(rec.recording_id, "failed", stage="internal", error=f"internal error: {exc!r}")
     remember(outcome, rec, deps)
+    return outcome
+
+
+def settle_listed(outcome: Outcome, deps: Deps) -> Outcome:
+    """An Outcome the listing produced itself (a record that cannot be parsed, a get-by-id
+    that failed): remembered like any other failure, unless the recording is at its retry
+    limit, where it is reported as such and not counted again."""
+    if outcome.status == "failed" and outcome.stage != "retry-limit" and not deps.force:
+        known = deps.catalog.get(deps.scope, outcome.recording_id)
+        if known is not None and known.state == "failed" and known.attempts >= deps.max_failures:
+            return Outcome(
+                outcome.recording_id,
+                "failed",
+                stage="retry-limit",
+                error=f"failed {known.attempts} times, last: {known.last_error} "
+                "(not tried again; --force tries it)",
+            )
+    remember(outcome, None, deps)
     return outcome
 
 
 def remember(outcome: Outcome, rec: Recording | None, deps: Deps) -> None:
     """Tell the catalog: archived (and skipped-but-unknown) recordings so later runs skip them
-    cheaply; pending and failed ones so later runs retry them by id."""
+    cheaply; pending and failed ones so later runs retry them by id. A failure of the
+    destination is remembered without counting an attempt against the recording."""
     catalog, scope, rid = deps.catalog, deps.scope, outcome.recording_id
-    if outcome.stage == "catalog":
-        return  # skipped by the catalog itself: nothing new to say
+    if outcome.stage in ("catalog", "retry-limit"):
+        return  # the catalog's own answer: nothing new to say
     if outcome.status in ("archived", "skipped"):
         catalog.mark_archived(
             scope,
@@ -124,9 +156,15 @@ def remember(outcome: Outcome, rec: Recording | None, deps: Deps) -> None:
             size=outcome.bytes_downloaded or None,
             started_at=rec.started_at if rec else None,
         )
-    elif outcome.stage != "retry-limit":
+    else:
         catalog.mark_unsettled(
-            scope, rid, outcome.status, outcome.stage, outcome.error, rec.started_at if rec else None
+            scope,
+            rid,
+            outcome.status,
+            outcome.stage,
+            outcome.error,
+            rec.started_at if rec else None,
+            count=not outcome.destination_down,
         )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from archiver.errors import FatalError
+from archiver.errors import ArchiverError, FatalError
 from archiver.models import Outcome
 from archiver.timeutil import iso_z
 
@@ -99,21 +99,37 @@ def run_batch(
     concurrency: int,
     limit: int | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    settle: Callable[[Outcome], Outcome] | None = None,
+    max_destination_failures: int = 2,
 ) -> RunResult:
     """Process ``items`` on ``concurrency`` threads, at most ``2 * concurrency`` in flight so a
-    long listing never piles up in memory. Items that are already an Outcome (a fetch of an
-    unknown id, say) are counted as they come. Each recording id is processed once.
+    long listing never piles up in memory. Items that are already an Outcome (a record the
+    listing could not parse, a fetch of an unknown id) go through ``settle`` (which remembers
+    them) as they come. Each recording id is processed once.
 
-    A FatalError from the listing or from a worker stops new work, lets running work finish,
-    and is recorded in ``result.fatal``.
+    The run stops taking new work (running work finishes) and ``result.fatal`` says why when
+    the listing or a worker raises FatalError, when the listing fails in any other way, or
+    after ``max_destination_failures`` consecutive failures of the destination itself.
     """
     seen: set[str] = set()
+    down_in_a_row = 0
 
     def record(outcome: Outcome) -> None:  # only ever on this (the calling) thread
+        nonlocal down_in_a_row
         result.add(outcome)
         _log_outcome(outcome)
         if on_outcome:
             on_outcome(outcome)
+        if outcome.destination_down:
+            down_in_a_row += 1
+            if down_in_a_row >= max_destination_failures and not result.fatal:
+                result.fatal = (
+                    f"the destination failed {down_in_a_row} times in a row, last: {outcome.error}; "
+                    "stopping (those recordings are remembered and retried next run, with no attempt "
+                    "counted against them)"
+                )
+        elif outcome.status in ("archived", "skipped"):
+            down_in_a_row = 0
 
     in_flight: dict[Future[Outcome], str] = {}
 
@@ -125,9 +141,17 @@ def run_batch(
                 exc = fut.exception()
                 if isinstance(exc, FatalError):
                     result.fatal = result.fatal or str(exc)
-                elif exc is not None:  # a bug: fail this recording loudly, keep the batch going
+                elif exc is not None:  # the catalog could not be told: fail it, window unfinished
                     log.error("internal error on %s: %r", rid, exc, exc_info=exc)
-                    record(Outcome(rid, "failed", stage="internal", error=f"internal error: {exc!r}"))
+                    record(
+                        Outcome(
+                            rid,
+                            "failed",
+                            stage="internal",
+                            error=f"internal error: {exc!r}",
+                            remembered=False,
+                        )
+                    )
                 else:
                     record(fut.result())
 
@@ -142,12 +166,17 @@ def run_batch(
                 seen.add(rid)
                 result.listed += 1
                 if isinstance(item, Outcome):
-                    record(item)
+                    record(settle(item) if settle else item)
                     continue
                 in_flight[pool.submit(process, item)] = rid
                 drain(2 * concurrency)
         except FatalError as exc:
-            result.fatal = str(exc)
+            result.fatal = result.fatal or str(exc)
+        except ArchiverError as exc:
+            result.fatal = result.fatal or f"listing failed: {exc}"
+        except Exception as exc:  # a bug in a listing: stop cleanly, report, never a traceback
+            log.error("internal error while listing: %r", exc, exc_info=exc)
+            result.fatal = result.fatal or f"internal error while listing: {exc!r}"
         finally:
             drain(0)
     result.finished_at = datetime.now(UTC)
@@ -166,14 +195,18 @@ def _log_outcome(outcome: Outcome) -> None:
 
 
 class GroupTracker:
-    """Calls ``done(group)`` once a group (a backfill window) is closed (its listing ended)
-    and every recording listed in it has an outcome. Used from the runner's thread only."""
+    """Calls ``done(group)`` once a group (a listing window) is closed (its listing ended)
+    and every recording listed in it has a remembered outcome. A group whose listing ended
+    early (never closed) or one of whose outcomes the catalog could not be told (spoiled) is
+    never done in this run. Used from the runner's thread only."""
 
-    def __init__(self, done: Callable[[Any], None]) -> None:
+    def __init__(self, done: Callable[[Any], None] | None = None) -> None:
         self._done = done
         self._open: dict[Any, set[str]] = {}
         self._closed: set[Any] = set()
+        self._spoiled: set[Any] = set()
         self._group_of: dict[str, Any] = {}
+        self.finished: set[Any] = set()
 
     def add(self, group: Any, recording_id: str) -> None:
         if recording_id in self._group_of:  # listed twice: it counts where it came first
@@ -189,11 +222,15 @@ class GroupTracker:
     def completed(self, outcome: Outcome) -> None:
         group = self._group_of.get(outcome.recording_id)
         if group is not None:
+            if not outcome.remembered:
+                self._spoiled.add(group)
             self._open[group].discard(outcome.recording_id)
             self._maybe_done(group)
 
     def _maybe_done(self, group: Any) -> None:
-        if group in self._closed and not self._open.get(group):
+        if group in self._closed and not self._open.get(group) and group not in self._spoiled:
             self._closed.discard(group)
             self._open.pop(group, None)
-            self._done(group)
+            self.finished.add(group)
+            if self._done:
+                self._done(group)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -15,12 +16,14 @@ from archiver.cli.logs import bind_run
 from archiver.cli.progress import RunProgress
 from archiver.config import Settings
 from archiver.deletion import delete_verified
-from archiver.errors import ConfigError, FatalError, RecordingError
+from archiver.errors import ArchiverError, ConfigError, FatalError, ListingIncomplete, RecordingError
 from archiver.models import Outcome, Recording
-from archiver.pipeline import Deps, plan_one, process_one, remember, sidecar_key
+from archiver.pipeline import Deps, plan_one, process_one, settle_listed, sidecar_key
 from archiver.providers.base import Deleter
-from archiver.runner import RunResult, run_batch
-from archiver.timeutil import utcnow
+from archiver.runner import GroupTracker, RunResult, run_batch
+from archiver.timeutil import iso_z, utcnow
+
+log = logging.getLogger("archiver.run")
 
 
 @dataclass
@@ -102,8 +105,9 @@ def archive(
                     concurrency=settings.archive.concurrency,
                     limit=opts["limit"],
                     on_outcome=on_outcome,
+                    settle=lambda outcome: settle_listed(outcome, deps),
                 )
-            if job.after and not result.fatal:
+            if job.after:  # also after a fatal stop: it moves marks only as far as the run got
                 job.after(result)
         if deleter is not None and not result.fatal:
             # Only now, with the listing walk over (PROVIDERS.md: never delete mid-walk).
@@ -141,14 +145,33 @@ def deleter_for(deps: Deps, opts: dict[str, Any]) -> Deleter | None:
 
 
 def retry_remembered(deps: Deps, recording_ids: Iterable[str]) -> Iterator[Recording | Outcome]:
-    """Recordings the catalog remembers as pending or failed, fetched again by id."""
+    """Recordings the catalog remembers as pending or failed, fetched again by id (a failed
+    get is an Outcome, remembered by the runner)."""
     for rid in recording_ids:
         try:
             yield deps.provider.get_recording(rid)
         except RecordingError as exc:
-            outcome = Outcome(rid, "failed", stage="get", error=str(exc))
-            remember(outcome, None, deps)
-            yield outcome
+            yield Outcome(rid, "failed", stage="get", error=str(exc))
+
+
+def list_window(
+    deps: Deps, window: tuple[datetime, datetime], tracker: GroupTracker
+) -> Iterator[Recording | Outcome]:
+    """One listing window's recordings, each added to ``tracker``; the window is closed (so it
+    can be finished) only when its listing ended completely."""
+    try:
+        for item in deps.provider.list_recordings(*window):
+            tracker.add(window, item.recording_id)
+            yield item
+    except ListingIncomplete as exc:
+        log.warning(
+            "listing %s..%s ended early: %s; the window stays unfinished",
+            iso_z(window[0]),
+            iso_z(window[1]),
+            exc,
+        )
+        return
+    tracker.close(window)
 
 
 def dry_run(
@@ -188,4 +211,6 @@ def dry_run(
                 click.echo(f"{outcome.status} {item.recording_id}{detail}")
     except FatalError as exc:
         result.fatal = str(exc)
+    except ArchiverError as exc:
+        result.fatal = f"listing failed: {exc}"
     click.echo(f"dry run: {to_archive} recording(s) would be archived; nothing was written")

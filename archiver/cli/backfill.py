@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from archiver.cli.archive import Job, archive, retry_remembered
+from archiver.cli.archive import Job, archive, list_window, retry_remembered
 from archiver.cli.options import archive_options, exit_codes
 from archiver.config import Settings
 from archiver.errors import ConfigError
@@ -92,7 +92,4 @@ def window_items(
             len(todo),
         )
     for w in todo:
-        for rec in provider.list_recordings(*w):
-            tracker.add(w, rec.recording_id)
-            yield rec
-        tracker.close(w)
+        yield from list_window(deps, w, tracker)

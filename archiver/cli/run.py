@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
 
-from archiver.cli.archive import Job, archive, retry_remembered
+from archiver.cli.archive import Job, archive, list_window, retry_remembered
 from archiver.cli.options import archive_options, exit_codes
 from archiver.config import Settings
 from archiver.errors import ConfigError
 from archiver.models import Outcome, Recording
 from archiver.pipeline import Deps
-from archiver.runner import RunResult
+from archiver.runner import GroupTracker, RunResult
 from archiver.timeutil import iso_z, parse_duration, parse_when, utcnow, windows
 
 log = logging.getLogger("archiver.run")
@@ -66,18 +66,57 @@ def run(ctx: click.Context, since: str | None, overlap: str | None, **opts: Any)
             back,
         )
 
+        provider = deps.provider
+        ranges = (
+            list(windows(start, now, LIST_WINDOW)) if provider.server_side_date_filter else [(start, now)]
+        )
+        tracker = GroupTracker()
+
         def items() -> Iterator[Recording | Outcome]:
+            # Given up: reported on every run until someone looks (--force tries them again).
+            for known in deps.catalog.given_up(deps.scope, deps.max_failures):
+                yield Outcome(
+                    known.recording_id,
+                    "failed",
+                    stage="retry-limit",
+                    error=f"failed {known.attempts} times, last: {known.last_error} "
+                    "(not tried again; --force tries it)",
+                )
             yield from retry_remembered(deps, deps.catalog.unsettled(deps.scope, deps.max_failures))
-            provider = deps.provider
-            ranges = windows(start, now, LIST_WINDOW) if provider.server_side_date_filter else [(start, now)]
-            for lo, hi in ranges:
-                yield from provider.list_recordings(lo, hi)
+            for w in ranges:
+                yield from list_window(deps, w, tracker)
 
         def after(result: RunResult) -> None:
-            # Pending and failed recordings are remembered and retried by id, so the
-            # watermark can move to the (frozen) end of what was listed.
-            deps.catalog.set_watermark(deps.scope, now)
+            # The watermark moves past a window only when every recording listed in it is
+            # archived, or pending or failed and remembered (retried by id next run), and every
+            # window before it is too: a limited, cut-short or aborted run moves it only as far
+            # as it really got.
+            reached = watermark_after(ranges, tracker.finished)
+            if reached is not None and (mark is None or reached > mark):
+                deps.catalog.set_watermark(deps.scope, reached)
+            elif mark is None:
+                # A first run that finished no window: the next one starts where this one did.
+                deps.catalog.set_watermark(deps.scope, start + back)
+            if reached != now:
+                log.warning(
+                    "listed up to %s of %s: the next run lists the rest",
+                    iso_z(reached or start),
+                    iso_z(now),
+                )
 
-        return Job(items=items(), after=after)
+        return Job(items=items(), on_outcome=tracker.completed, after=after)
 
     archive(ctx, "run", opts, make_job, {"archive.overlap": overlap})
+
+
+def watermark_after(
+    ranges: list[tuple[datetime, datetime]], finished: set[tuple[datetime, datetime]]
+) -> datetime | None:
+    """The end of the longest run of finished windows from the first; None when the first is
+    not finished."""
+    reached = None
+    for window in ranges:
+        if window not in finished:
+            break
+        reached = window[1]
+    return reached

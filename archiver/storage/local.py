@@ -1,8 +1,10 @@
-"""A local folder as destination: temp file in the same folder, fsync, rename, fsync dir."""
+"""A local folder as destination: temp file in the run's staging folder (same file system),
+fsync, rename into place, fsync the folder."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -11,21 +13,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from archiver.errors import StorageError, StorageUnavailable, UnsafeKeyError
-from archiver.locking import stale_temp
+from archiver.errors import StorageError, StorageUnavailable, UnsafeKeyError, write_error
 from archiver.models import Protection
+from archiver.staging import Staging, reap
 
 STAGING = ".archiver-staging"
-TMP_PREFIX = ".archiver-tmp-"
-FETCH_PREFIX = ".fetch-"  # archiver.fetch's downloads in flight, in the staging folder
+TMP_PREFIX = ".archiver-tmp-"  # only where staging is on another file system than a target
 
 
 class LocalStorage:
     """Objects are files under ``root``; keys are relative POSIX paths."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).expanduser().absolute()
+        # Resolved, so a symlink or a ``..`` path to the same folder is the same destination
+        # (one run lock, one catalog scope).
+        self.root = Path(root).expanduser().resolve()
         self.url = str(self.root)
+        self._staging = Staging(self.root / STAGING)
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -36,15 +40,18 @@ class LocalStorage:
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.root, prefix=TMP_PREFIX):
+            # A probe file at the root, gone at once: a check touches no run's staging.
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".archiver-check-"):
                 pass
         except OSError as exc:
             raise StorageUnavailable(f"cannot write to {self.root}: {exc.strerror or exc}") from None
 
     def staging_dir(self) -> str:
-        path = self.root / STAGING
-        path.mkdir(parents=True, exist_ok=True)
-        return str(path)
+        """This run's own folder under ``DEST/.archiver-staging`` (see archiver.staging)."""
+        try:
+            return self._staging.path()
+        except OSError as exc:
+            raise write_error(f"a staging folder in {self.root}", exc) from None
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -53,8 +60,27 @@ class LocalStorage:
         self, key: str, path: str, *, content_type: str, sha256: str, protection: Protection | None = None
     ) -> None:
         _no_protection(protection)
+        if self._staging.owns(path) and self._link(key, path):
+            return
         with open(path, "rb") as src:
             self._write(key, lambda out: shutil.copyfileobj(src, out, 1024 * 1024))
+
+    def _link(self, key: str, path: str) -> bool:
+        """Store a file of our own staging folder without copying it: fsync, hard-link under
+        a new temp name, rename into place. False when the file system cannot link."""
+        target = self._path(key)
+        tmp = os.path.join(self._staging.path(), f"l-{os.urandom(6).hex()}")
+        try:
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, tmp)
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                return False
+            raise write_error(key, exc) from None
+        self._commit(key, tmp, target)
+        return True
 
     def put_bytes(
         self, key: str, data: bytes, *, content_type: str, protection: Protection | None = None
@@ -66,24 +92,48 @@ class LocalStorage:
         target = self._path(key)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f"{TMP_PREFIX}{os.getpid()}-")
+            fd, tmp = self._staging.mkstemp()
         except OSError as exc:
-            raise StorageError(f"cannot write {key}: {exc.strerror or exc}") from None
+            raise write_error(key, exc) from None
         try:
             with os.fdopen(fd, "wb") as out:
                 fill(out)  # type: ignore[operator]
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(tmp, target)
-            _fsync_dir(target.parent)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            raise StorageError(f"cannot write {key}: {exc.strerror or exc}") from None
+            raise write_error(key, exc) from None
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        self._commit(key, tmp, target)
+
+    def _commit(self, key: str, tmp: str, target: Path) -> None:
+        """Rename ``tmp`` (complete and fsynced) to ``target``; the temp never outlives a failure."""
+        try:
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                # This part of the destination is another file system: copy beside the target.
+                beside = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed below
+                    dir=target.parent, prefix=f"{TMP_PREFIX}{self._staging.token}-", delete=False
+                )
+                with beside, open(tmp, "rb") as src:
+                    shutil.copyfileobj(src, beside, 1024 * 1024)
+                    beside.flush()
+                    os.fsync(beside.fileno())
+                os.unlink(tmp)
+                tmp = beside.name
+                os.replace(tmp, target)
+            _fsync_dir(target.parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise write_error(key, exc) from None
 
     def open_read(self, key: str) -> BinaryIO:
         try:
@@ -99,29 +149,20 @@ class LocalStorage:
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
-                if name.startswith(TMP_PREFIX):
+                if name.startswith("."):  # no key part begins with "." (models.check_key_part)
                     continue
                 key = Path(dirpath, name).relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     yield key
 
     def recover(self, scope_prefix: str, initiated_before: datetime | None = None) -> int:
-        """Remove temp files left by runs that died (their pid is gone). Returns how many."""
-        removed = 0
-        if not self.root.is_dir():
-            return 0
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = [d for d in dirnames if d == STAGING or not d.startswith(".")]
-            for name in filenames:
-                if stale_temp(name, TMP_PREFIX) or stale_temp(name, FETCH_PREFIX):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(dirpath, name))
-                        removed += 1
-        return removed
+        """Remove the staging folders of runs that died (told by their locks, not by names:
+        nothing outside ``.archiver-staging`` is ever taken for a leftover). Returns how many."""
+        return reap(self.root / STAGING)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            (self.root / STAGING).rmdir()  # only when empty: never another run's files
+        """Remove this run's own staging folder (the shared parent stays)."""
+        self._staging.close()
 
 
 def _no_protection(protection: Protection | None) -> None:

@@ -8,8 +8,7 @@ boto3's own chain (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``...). No ACL is ever set
 
 from __future__ import annotations
 
-import os
-import shutil
+import logging
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -24,11 +23,31 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from archiver.errors import ConfigError, StorageError, StorageUnavailable
-from archiver.locking import stale_temp
 from archiver.models import Protection
+from archiver.staging import Staging, reap
 
+log = logging.getLogger(__name__)
 MB = 1024 * 1024
-STAGING_PREFIX = "archiver-staging-"
+STAGING = "archiver-staging"  # under the system temp folder, shared by every run on this machine
+# Answers that say S3 itself is unusable, not this object: stop the run rather than fail
+# recording after recording (archiver.errors.StorageError.destination_down).
+DOWN_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "NoSuchBucket",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ServiceUnavailable",
+        "SlowDown",
+        "InternalError",
+        "503",
+        "500",
+        "403",
+        "QuotaExceeded",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +90,11 @@ class S3Storage:
             max_concurrency=options.max_concurrency,
             use_threads=True,
         )
-        self._staging: str | None = None
+        self._staging = Staging(self._staging_parent())
+
+    @staticmethod
+    def _staging_parent() -> str:
+        return f"{tempfile.gettempdir()}/{STAGING}"
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -157,9 +180,14 @@ class S3Storage:
             raise StorageError(f"cannot {'set' if on else 'clear'} the legal hold of {key}: {exc}") from None
 
     def staging_dir(self) -> str:
-        if self._staging is None:
-            self._staging = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-")
-        return self._staging
+        """This run's own folder for files in flight (see archiver.staging)."""
+        try:
+            return self._staging.path()
+        except OSError as exc:
+            raise StorageError(
+                f"cannot make a staging folder under {self._staging_parent()}: {exc.strerror or exc}",
+                destination_down=True,
+            ) from None
 
     def exists(self, key: str) -> bool:
         try:
@@ -168,9 +196,9 @@ class S3Storage:
         except ClientError as exc:
             if _code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise StorageError(f"cannot check {key}: {_code(exc)}") from None
+            raise StorageError(f"cannot check {key}: {_code(exc)}", destination_down=_down(exc)) from None
         except BotoCoreError as exc:
-            raise StorageError(f"cannot check {key}: {exc}") from None
+            raise StorageError(f"cannot check {key}: {exc}", destination_down=_down(exc)) from None
 
     def put_file(
         self, key: str, path: str, *, content_type: str, sha256: str, protection: Protection | None = None
@@ -182,7 +210,7 @@ class S3Storage:
                 path, self.bucket, self._key(key), ExtraArgs=extra, Config=self._transfer
             )
         except (S3UploadFailedError, ClientError, BotoCoreError) as exc:
-            raise StorageError(f"upload of {key} failed: {exc}") from None
+            raise StorageError(f"upload of {key} failed: {exc}", destination_down=_down(exc)) from None
 
     def put_bytes(
         self, key: str, data: bytes, *, content_type: str, protection: Protection | None = None
@@ -192,20 +220,20 @@ class S3Storage:
                 Bucket=self.bucket, Key=self._key(key), Body=data, **self._extra(content_type, protection)
             )
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"upload of {key} failed: {exc}") from None
+            raise StorageError(f"upload of {key} failed: {exc}", destination_down=_down(exc)) from None
 
     def open_read(self, key: str) -> BinaryIO:
         try:
             body = self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"cannot read {key}: {exc}") from None
+            raise StorageError(f"cannot read {key}: {exc}", destination_down=_down(exc)) from None
         return body
 
     def delete(self, key: str) -> None:
         try:
             self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"cannot delete {key}: {exc}") from None
+            raise StorageError(f"cannot delete {key}: {exc}", destination_down=_down(exc)) from None
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         paginator = self._client.get_paginator("list_objects_v2")
@@ -220,12 +248,7 @@ class S3Storage:
         """Abort multipart uploads left under ``scope_prefix`` by runs that died (the run lock
         guarantees no live run of this scope is uploading), and remove their local staging
         folders. Returns how many things were cleaned."""
-        cleaned = 0
-        tmp = tempfile.gettempdir()
-        for name in os.listdir(tmp):
-            if stale_temp(name, STAGING_PREFIX):
-                shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
-                cleaned += 1
+        cleaned = reap(self._staging_parent())
         started = initiated_before or datetime.now(UTC)
         try:
             paginator = self._client.get_paginator("list_multipart_uploads")
@@ -236,14 +259,33 @@ class S3Storage:
                             Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                         )
                         cleaned += 1
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"cannot clean up stale multipart uploads: {exc}") from None
+        except ClientError as exc:
+            # Least-privilege credentials may lack s3:ListBucketMultipartUploads: the run can
+            # go on; only the clean-up of a dead run's unfinished uploads is skipped.
+            log.warning(
+                "cannot list unfinished multipart uploads in s3://%s/%s (%s): not cleaning up after "
+                "interrupted runs (a lifecycle rule AbortIncompleteMultipartUpload does it too)",
+                self.bucket,
+                self._key(scope_prefix),
+                _code(exc),
+            )
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"cannot reach S3 for bucket {self.bucket!r}: {exc}") from None
         return cleaned
 
     def close(self) -> None:
-        if self._staging is not None:
-            shutil.rmtree(self._staging, ignore_errors=True)  # our own per-run folder
-            self._staging = None
+        """Remove this run's own staging folder."""
+        self._staging.close()
+
+
+def _down(exc: Exception) -> bool:
+    """Whether an S3 failure says the destination is unusable rather than one object."""
+    if isinstance(exc, BotoCoreError):
+        return True  # no connection, timeouts, credentials: nothing will get through
+    if isinstance(exc, ClientError):
+        return _code(exc) in DOWN_CODES
+    text = str(exc)
+    return any(code in text for code in DOWN_CODES) or "Could not connect" in text
 
 
 def _code(exc: ClientError) -> str:

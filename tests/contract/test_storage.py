@@ -132,28 +132,44 @@ def test_recover_removes_only_what_dead_runs_left(storage: Storage, tmp_path: Pa
     import subprocess
     import sys
 
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    staging = Path(storage.staging_dir())
-    stale = staging / f".fetch-{dead.pid}-abc.part"
-    live = staging / f".fetch-{os.getpid()}-abc.part"
-    stale.write_bytes(b"x")
+    from archiver.staging import Staging
+
+    parent = Path(storage.staging_dir()).parent
+    # A run that died: another process made its staging folder and a download, then ended
+    # (its lock went with it, whatever pid it had).
+    script = (
+        "import sys; from archiver.staging import Staging; s = Staging(sys.argv[1]); "
+        "open(s.path() + '/fetch-x.part', 'wb').write(b'half'); print(s.token)"
+    )
+    dead = subprocess.run(
+        [sys.executable, "-c", script, str(parent)], capture_output=True, text=True, check=True
+    )
+    dead_dir = parent / dead.stdout.strip()
+    assert (dead_dir / "fetch-x.part").exists()
+    # A live run (another Staging in this very process: a second run on the same machine).
+    other = Staging(parent)
+    live = Path(other.path()) / "fetch-y.part"
     live.write_bytes(b"y")
+    mine = Path(storage.staging_dir()) / "fetch-z.part"
+    mine.write_bytes(b"z")
     if hasattr(storage, "bucket"):  # S3: an upload begun by a run that died
         client = storage._client  # type: ignore[attr-defined]
         key = storage.prefix + "plivo/MA1/2024/01/01/r.wav"  # type: ignore[attr-defined]
         client.create_multipart_upload(Bucket=storage.bucket, Key=key)  # type: ignore[attr-defined]
         assert client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads")  # type: ignore[attr-defined]
     else:
+        # A recording named like a temp file of the old scheme is a recording: kept.
         folder = Path(storage.url) / "plivo" / "MA1"
         folder.mkdir(parents=True)
-        (folder / f".archiver-tmp-{dead.pid}-zz").write_bytes(b"half")
+        (folder / f".archiver-tmp-{dead.returncode}-zz").write_bytes(b"data")
     cleaned = storage.recover("plivo/MA1/")
     assert cleaned >= 1
-    assert live.exists()
+    assert not dead_dir.exists() and not (parent / f"{dead_dir.name}.lock").exists()
+    assert live.exists() and mine.exists()
     if hasattr(storage, "bucket"):
         assert not client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads")  # type: ignore[attr-defined]
     else:
-        assert not stale.exists()
-        assert list((Path(storage.url) / "plivo" / "MA1").iterdir()) == []
-    live.unlink()
+        assert len(list((Path(storage.url) / "plivo" / "MA1").iterdir())) == 1
+    other.close()
+    assert not live.parent.exists()  # a run's close removes its own folder, and only that
+    assert mine.exists()

@@ -150,7 +150,8 @@ def test_verify_finds_altered_missing_and_orphaned(cli, archive, tmp_path: Path)
 def test_verify_s3(cli, tmp_path: Path, monkeypatch, s3, use_sim) -> None:
     with Simulator(recordings=3, seed=33) as sim:
         use_sim(sim)
-        assert cli("backfill", "--provider", "plivo", *RANGE, "--dest", f"s3://{s3.bucket}/a").exit_code == 0
+        r0 = cli("backfill", "--provider", "plivo", *RANGE, "--dest", f"s3://{s3.bucket}/a")
+        assert r0.exit_code == 0, r0.output
     keys = [o["Key"] for o in s3.client.list_objects_v2(Bucket=s3.bucket)["Contents"]]
     media = next(k for k in keys if not k.endswith(".json"))
     s3.client.put_object(Bucket=s3.bucket, Key=media, Body=b"ID3 replaced")

@@ -1,0 +1,163 @@
+"""Staging: where a run keeps files in flight (downloads, renditions, writes before their
+rename), and the one home of temp-file naming.
+
+Every run gets its own folder under a parent that many runs share (``DEST/.archiver-staging/``
+for a local destination, ``$TMPDIR/archiver-staging/`` for S3)::
+
+    .archiver-staging/
+        3f9c2a1b7d40.lock      flock held by the run for as long as it lives
+        3f9c2a1b7d40/          its files in flight
+
+Whether a run is alive is told by its lock, not by a pid (a pid is reused, and in a container
+every run is pid 1): the kernel drops an ``flock`` when its holder dies, SIGKILL included. So a
+leftover folder is removed only when its lock can be taken, and nothing outside the parent is
+ever taken for a temp file, whatever its name: a provider that names a recording like one of
+our temp files cannot get it deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+LOCK_SUFFIX = ".lock"
+
+
+class Staging:
+    """One run's staging folder under ``parent``, made on first use, removed by ``close``."""
+
+    def __init__(self, parent: str | os.PathLike[str]) -> None:
+        self.parent = Path(parent)
+        self.token = secrets.token_hex(6)
+        self._dir: Path | None = None
+        self._lock_fd: int | None = None  # a bare descriptor: held for the run, closed by close()
+        self._guard = threading.Lock()  # worker threads ask for the folder at once
+
+    def path(self) -> str:
+        """The folder (created, and its lock taken, on first call)."""
+        with self._guard:
+            return self._make()
+
+    def _make(self) -> str:
+        if self._dir is None:
+            # The lock is taken under a private name, then renamed into place: a reaper only
+            # ever sees lock files that are already held.
+            for attempt in range(5):
+                self.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    fd, tmp = tempfile.mkstemp(dir=self.parent, prefix=f".new-{self.token}-")
+                    break
+                except FileNotFoundError:  # another run's close() removed the empty parent
+                    if attempt == 4:
+                        raise
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.replace(tmp, self.parent / f"{self.token}{LOCK_SUFFIX}")
+                folder = self.parent / self.token
+                folder.mkdir()
+            except BaseException:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            self._lock_fd, self._dir = fd, folder
+        return str(self._dir)
+
+    def mkstemp(self, suffix: str = "") -> tuple[int, str]:
+        """A new temp file in this run's folder: (fd, path)."""
+        return tempfile.mkstemp(dir=self.path(), prefix="f-", suffix=suffix)
+
+    def owns(self, path: str) -> bool:
+        """Whether ``path`` is a file in this run's folder."""
+        return self._dir is not None and Path(path).parent == self._dir
+
+    def close(self) -> None:
+        """Remove this run's folder and lock; never anything of another run."""
+        with self._guard:
+            self._close()
+
+    def _close(self) -> None:
+        if self._dir is None:
+            return
+        shutil.rmtree(self._dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.unlink(self.parent / f"{self.token}{LOCK_SUFFIX}")
+        with contextlib.suppress(OSError):
+            self.parent.rmdir()  # only when no other run has anything there
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+        self._dir, self._lock_fd = None, None
+
+
+def reap(parent: str | os.PathLike[str]) -> int:
+    """Remove the staging folders under ``parent`` whose runs are dead (their lock can be
+    taken), and files left there by older versions. Returns how many were removed."""
+    root = Path(parent)
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for entry in sorted(root.iterdir()):
+        name = entry.name
+        if name.endswith(LOCK_SUFFIX):
+            if _reap_run(root, name[: -len(LOCK_SUFFIX)]):
+                removed += 1
+        elif name.startswith(".new-"):
+            if _reap_file(entry):  # a run died while taking its lock
+                removed += 1
+        elif entry.is_dir() and not (root / f"{name}{LOCK_SUFFIX}").exists():
+            # A run makes its folder only after its lock is in place and removes it before
+            # the lock, so a folder without a lock belongs to no live run.
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+        elif entry.is_file() and name.startswith(".fetch-") and _legacy_dead(name):
+            # Downloads in flight of versions before per-run folders (pid-named): kept
+            # only while that pid lives, as those versions did.
+            with contextlib.suppress(OSError):
+                entry.unlink()
+                removed += 1
+    return removed
+
+
+def _reap_run(root: Path, token: str) -> bool:
+    lock = root / f"{token}{LOCK_SUFFIX}"
+    try:
+        fh = open(lock, "rb")  # noqa: SIM115 - held while the folder is removed
+    except OSError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # alive
+        shutil.rmtree(root / token, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            lock.unlink()
+    return True
+
+
+def _reap_file(path: Path) -> bool:
+    try:
+        fh = open(path, "rb")  # noqa: SIM115
+    except OSError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return True
+
+
+def _legacy_dead(name: str) -> bool:
+    from archiver.locking import pid_alive
+
+    pid = name[len(".fetch-") :].split("-", 1)[0]
+    return pid.isdigit() and not pid_alive(int(pid))
