@@ -74,3 +74,26 @@ def catapult_record(
 
 
 RANGE = ("--since", "2024-02-01", "--until", "2024-02-02")
+
+
+def plivo_listing(records: list[dict[str, Any]]) -> Any:
+    """A Plivo list endpoint over ``records`` (offset paging, ``meta.next`` as Plivo writes it,
+    the add_time window applied to ``recording_start_ms``)."""
+    from datetime import UTC, datetime
+
+    def parse(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    def answer(req: Any) -> Reply:
+        q = {k: v[0] for k, v in req.query.items()}
+        limit, offset = int(q.get("limit", "20")), int(q.get("offset", "0"))
+        lo, hi = parse(q["add_time__gte"]), parse(q["add_time__lt"])
+        chosen = [
+            r for r in records if lo <= datetime.fromtimestamp(int(r["recording_start_ms"]) / 1000, UTC) < hi
+        ]
+        page = chosen[offset : offset + limit]
+        more = offset + limit < len(chosen)
+        nxt = f"/v1/Account/{PLIVO_ID}/Recording/?limit={limit}&offset={offset + limit}" if more else None
+        return plivo_page(page, nxt, offset)
+
+    return answer
