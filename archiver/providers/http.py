@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -132,6 +132,24 @@ def error_for_status(response: httpx.Response, what: str, *, api: bool) -> Archi
     return RecordingError(detail)
 
 
+def decode_json(response: httpx.Response, what: str) -> Any:
+    """The JSON of a 2xx response. A body that is not JSON at all (an HTML page from a proxy)
+    may be passing: TransientError. JSON that can never be read (invalid UTF-8, nesting or
+    numbers past the parser's limits) is RecordingError: asking again gives the same bytes."""
+    try:
+        return response.json()
+    except json.JSONDecodeError:
+        raise TransientError(f"{what}: {describe_body(response)} with HTTP {response.status_code}") from None
+    except UnicodeDecodeError as exc:
+        raise RecordingError(
+            f"{what}: HTTP {response.status_code} body is not valid UTF-8 "
+            f"(byte {exc.start} of {len(response.content)})"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:100]
+        raise RecordingError(f"{what}: HTTP {response.status_code} JSON cannot be read: {reason}") from None
+
+
 def transport_error(exc: httpx.HTTPError, what: str) -> TransientError:
     """Timeouts, refused connections and cut responses: all worth a retry."""
     kind = type(exc).__name__
@@ -157,22 +175,25 @@ class ApiClient:
         self, url: str, *, params: Mapping[str, Any] | None = None, pace: str, what: str
     ) -> tuple[Any, httpx.Response]:
         """GET ``url`` and return (decoded JSON, response). Raises ProviderUnavailable when
-        transient faults outlive the retries, AuthError on 401/403, RecordingError otherwise."""
+        transient faults outlive the retries, AuthError on 401/403, RecordingError otherwise
+        (another 4xx, a redirect, a URL that cannot be requested, JSON that cannot be read).
+        ``what`` begins every message: name the request (and its window) there."""
 
         def attempt() -> tuple[Any, httpx.Response]:
             self.pacers[pace].wait()
             try:
                 response = self.client.get(url, params=params, auth=self.scope.auth_for(url))
+            except httpx.InvalidURL as exc:  # retrying cannot mend a URL
+                raise RecordingError(f"{what}: not a usable URL: {exc}") from None
             except httpx.HTTPError as exc:
                 raise transport_error(exc, what) from None
             if response.is_redirect:
-                raise RecordingError(f"{what}: unexpected redirect to another location")
+                raise RecordingError(
+                    f"{what}: HTTP {response.status_code} redirect, not followed ({describe_body(response)})"
+                )
             if not response.is_success:
                 raise error_for_status(response, what, api=True)
-            try:
-                return response.json(), response
-            except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-                raise TransientError(f"{what}: {describe_body(response)} with HTTP 200") from None
+            return decode_json(response, what), response
 
         try:
             return retry_call(attempt, self.policy, what=what)
@@ -198,6 +219,3 @@ class ApiClient:
             return retry_call(attempt, self.policy, what=what)
         except TransientError as exc:
             raise ProviderUnavailable(str(exc)) from None
-
-    def absolute(self, url: str, base: str) -> str:
-        return urljoin(base, url)

@@ -18,10 +18,19 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from archiver.errors import NotFoundError, RecordingError
-from archiver.models import Recording
-from archiver.providers.base import Dedupe, PageGuard
-from archiver.providers.http import ApiClient
+from archiver.errors import FatalError, ListingFailed, RecordingError
+from archiver.models import Outcome, Recording
+from archiver.providers.base import (
+    Dedupe,
+    PageWalk,
+    json_kind,
+    listing_item,
+    record_id,
+    short,
+    text_field,
+    url_field,
+)
+from archiver.providers.http import ApiClient, describe_body
 from archiver.timeutil import lenient_time, windows
 
 log = logging.getLogger(__name__)
@@ -31,21 +40,37 @@ MAX_WINDOW = timedelta(days=30)
 PAGE_LIMIT = 20
 
 
-def number(value: Any) -> Decimal | None:
-    """Plivo sends numbers as numbers or as strings like ``"345100.00000"``."""
+def number(value: Any, field: str = "number") -> Decimal | None:
+    """Plivo sends numbers as numbers or as strings like ``"345100.00000"``. None when absent
+    or empty; RecordingError when present but not a finite number (``NaN``, ``Infinity``,
+    ``"soon"``, an object)."""
     if value is None or value == "":
         return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RecordingError(f"{field} is not a number ({short(value)})", stage="provider")
     try:
-        return Decimal(str(value).strip())
+        parsed = Decimal(str(value).strip())
     except InvalidOperation:
-        return None
+        raise RecordingError(f"{field} is not a number ({short(value)})", stage="provider") from None
+    if not parsed.is_finite():
+        raise RecordingError(f"{field} is not a finite number ({short(value)})", stage="provider")
+    return parsed
 
 
-def epoch_ms(value: Any) -> datetime | None:
-    ms = number(value)
-    if ms is None or ms <= 0:
+def epoch_ms(value: Any, field: str = "time") -> datetime | None:
+    """A time in epoch milliseconds; None when absent or zero (Plivo's "not set"), and
+    RecordingError when it is not a time a datetime can hold (``1e20``, negative)."""
+    ms = number(value, field)
+    if ms is None or ms == 0:
         return None
-    return datetime.fromtimestamp(float(ms) / 1000.0, tz=UTC)
+    try:
+        if ms < 0:
+            raise ValueError("before 1970")
+        return datetime.fromtimestamp(float(ms) / 1000.0, tz=UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise RecordingError(
+            f"{field} is not a usable epoch time ({short(value)}: {exc})", stage="provider"
+        ) from None
 
 
 def plivo_time(value: datetime) -> str:
@@ -66,19 +91,27 @@ def url_format(url: str | None) -> str | None:
 
 
 def parse_recording(item: Mapping[str, Any], account: str) -> Recording:
-    """Normalise one Plivo recording object (raises RecordingError when it has no id)."""
-    rec_id = item.get("recording_id")
-    if not isinstance(rec_id, str) or not rec_id:
-        raise RecordingError(f"Plivo listing item without a recording_id: {dict(item)!r}"[:200])
+    """Normalise one Plivo recording object. RecordingError (stage ``provider``) when it
+    cannot be: no id, a number that is not one, a time out of range, no start time."""
+    rec_id = record_id(item, "recording_id")
     added = lenient_time(item.get("add_time"))
-    duration_ms = number(item.get("recording_duration_ms"))
+    duration_ms = number(item.get("recording_duration_ms"), "recording_duration_ms")
+    if duration_ms is not None and duration_ms < 0:
+        raise RecordingError(f"recording_duration_ms is negative ({duration_ms})", stage="provider")
     duration = float(duration_ms) / 1000.0 if duration_ms is not None else None
-    started = epoch_ms(item.get("recording_start_ms")) or added
-    ended = epoch_ms(item.get("recording_end_ms"))
-    if ended is None and started is not None and duration is not None:
-        ended = started + timedelta(seconds=duration)
-    fmt = item.get("recording_format")
-    url = item.get("recording_url")
+    started = epoch_ms(item.get("recording_start_ms"), "recording_start_ms") or added
+    if started is None:
+        raise RecordingError("the record has no start time (recording_start_ms, add_time)", stage="provider")
+    ended = epoch_ms(item.get("recording_end_ms"), "recording_end_ms")
+    if ended is None and duration is not None:
+        try:
+            ended = started + timedelta(seconds=duration)
+        except OverflowError:
+            raise RecordingError(
+                f"recording_duration_ms is out of range ({duration_ms})", stage="provider"
+            ) from None
+    fmt = text_field(item, "recording_format")
+    url = url_field(item, "recording_url")
     return Recording(
         provider="plivo",
         account=account,
@@ -88,14 +121,24 @@ def parse_recording(item: Mapping[str, Any], account: str) -> Recording:
         started_at=started,
         ended_at=ended,
         duration_seconds=duration,
-        media_url=url if isinstance(url, str) and url else None,
-        format_hint=(str(fmt).lower() if fmt else None) or url_format(url),
+        media_url=url,
+        format_hint=(fmt.lower() if fmt else None) or url_format(url),
         raw=item,
-        call_id=item.get("call_uuid") or None,
-        conference_name=item.get("conference_name") or None,
-        from_number=str(item["from_number"]) if item.get("from_number") else None,
-        to_number=str(item["to_number"]) if item.get("to_number") else None,
+        call_id=text_field(item, "call_uuid"),
+        conference_name=text_field(item, "conference_name"),
+        from_number=text_field(item, "from_number"),
+        to_number=text_field(item, "to_number"),
     )
+
+
+def next_page(meta: Mapping[str, Any], items: int, sent: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The page parameters of the request after the page asked for with ``sent``, or None
+    when the listing has ended. The one place that decides it (issue 9 adds cursor paging
+    here): ``meta.next`` only says "more"; the next request is built from our own filters
+    and the next offset, never from the URL the provider sent."""
+    if not items or not meta.get("next"):
+        return None
+    return {"offset": int(sent["offset"]) + PAGE_LIMIT}
 
 
 class PlivoProvider:
@@ -109,40 +152,48 @@ class PlivoProvider:
         self.account = auth_id
         self._root = f"{base_url.rstrip('/')}/v1/Account/{quote(auth_id, safe='')}/Recording/"
 
-    def list_recordings(self, since: datetime, until: datetime) -> Iterator[Recording]:
+    def list_recordings(self, since: datetime, until: datetime) -> Iterator[Recording | Outcome]:
         dedupe = Dedupe()
         for start, end in windows(since, until, MAX_WINDOW):
             yield from self._list_window(start, end, dedupe)
 
-    def _list_window(self, start: datetime, end: datetime, dedupe: Dedupe) -> Iterator[Recording]:
-        guard = PageGuard(f"Plivo listing {plivo_time(start)}..{plivo_time(end)}")
-        offset = 0
-        while True:
-            params = {
-                "limit": PAGE_LIMIT,
-                "offset": offset,
-                "add_time__gte": plivo_time(start),
-                "add_time__lt": plivo_time(end),
-            }
-            guard.visit(f"offset={offset}")
-            body, _ = self.api.get_json(self._root, params=params, pace="api", what="list recordings")
-            objects = body.get("objects") if isinstance(body, Mapping) else None
-            meta = body.get("meta") if isinstance(body, Mapping) else None
-            if not isinstance(objects, list) or not isinstance(meta, Mapping):
-                raise RecordingError("list recordings: response has no objects/meta", stage="list")
+    def _list_window(self, start: datetime, end: datetime, dedupe: Dedupe) -> Iterator[Recording | Outcome]:
+        label = f"Plivo listing add_time [{plivo_time(start)}, {plivo_time(end)})"
+        walk = PageWalk(label)
+        filters = {"add_time__gte": plivo_time(start), "add_time__lt": plivo_time(end)}
+        page: dict[str, Any] | None = {"offset": 0}
+        while page is not None:
+            walk.visit("&".join(f"{k}={v}" for k, v in sorted(page.items())))
+            objects, meta = self._page(label, {"limit": PAGE_LIMIT, **page, **filters})
+            new = 0
             for item in objects:
-                if not isinstance(item, Mapping):
-                    continue
-                try:
-                    rec = parse_recording(item, self.account)
-                except RecordingError as exc:  # no id: nothing to archive it by
-                    log.warning("%s; ignored", exc)
-                    continue
-                if dedupe.first(rec.recording_id):
-                    yield rec
-            if not meta.get("next") or not objects:
-                return
-            offset += PAGE_LIMIT
+                got = listing_item(item, "recording_id", lambda raw: parse_recording(raw, self.account))
+                if dedupe.first(got.recording_id):
+                    new += 1
+                    yield got
+            walk.page(len(objects), new)
+            page = next_page(meta, len(objects), page)
+
+    def _page(self, label: str, params: Mapping[str, Any]) -> tuple[list[Any], Mapping[str, Any]]:
+        """One list page's ``objects`` and ``meta``; ListingFailed when the answer cannot be
+        used (a 4xx, a redirect, not the envelope), with the window and the response named."""
+        what = f"{label} (offset {params.get('offset')})"
+        try:
+            body, response = self.api.get_json(self._root, params=params, pace="api", what=what)
+        except FatalError:
+            raise
+        except RecordingError as exc:
+            raise ListingFailed(str(exc)) from None
+        objects = body.get("objects") if isinstance(body, Mapping) else None
+        meta = body.get("meta") if isinstance(body, Mapping) else None
+        if not isinstance(objects, list) or not isinstance(meta, Mapping):
+            keys = ", ".join(sorted(map(str, body))[:8]) if isinstance(body, Mapping) else ""
+            raise ListingFailed(
+                f"{what}: HTTP {response.status_code} answer is a "
+                f"JSON {json_kind(body)}{f' with keys {keys}' if keys else ''}, not the "
+                f"objects/meta envelope ({describe_body(response)})"
+            )
+        return objects, meta
 
     def enrich(self, rec: Recording) -> Recording:
         """Plivo's recording object carries its numbers already."""
@@ -162,7 +213,10 @@ class PlivoProvider:
         url = f"{self._root}{quote(recording_id, safe='')}/"
         body, _ = self.api.get_json(url, pace="api", what=f"get recording {recording_id}")
         if not isinstance(body, Mapping):
-            raise NotFoundError(f"recording {recording_id}: unexpected response")
+            raise RecordingError(
+                f"get recording {recording_id}: the answer is a JSON {json_kind(body)}, not an object",
+                stage="provider",
+            )
         raw = {k: v for k, v in body.items() if k != "api_id"}
         return parse_recording(raw, self.account)
 

@@ -148,7 +148,8 @@ class Scripted:
         self.requests: list[Request] = []
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.script = self
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for it, once per test (0.5 s by default).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from archiver.errors import ProviderUnavailable
+from archiver.errors import ListingIncomplete
 from archiver.fetch import describe_non_audio, sniff
 from archiver.providers import catapult, plivo
-from archiver.providers.base import Dedupe, PageGuard
+from archiver.providers.base import Dedupe, PageWalk
 from archiver.providers.http import CredentialScope
 
 
@@ -56,7 +56,10 @@ def test_catapult_recording_parse() -> None:
         {"id": "rec-2", "state": "recording", "startTime": "2024-01-01T00:00:00Z"}, "u-1"
     )
     assert pending.state == "pending" and pending.media_url is None and pending.duration_seconds is None
-    assert catapult.parse_recording({"id": "r", "state": "error"}, "u").state == "error"
+    at = {"startTime": "2024-01-01T00:00:00Z"}
+    assert catapult.parse_recording({"id": "r", "state": "error", **at}, "u").state == "error"
+    expired = catapult.parse_recording({"id": "r", "state": "expired", **at}, "u")
+    assert expired.state == "error" and expired.provider_state == "expired"
 
 
 def test_plivo_recording_parse_numbers_as_strings_and_offsets() -> None:
@@ -103,16 +106,37 @@ def test_credentials_only_for_the_api_origin_and_trusted_https_hosts() -> None:
     assert not local.allows("http://127.0.0.1:5001/media/x")
 
 
-def test_page_guard_stops_repeats_and_runaways() -> None:
-    guard = PageGuard("x", max_pages=3)
-    guard.visit("a")
-    with pytest.raises(ProviderUnavailable, match="same page twice"):
-        guard.visit("a")
-    guard = PageGuard("x", max_pages=2)
-    guard.visit("a")
-    guard.visit("b")
-    with pytest.raises(ProviderUnavailable, match="more than 2 pages"):
-        guard.visit("c")
+def test_page_walk_stops_repeats_pages_without_news_and_padding() -> None:
+    walk = PageWalk("x", max_pages=3)
+    walk.visit("a")
+    with pytest.raises(ListingIncomplete, match="same page twice"):
+        walk.visit("a")
+    walk = PageWalk("x", max_pages=2)
+    walk.visit("a")
+    walk.visit("b")
+    with pytest.raises(ListingIncomplete, match="more than 2 pages"):
+        walk.visit("c")
+    walk = PageWalk("x")
+    walk.visit("a")
+    walk.page(20, 20)
+    walk.visit("b")
+    with pytest.raises(ListingIncomplete, match=r"page 2 \(b\) brought no recording"):
+        walk.page(20, 0)
+    # One new id per page of 20 is a provider padding pages with repeats: the cap (twice
+    # the pages the listed ids fill, plus the margin) stops it after a handful of pages.
+    walk = PageWalk("x", margin=5)
+    with pytest.raises(ListingIncomplete, match="pages keep repeating"):
+        for n in range(100):
+            walk.visit(str(n))
+            walk.page(20, 20 if n == 0 else 1)
+    assert walk.pages == 8
+    # An honest long walk with a few repeats per page is never cut short.
+    walk = PageWalk("x")
+    for n in range(5000):
+        walk.visit(str(n))
+        walk.page(20, 17)
+    walk.visit("last")
+    walk.page(0, 0)
 
 
 def test_dedupe() -> None:
