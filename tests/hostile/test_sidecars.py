@@ -424,3 +424,15 @@ def test_damaged_catalog_exits_2_and_reindex_rebuilds_it(
     r = cli(*backfill, "--catalog", str(catalog))
     assert r.exit_code == 0 and "archived=0 skipped=2" in r.output, r.output
     assert len(scripted.hits(r"/media/.*")) == media  # nothing downloaded again
+
+
+def test_a_catalog_that_is_not_a_database_is_damaged_too(cli, tmp_path: Path, freeze) -> None:
+    dest, catalog = tmp_path / "a", tmp_path / "cat.db"
+    dest.mkdir()
+    catalog.write_bytes(b"this is no SQLite file\n" * 300)
+    freeze()
+    r = cli("reindex", "--dest", str(dest), "--catalog", str(catalog))
+    assert r.exit_code == 0 and "reindexed=0" in r.output, r.output
+    assert f"catalog {catalog} is damaged (file is not a database)" in r.stderr
+    assert Path(f"{catalog}.corrupt-20260615T133711Z").read_bytes().startswith(b"this is no SQLite")
+    assert sqlite3.connect(catalog).execute("PRAGMA quick_check").fetchone() == ("ok",)
