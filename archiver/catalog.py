@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from archiver.errors import ConfigError
+from archiver.errors import ArchiverError, CatalogDamaged, ConfigError
 from archiver.timeutil import parse_provider_time
 
 MIGRATIONS: Sequence[str] = (
@@ -58,6 +58,27 @@ MIGRATIONS: Sequence[str] = (
     );
     """,
 )
+
+
+# SQLite's primary result codes for "the file is damaged" and "the file is not a database".
+_DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def damaged_message(path: str, detail: str) -> str:
+    """What a user reads when the catalog is damaged: the file, and the command that fixes it."""
+    return (
+        f"catalog {path} is damaged ({detail}); nothing was done. It is only an index: run "
+        f"`archiver reindex --dest URL --catalog {path}` to move it aside and rebuild it from the sidecars"
+    )
+
+
+def translate(exc: sqlite3.Error, path: str) -> ConfigError:
+    """The archiver error for a SQLite failure on the catalog at ``path``: CatalogDamaged for
+    corruption (reindex can fix that), ConfigError for the rest (locked, unwritable, ...)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _DAMAGED:
+        return CatalogDamaged(damaged_message(path, str(exc)))
+    return ConfigError(f"catalog {path} cannot be used: {exc}")
 
 
 def default_path(env: Mapping[str, str]) -> str:
@@ -111,11 +132,24 @@ class Catalog:
                 raise ConfigError(f"cannot create the catalog folder for {path}: {exc}") from None
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise translate(exc, path) from None
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # A valid header over damaged pages opens fine and fails at some later query, maybe
+            # in a worker mid-run. quick_check reads every page once (0.4 s for a million
+            # recordings) so damage stops the command here, before anything is done.
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)").fetchall()]
+            if problems != ["ok"]:
+                raise CatalogDamaged(damaged_message(path, "; ".join(map(str, problems))))
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"catalog {path} cannot be used: {exc}") from None
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise translate(exc, path) from None
+        except ArchiverError:
+            self._db.close()
+            raise
         self._lock = threading.Lock()
 
     def _migrate(self) -> None:
@@ -137,7 +171,10 @@ class Catalog:
 
     def _exec(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from None
 
     # --- recordings -------------------------------------------------------------------------
 

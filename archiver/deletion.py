@@ -38,9 +38,11 @@ class Deletion:
 def verify_copy(rec: Recording, sidecar_key: str, deps: Deps) -> str:
     """The stored original's SHA-256 after re-reading it; RecordingError when it is not there,
     not complete, or not what the sidecar says."""
-    doc = read_sidecar(deps.storage, sidecar_key)
+    doc = read_sidecar(deps.storage, sidecar_key)  # validated: SidecarError when unusable
     if doc is None:
         raise RecordingError(f"no sidecar at {sidecar_key}")
+    if doc["recording"]["recording_id"] != rec.recording_id:
+        raise RecordingError(f"the sidecar at {sidecar_key} is of {doc['recording']['recording_id']!r}")
     original = next((f for f in doc["files"] if f.get("role") == "original"), None)
     if original is None or not original.get("key"):
         raise RecordingError("the original is not stored (--no-keep-original): not deleting the only copy")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from archiver.catalog import MIGRATIONS, Catalog
-from archiver.errors import ArchiverError, AuthError, ConfigError
+from archiver.errors import ArchiverError, AuthError, CatalogDamaged, ConfigError
 from archiver.providers.base import Provider
 from archiver.storage import Storage
 
@@ -139,6 +139,8 @@ def check_storage(storage: Storage) -> Iterator[Finding]:
 def check_catalog(path: str) -> Finding:
     try:
         catalog = Catalog(path)
+    except CatalogDamaged as exc:
+        return Finding("fail", "catalog", str(exc), "run `archiver reindex` to move it aside and rebuild it")
     except ConfigError as exc:
         return Finding("fail", "catalog", str(exc), "point --catalog / ARCHIVER_CATALOG at a writable file")
     try:

@@ -5,6 +5,7 @@ so callers only ever see these::
 
     ArchiverError
     ├── ConfigError              bad settings or arguments; nothing was done (exit 2)
+    │   └── CatalogDamaged       the catalog database is corrupt; ``archiver reindex`` rebuilds it
     ├── ListingIncomplete        a listing walk ended early; what it yielded is good, the
     │                            window is not finished (listed again next run)
     ├── FatalError               the run cannot go on (exit 3)
@@ -17,7 +18,8 @@ so callers only ever see these::
         ├── NotFoundError        the provider has no such recording or media
         ├── NotAudioError        the body is not audio (error page, empty, unknown bytes)
         ├── UnsafeKeyError       provider data would escape the destination
-        └── StorageError         one object could not be written or read
+        ├── StorageError         one object could not be written or read
+        └── SidecarError         a sidecar in the archive is unreadable or unsafe (``kind``)
 
 Behaviour is told by class: ``TransientError`` is retried by :mod:`archiver.retry`;
 ``RecordingError`` ends one recording; ``FatalError`` stops the run.
@@ -34,6 +36,11 @@ class ArchiverError(Exception):
 
 class ConfigError(ArchiverError):
     """Settings or arguments are wrong. Exit code 2."""
+
+
+class CatalogDamaged(ConfigError):
+    """The catalog's SQLite file is damaged (or not a database at all). Nothing was done;
+    ``archiver reindex`` moves it aside and rebuilds it from the sidecars."""
 
 
 class FatalError(ArchiverError):
@@ -131,3 +138,21 @@ def write_error(what: str, exc: OSError, *, stage: str | None = None) -> Storage
     return StorageError(
         f"cannot write {what}: {exc.strerror or exc}", stage=stage, destination_down=exc.errno in DOWN_ERRNOS
     )
+
+
+class SidecarError(RecordingError):
+    """A ``.json`` in the archive that should be one of our sidecars cannot be used.
+
+    ``kind`` is ``"unreadable"`` (not JSON, not an object, wrong shape) or ``"unsafe"`` (a key
+    or id in it would reach outside the archive or an export); ``key`` is the sidecar's key and
+    ``recording_id`` the id it names, when it names a usable one.
+    """
+
+    stage = "sidecar"
+
+    def __init__(self, kind: str, key: str, detail: str, recording_id: str | None = None) -> None:
+        super().__init__(f"{kind} sidecar {key}: {detail}")
+        self.kind = kind
+        self.key = key
+        self.detail = detail
+        self.recording_id = recording_id

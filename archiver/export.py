@@ -20,12 +20,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from archiver import __version__
-from archiver.errors import ArchiverError, ConfigError
+from archiver.errors import ArchiverError, ConfigError, SidecarError, StorageError, UnsafeKeyError
+from archiver.models import check_key
 from archiver.selection import Archived, Selection, archived
-from archiver.storage import Storage, iter_chunks
+from archiver.storage import CHUNK, Storage
 from archiver.timeutil import iso_z
 
 MANIFEST_FIELDS = (
@@ -81,7 +82,7 @@ class FolderSink:
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
 
     def write(self, key: str, chunks: Iterable[bytes]) -> tuple[str, int]:
-        path = self.tmp / key
+        path = self.tmp / check_key("export key", key)
         path.parent.mkdir(parents=True, exist_ok=True)
         hashing = _Hashing(chunks)
         with open(path, "wb") as fh:
@@ -113,7 +114,7 @@ class ZipSink:
 
     def write(self, key: str, chunks: Iterable[bytes]) -> tuple[str, int]:
         hashing = _Hashing(chunks)
-        with self.zf.open(key, "w", force_zip64=True) as fh:
+        with self.zf.open(check_key("export key", key), "w", force_zip64=True) as fh:
             for chunk in hashing:
                 fh.write(chunk)
         return hashing.digest.hexdigest(), hashing.size
@@ -139,6 +140,7 @@ class StorageSink:
         self.written: list[str] = []
 
     def write(self, key: str, chunks: Iterable[bytes]) -> tuple[str, int]:
+        check_key("export key", key)
         hashing = _Hashing(chunks)
         with tempfile.NamedTemporaryFile(
             dir=self.storage.staging_dir(), prefix=f".fetch-{os.getpid()}-"
@@ -197,6 +199,11 @@ class ExportResult:
     files: int
     bytes: int
     manifest_sha256: str
+    excluded: tuple[dict[str, str | None], ...] = ()
+
+
+# The export's own files: no archived key may take their place.
+EXPORT_FILES = ("manifest.json", "manifest.csv", "CUSTODY.json", "SHA256SUMS")
 
 
 def run_export(
@@ -209,25 +216,66 @@ def run_export(
     command_line: str = "",
 ) -> ExportResult:
     """Copy, verify and describe the selected recordings. Commits the sink only when every
-    file matched its sidecar; otherwise aborts it and raises ExportError."""
+    file copied matched its sidecar; otherwise aborts it and raises ExportError.
+
+    A sidecar that cannot be trusted to describe a recording (unreadable, or ``unsafe``: a key
+    or id that would reach outside the export or the archive, a key another sidecar already
+    exported) is not evidence of anything: it is left out, before any of its files is written,
+    and listed in ``CUSTODY.json`` (``excluded``) and in the result, so the auditor gets every
+    recording that can be trusted and an exact account of what is missing and why. A file
+    that does not match a good sidecar, or cannot be read, still abandons the export: shipping
+    it would put contradicting evidence in the auditor's hands."""
     rows: list[dict[str, Any]] = []
     sums: list[tuple[str, str]] = []
+    excluded: list[dict[str, str | None]] = []
+    written: set[str] = set(EXPORT_FILES)
     recordings = 0
     total = 0
+
+    def exclude(problem: SidecarError) -> None:
+        excluded.append(
+            {
+                "sidecar": problem.key,
+                "kind": problem.kind,
+                "recording_id": problem.recording_id,
+                "detail": problem.detail,
+            }
+        )
+
     try:
-        for item in archived(source, selection):
+        for item in archived(source, selection, on_problem=exclude):
+            rid = item.recording_id
+            files = _files(item, with_renditions)
+            keys = [f["key"] for f in files] + [item.key]
+            clash = next((k for i, k in enumerate(keys) if k in written or k in keys[:i]), None)
+            if clash is not None:
+                exclude(
+                    SidecarError("unsafe", item.key, f"{clash} is exported already (by another sidecar)", rid)
+                )
+                continue
+            with contextlib.ExitStack() as opened:
+                try:  # every file opened before one is written: nothing partial of a left-out one
+                    handles = [opened.enter_context(source.open_read(f["key"])) for f in files]
+                except UnsafeKeyError as exc:  # a local file that is a symlink to outside
+                    exclude(SidecarError("unsafe", item.key, str(exc), rid))
+                    continue
+                try:
+                    for f, fh in zip(files, handles, strict=True):
+                        digest, size = sink.write(f["key"], _read_chunks(fh))
+                        if digest != f["sha256"] or size != f["bytes"]:
+                            raise ExportError(
+                                f"recording {rid}: {f['key']} is {size} bytes with SHA-256 {digest}, "
+                                f"its sidecar says {f['bytes']} bytes with {f['sha256']}: export abandoned"
+                            )
+                        sums.append((digest, f["key"]))
+                        total += size
+                        rows.append(_row(item, f, mask_numbers))
+                except StorageError as exc:
+                    raise ExportError(f"recording {rid}: {exc}: export abandoned") from None
             recordings += 1
-            for f in _files(item, with_renditions):
-                digest, size = sink.write(f["key"], iter_chunks(source, f["key"]))
-                if digest != f["sha256"] or size != f["bytes"]:
-                    raise ExportError(
-                        f"recording {item.recording_id}: {f['key']} is {size} bytes with SHA-256 {digest}, "
-                        f"its sidecar says {f['bytes']} bytes with {f['sha256']}: export abandoned"
-                    )
-                sums.append((digest, f["key"]))
-                total += size
-                rows.append(_row(item, f, mask_numbers))
-            digest, size = sink.write(item.key, iter_chunks(source, item.key))
+            written.update(keys)
+            # The sidecar's bytes as they were validated, not a second read that could differ.
+            digest, size = sink.write(item.key, [item.body])
             sums.append((digest, item.key))
             total += size
         manifest_json = (json.dumps(rows, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
@@ -251,7 +299,13 @@ def run_export(
                 k: iso_z(v) if isinstance(v, datetime) else v for k, v in asdict(selection).items()
             },
             "options": {"with_renditions": with_renditions, "mask_numbers": mask_numbers},
-            "counts": {"recordings": recordings, "files": len(rows), "bytes": total},
+            "counts": {
+                "recordings": recordings,
+                "files": len(rows),
+                "bytes": total,
+                "excluded": len(excluded),
+            },
+            "excluded": excluded,
             "manifest_json_sha256": manifest_sha,
             "manifest_csv_sha256": csv_sha,
         }
@@ -263,7 +317,11 @@ def run_export(
         sink.abort()
         raise
     sink.commit()
-    return ExportResult(recordings, len(rows), total, manifest_sha)
+    return ExportResult(recordings, len(rows), total, manifest_sha, tuple(excluded))
+
+
+def _read_chunks(fh: BinaryIO) -> Iterator[bytes]:
+    yield from iter(lambda: fh.read(CHUNK), b"")
 
 
 def _files(item: Archived, with_renditions: bool) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from archiver.errors import ConfigError, UnsafeKeyError
 from archiver.timeutil import iso_z
@@ -182,6 +182,22 @@ def check_key_part(name: str, value: str | None) -> str:
     return value
 
 
+def check_key(name: str, key: object) -> str:
+    """Return ``key`` if it is safe as a whole storage key read back from somewhere we do not
+    control (a sidecar, a listing), else raise UnsafeKeyError.
+
+    The rule is the one provider values obey: relative, every ``/``-separated segment a safe
+    key part (``check_key_part``), no empty segment, and none starting with ``.`` (so no
+    ``..``, no hidden file, nothing that looks like one of our temporaries)."""
+    if not isinstance(key, str) or not key:
+        raise UnsafeKeyError(f"unsafe {name} {key!r}: not a non-empty string")
+    if key.startswith("/"):
+        raise UnsafeKeyError(f"unsafe {name} {key!r}: absolute")
+    for segment in key.split("/"):
+        check_key_part(name, segment)
+    return key
+
+
 def validate_layout(layout: str) -> str:
     """Check a ``--layout`` template names only known fields and ends in ``{recording_id}.{ext}``."""
     names = set()
@@ -218,10 +234,7 @@ def build_key(layout: str, rec: Recording, ext: str) -> str:
         "started": rec.started_at,
         "ext": ext,
     }
-    key = layout.format(**values)
-    for segment in key.split("/"):
-        check_key_part("key segment", segment)
-    return key
+    return check_key("key", layout.format(**values))
 
 
 def scope_prefix(layout: str, provider: str, account: str) -> str:
@@ -255,10 +268,80 @@ def sanitize_url(url: str | None) -> str | None:
     if not url:
         return url
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    # The netloc after any user info, verbatim ([::1]:8080 stays bracketed, case kept).
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+# Query parameters whose values are secrets (signatures, session tokens) or name the key that
+# signed a URL (X-Amz-Credential, AWSAccessKeyId: identifiers, not secrets, but they tell an
+# attacker which key to go after and secret scanners rightly flag them). Matched without case.
+# Expiry and date parameters stay: they say when the link was valid, and give nothing away.
+SECRET_QUERY_PARAMS = frozenset(
+    {
+        "x-amz-signature",
+        "x-amz-security-token",
+        "x-amz-credential",
+        "awsaccesskeyid",
+        "signature",
+        "token",
+        "access_token",
+        "sig",
+        "x-goog-signature",
+        "x-goog-credential",
+        "key-pair-id",
+    }
+)
+REDACTED = "REDACTED"
+
+
+def redact_url(value: str) -> str:
+    """``value`` with user info removed and secret query values replaced by ``REDACTED``,
+    everything else exactly as it was; a string that is not a URL is returned unchanged."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an unparseable "URL" (a bad IPv6 literal) is no URL of ours
+        return value
+    if not (parts.scheme and parts.netloc) and not value.startswith("/"):
+        return value
+    netloc = parts.netloc.rpartition("@")[2]
+    pieces = parts.query.split("&") if parts.query else []
+    for i, piece in enumerate(pieces):
+        name, eq, _ = piece.partition("=")
+        if eq and unquote_plus(name).lower() in SECRET_QUERY_PARAMS:
+            pieces[i] = f"{name}={REDACTED}"
+    if netloc == parts.netloc and pieces == (parts.query.split("&") if parts.query else []):
+        return value  # nothing to hide: keep the provider's spelling byte for byte
+    return urlunsplit((parts.scheme, netloc, parts.path, "&".join(pieces), parts.fragment))
+
+
+def redact_urls(value: Any) -> Any:
+    """A copy of a JSON value with ``redact_url`` applied to every string in it, at any depth
+    (the provider's record is kept, its credentials are not). Iterative: a record nested as
+    deep as the JSON parser allows must not hit the recursion limit here."""
+
+    def copy(v: Any) -> Any:
+        if isinstance(v, str):
+            return redact_url(v)
+        if isinstance(v, Mapping):
+            out: dict[Any, Any] = {}
+            todo.append((v.items(), out))
+            return out
+        if isinstance(v, list | tuple):
+            items: list[Any] = []
+            todo.append((enumerate(v), items))
+            return items
+        return v
+
+    todo: list[tuple[Any, Any]] = []
+    root = copy(value)
+    while todo:
+        pairs, target = todo.pop()
+        for k, v in pairs:
+            if isinstance(target, list):
+                target.append(copy(v))
+            else:
+                target[k] = copy(v)
+    return root
 
 
 def recording_json(rec: Recording) -> dict[str, Any]:
@@ -295,7 +378,7 @@ def build_sidecar(
         "recording": recording_json(rec),
         "files": [f.to_json() for f in files],
         "source": {"media_url": sanitize_url(media_url), "fetched_at": iso_z(fetched_at)},
-        "provider_record": rec.raw,
+        "provider_record": redact_urls(rec.raw),
         "archived_at": iso_z(archived_at),
         "archiver_version": version,
     }

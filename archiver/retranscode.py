@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from archiver.errors import RecordingError, StorageError
+from archiver.errors import RecordingError, StorageError, UnsafeKeyError
 from archiver.models import CONTENT_TYPES, Outcome, Probe, Protection, render_sidecar, rendition_ext
 from archiver.renditions import call_tags, make_rendition
 from archiver.selection import Archived
@@ -95,6 +95,8 @@ def add_rendition(item: Archived, deps: RetranscodeDeps) -> Outcome:
         body = render_sidecar(doc)
         deps.storage.put_bytes(item.key, body, content_type=CONTENT_TYPES["json"], protection=protection)
         return Outcome(rid, "archived", bytes_written=made.file.bytes + len(body), keys=(key, item.key))
+    except UnsafeKeyError as exc:  # a local original that is a symlink to outside the archive
+        return Outcome(rid, "failed", stage="sidecar", error=f"unsafe sidecar {item.key}: {exc}")
     except (RecordingError, StorageError) as exc:
         return Outcome(rid, "failed", stage=exc.stage, error=str(exc))
     finally:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from archiver.errors import StorageError
-from archiver.models import SIDECAR_SCHEMA
+from archiver.errors import SidecarError, StorageError, UnsafeKeyError
+from archiver.models import SIDECAR_SCHEMA, check_key, check_key_part
 from archiver.storage.base import Storage
 from archiver.timeutil import lenient_time
 
@@ -48,34 +49,160 @@ class Selection:
 
 @dataclass(frozen=True)
 class Archived:
-    """One archived recording as its sidecar describes it."""
+    """One archived recording as its sidecar describes it: ``doc`` was validated by
+    ``parse_sidecar`` and ``body`` is the exact bytes it was parsed from."""
 
     key: str
     doc: dict[str, Any]
+    body: bytes = b""
 
     @property
     def recording_id(self) -> str:
         return str(self.doc["recording"]["recording_id"])
 
 
+# Largest sidecar read. Real ones are a few KiB; a planted multi-GB ".json" must not be
+# slurped into memory by verify or export.
+MAX_SIDECAR_BYTES = 16 * 1024 * 1024
+# What archiver itself may leave at the root of a destination (an export's files) that is
+# not a sidecar. ``manifest.json`` is a list: without this it would count as unreadable.
+NOT_ARCHIVE = ("manifest.json", "manifest.csv", "SHA256SUMS", "CUSTODY.json")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_ROLES = ("original", "rendition")
+
+
+def parse_sidecar(key: str, body: bytes) -> dict[str, Any] | None:
+    """The one place a sidecar is read and validated: its document, or None when the JSON at
+    ``key`` is an object that is not a sidecar of ours (no ``archiver.sidecar/`` schema: a
+    report, somebody's notes). Raises SidecarError ``unreadable`` (not UTF-8 JSON, not an
+    object, too deep, a schema this archiver does not know, missing or mistyped fields) or
+    ``unsafe`` (the sidecar's key, a file key, its recording id, provider, account, a format or
+    profile would not pass as a key part: reading or exporting it could reach outside).
+
+    Everything a caller indexes afterwards (``recording`` fields, ``files[]`` entries with
+    ``role``, ``key``, ``format``, ``bytes``, ``sha256``) is checked here, so no caller needs
+    a ``try`` around ``doc[...]``."""
+
+    def bad(detail: str, kind: str = "unreadable", rid: str | None = None) -> SidecarError:
+        return SidecarError(kind, key, detail, rid)
+
+    try:
+        check_key("sidecar key", key)
+    except UnsafeKeyError as exc:
+        raise bad(str(exc), "unsafe") from None
+    if len(body) > MAX_SIDECAR_BYTES:
+        raise bad(f"larger than {MAX_SIDECAR_BYTES} bytes")
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise bad(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise bad("nested too deeply to be a sidecar") from None
+    except ValueError as exc:
+        raise bad(f"not JSON ({exc})" if body.strip() else "empty") from None
+    if not isinstance(doc, dict):
+        raise bad(f"a JSON {type(doc).__name__}, not an object")
+    schema = doc.get("schema")
+    if not isinstance(schema, str) or not schema.startswith("archiver.sidecar/"):
+        return None
+    if schema != SIDECAR_SCHEMA:
+        raise bad(f"schema {schema!r} is not {SIDECAR_SCHEMA!r}: written by a newer archiver?")
+    rec = doc.get("recording")
+    if not isinstance(rec, dict):
+        raise bad("'recording' is not an object")
+    rid = rec.get("recording_id")
+    for field_name in ("recording_id", "provider", "account"):
+        value = rec.get(field_name)
+        if not isinstance(value, str):
+            raise bad(f"recording.{field_name} is {value!r}, not a string")
+        try:
+            check_key_part(f"recording.{field_name}", value)
+            check_key(f"recording.{field_name}", value)  # and no leading "."
+        except UnsafeKeyError as exc:
+            raise bad(str(exc), "unsafe") from None
+    files = doc.get("files")
+    if not isinstance(files, list):
+        raise bad(
+            f"'files' is {type(files).__name__ if files is not None else 'missing'}, not a list", rid=rid
+        )
+    for i, f in enumerate(files):
+        where = f"files[{i}]"
+        if not isinstance(f, dict):
+            raise bad(f"{where} is not an object", rid=rid)
+        if f.get("role") not in _ROLES:
+            raise bad(f"{where}.role is {f.get('role')!r}, not one of {', '.join(_ROLES)}", rid=rid)
+        if not isinstance(f.get("bytes"), int) or isinstance(f.get("bytes"), bool) or f["bytes"] < 0:
+            raise bad(f"{where}.bytes is {f.get('bytes')!r}, not a size", rid=rid)
+        if not isinstance(f.get("sha256"), str) or not _SHA256.match(f["sha256"]):
+            raise bad(f"{where}.sha256 is {f.get('sha256')!r}, not a SHA-256", rid=rid)
+        try:
+            if f.get("key") is not None:  # null: an original not kept (--no-keep-original)
+                check_key(f"{where}.key", f.get("key"))
+            check_key(f"{where}.format", f.get("format"))
+            if f.get("profile") is not None:
+                check_key(f"{where}.profile", f.get("profile"))
+        except UnsafeKeyError as exc:
+            raise bad(str(exc), "unsafe", rid) from None
+    return doc
+
+
 def read_sidecar(storage: Storage, key: str) -> dict[str, Any] | None:
-    """The sidecar at ``key``, or None when the JSON there is not one of ours."""
-    with storage.open_read(key) as fh:
-        doc = json.loads(fh.read())
-    if isinstance(doc, dict) and doc.get("schema") == SIDECAR_SCHEMA:
-        return doc
-    return None
+    """The validated sidecar at ``key`` (see ``parse_sidecar``), or None when the JSON there
+    is not one of ours. StorageError when it cannot be read at all."""
+    return _read(storage, key)[0]
 
 
-def archived(storage: Storage, selection: Selection) -> Iterator[Archived]:
-    """Every selected recording of ``storage``, read from its sidecar (the truth)."""
-    for key in storage.list_keys():
-        if not key.endswith(".json"):
+def _read(storage: Storage, key: str) -> tuple[dict[str, Any] | None, bytes]:
+    try:
+        check_key("sidecar key", key)  # before any I/O
+    except UnsafeKeyError as exc:
+        raise SidecarError("unsafe", key, str(exc)) from None
+    try:
+        with storage.open_read(key) as fh:
+            body = fh.read(MAX_SIDECAR_BYTES + 1)
+    except UnsafeKeyError as exc:  # a local sidecar that is a symlink to outside the archive
+        raise SidecarError("unsafe", key, str(exc)) from None
+    return parse_sidecar(key, body), body
+
+
+def sidecars(storage: Storage, keys: Iterable[str] | None = None) -> Iterator[Archived | SidecarError]:
+    """Every sidecar among ``keys`` (default: every ``.json`` of ``storage``), validated, in
+    order; what cannot be used comes as its SidecarError instead, so one odd file never stops
+    a command. Non-sidecar JSON (and an export's own files at the root) is passed over."""
+    for key in storage.list_keys() if keys is None else keys:
+        if not key.endswith(".json") or key in NOT_ARCHIVE:
             continue
         try:
-            doc = read_sidecar(storage, key)
-        except (StorageError, ValueError) as exc:
-            log.error("unreadable sidecar %s: %s", key, exc)
+            doc, body = _read(storage, key)
+        except SidecarError as exc:
+            yield exc
             continue
-        if doc is not None and selection.matches(doc):
-            yield Archived(key, doc)
+        except StorageError as exc:
+            yield SidecarError("unreadable", key, str(exc))
+            continue
+        if doc is not None:
+            yield Archived(key, doc, body)
+
+
+def selected(storage: Storage, selection: Selection) -> Iterator[Archived | SidecarError]:
+    """Every selected recording of ``storage`` in key order, and in its place every sidecar
+    that cannot be used (whose selection cannot be told): the caller reports those."""
+    for item in sidecars(storage):
+        if isinstance(item, SidecarError) or selection.matches(item.doc):
+            yield item
+
+
+def archived(
+    storage: Storage,
+    selection: Selection,
+    on_problem: Callable[[SidecarError], None] | None = None,
+) -> Iterator[Archived]:
+    """Every selected recording of ``storage``, read from its sidecar (the truth). Sidecars
+    that cannot be used go to ``on_problem`` (default: logged as errors) and are passed over."""
+    for item in selected(storage, selection):
+        if isinstance(item, Archived):
+            yield item
+        elif on_problem is not None:
+            on_problem(item)
+        else:
+            log.error("%s", item)

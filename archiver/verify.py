@@ -4,24 +4,19 @@ sidecars; report what is altered, missing or orphaned (a file no sidecar lists).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from archiver.errors import StorageError
-from archiver.models import SIDECAR_SCHEMA
-from archiver.selection import Selection
+from archiver.errors import SidecarError, StorageError, UnsafeKeyError
+from archiver.selection import NOT_ARCHIVE, Selection, sidecars
 from archiver.storage import Storage, iter_chunks
-
-# Files archiver itself may leave at the root of a destination that no sidecar lists.
-NOT_ARCHIVE = ("manifest.json", "manifest.csv", "SHA256SUMS", "CUSTODY.json")
 
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # "altered" | "missing" | "orphaned" | "unreadable"
+    kind: str  # "altered" | "missing" | "orphaned" | "unreadable" | "unsafe"
     key: str
     recording_id: str | None = None
     detail: str | None = None
@@ -71,23 +66,20 @@ def verify_archive(
     keys = set(storage.list_keys())
     referenced: set[str] = set()
     jobs: list[tuple[str, dict[str, Any]]] = []
-    for key in sorted(k for k in keys if k.endswith(".json") and "/" in k):
-        try:
-            with storage.open_read(key) as fh:
-                doc = json.loads(fh.read())
-        except (StorageError, ValueError) as exc:
-            result.findings.append(Finding("unreadable", key, None, f"sidecar cannot be read: {exc}"))
-            referenced.add(key)
+    for item in sidecars(storage, sorted(keys)):
+        if isinstance(item, SidecarError):
+            # Reported whatever the selection: we cannot tell whose it is.
+            result.findings.append(Finding(item.kind, item.key, item.recording_id, item.detail))
+            referenced.add(item.key)
             continue
-        if not isinstance(doc, dict) or doc.get("schema") != SIDECAR_SCHEMA:
-            continue
-        referenced.add(key)
+        doc = item.doc
+        referenced.add(item.key)
         if not selection.matches(doc):
-            referenced.update(f["key"] for f in doc.get("files", []) if f.get("key"))
+            referenced.update(f["key"] for f in doc["files"] if f.get("key"))
             continue
         result.recordings += 1
-        rid = doc["recording"]["recording_id"]
-        for f in doc.get("files", []):
+        rid = item.recording_id
+        for f in doc["files"]:
             if not f.get("key"):
                 continue
             referenced.add(f["key"])
@@ -98,20 +90,22 @@ def verify_archive(
             else:
                 jobs.append((rid, f))
 
-    def check(job: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any], str | None, int, str | None]:
+    def check(job: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any], str | None, int, Finding | None]:
         rid, f = job
         try:
             digest, size = hash_object(storage, f["key"])
             return rid, f, digest, size, None
+        except UnsafeKeyError as exc:  # a local file that is a symlink to outside the archive
+            return rid, f, None, 0, Finding("unsafe", f["key"], rid, str(exc))
         except StorageError as exc:
-            return rid, f, None, 0, str(exc)
+            return rid, f, None, 0, Finding("unreadable", f["key"], rid, str(exc))
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-        for rid, f, digest, size, error in pool.map(check, jobs):
+        for rid, f, digest, size, problem in pool.map(check, jobs):
             result.files_checked += 1
             result.bytes_read += size
-            if error is not None:
-                result.findings.append(Finding("unreadable", f["key"], rid, error))
+            if problem is not None:
+                result.findings.append(problem)
             elif digest != f["sha256"] or size != f["bytes"]:
                 result.findings.append(
                     Finding(

@@ -36,8 +36,10 @@ def export(
     """Export selected recordings with manifests, SHA256SUMS and a chain-of-custody record.
 
     Every file is re-hashed while it is copied and compared with its sidecar; any mismatch
-    abandons the export (nothing is left at --out) and names the recording. In the result,
-    `sha256sum -c SHA256SUMS` checks everything.
+    abandons the export (nothing is left at --out) and names the recording. A sidecar that is
+    unreadable or unsafe (a key reaching outside) is left out, named on stderr and in
+    CUSTODY.json, and the export exits 1. In the result, `sha256sum -c SHA256SUMS` checks
+    everything.
 
     \b
     Example:
@@ -70,4 +72,11 @@ def export(
         raise SystemExit(1) from None
     finally:
         source.close()
-    click.echo(f"exported recordings={result.recordings} files={result.files} bytes={result.bytes} out={out}")
+    for x in result.excluded:
+        who = f" (recording {x['recording_id']})" if x["recording_id"] else ""
+        click.echo(f"error: left out {x['kind']} sidecar {x['sidecar']}{who}: {x['detail']}", err=True)
+    click.echo(
+        f"exported recordings={result.recordings} files={result.files} bytes={result.bytes} "
+        f"excluded={len(result.excluded)} out={out}"
+    )
+    raise SystemExit(1 if result.excluded else 0)

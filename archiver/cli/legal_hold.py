@@ -6,7 +6,7 @@ import click
 
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, selection_options
-from archiver.errors import ConfigError, StorageError
+from archiver.errors import ConfigError, SidecarError, StorageError
 from archiver.selection import Selection, archived
 from archiver.storage import legal_holds
 
@@ -32,9 +32,15 @@ def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Sel
     if holds is None:
         raise ConfigError("legal holds need an s3:// destination in a bucket with Object Lock")
     recordings = objects = failed = 0
+
+    def unusable(problem: SidecarError) -> None:  # its keys cannot be trusted: left alone
+        nonlocal failed
+        failed += 1
+        click.echo(f"failed: {problem}", err=True)
+
     try:
         storage.check()
-        for item in archived(storage, selection):
+        for item in archived(storage, selection, on_problem=unusable):
             recordings += 1
             for key in [f["key"] for f in item.doc["files"] if f.get("key")] + [item.key]:
                 try:

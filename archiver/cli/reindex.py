@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 
 import click
 
-from archiver.catalog import Scope
+from archiver.catalog import Catalog, Scope
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes
-from archiver.errors import StorageError
-from archiver.models import SIDECAR_SCHEMA
+from archiver.errors import CatalogDamaged, SidecarError
+from archiver.selection import Selection, archived
+from archiver.timeutil import utcnow
 
 log = logging.getLogger("archiver.reindex")
 
@@ -24,41 +25,70 @@ log = logging.getLogger("archiver.reindex")
 def reindex(ctx: click.Context, dest: str | None, catalog: str | None) -> None:
     """Rebuild the catalog's record of a destination from its sidecars (the truth).
 
+    A damaged catalog is moved aside as CATALOG.corrupt-<UTC time> (kept for inspection) and
+    a new one is built. Sidecars that cannot be used are counted as unreadable or unsafe, and
+    the command exits 1.
+
     \b
     Example:
       archiver reindex --dest s3://acme-calls/recordings
     """
     settings = wiring.load(ctx, {"archive.dest": dest, "archive.catalog": catalog})
     storage = wiring.build_storage(settings)
-    db = wiring.open_catalog(settings)
-    found = bad = 0
+    path = wiring.catalog_path(settings)
+    try:
+        db = wiring.open_catalog(settings)
+    except CatalogDamaged as exc:
+        aside = move_aside(path)
+        # Nothing is salvaged from the damaged file: a finished window or a watermark read
+        # from damaged pages could make a later run skip recordings never archived.
+        click.echo(
+            f"warning: {exc}\nmoved the damaged catalog to {aside}; building a new one. It starts "
+            "without the runs, finished windows and watermarks of the old one: the next `archiver "
+            "run` needs --since, a backfill lists its windows again (skipping what is archived), and "
+            "other destinations the catalog knew need their own reindex",
+            err=True,
+        )
+        db = Catalog(path)
+    found = 0
+    problems: list[SidecarError] = []
+
+    def unusable(problem: SidecarError) -> None:
+        problems.append(problem)
+        log.error("%s", problem)
+
     try:
         storage.check()
         db.forget_dest(storage.url)
-        for key in storage.list_keys():
-            if not key.endswith(".json"):
-                continue
-            try:
-                with storage.open_read(key) as fh:
-                    doc = json.loads(fh.read())
-                if not isinstance(doc, dict) or doc.get("schema") != SIDECAR_SCHEMA:
-                    continue  # not a sidecar of ours (a report, a manifest...)
-                rec = doc["recording"]
-                original = next((f for f in doc["files"] if f.get("role") == "original"), None)
-                db.mark_archived(
-                    Scope(storage.url, rec["provider"], rec["account"]),
-                    rec["recording_id"],
-                    sidecar_key=key,
-                    sha256=original["sha256"] if original else None,
-                    size=original["bytes"] if original else None,
-                    started_at=rec.get("started_at"),
-                )
-                found += 1
-            except (StorageError, ValueError, KeyError, TypeError) as exc:
-                bad += 1
-                log.error("unreadable sidecar %s: %s", key, exc)
+        for item in archived(storage, Selection(), on_problem=unusable):
+            rec = item.doc["recording"]
+            original = next((f for f in item.doc["files"] if f["role"] == "original"), None)
+            db.mark_archived(
+                Scope(storage.url, rec["provider"], rec["account"]),
+                rec["recording_id"],
+                sidecar_key=item.key,
+                sha256=original["sha256"] if original else None,
+                size=original["bytes"] if original else None,
+                started_at=rec.get("started_at") if isinstance(rec.get("started_at"), str) else None,
+            )
+            found += 1
     finally:
         storage.close()
         db.close()
-    click.echo(f"reindexed={found} unreadable={bad} dest={storage.url}")
-    raise SystemExit(1 if bad else 0)
+    unsafe = sum(1 for p in problems if p.kind == "unsafe")
+    click.echo(f"reindexed={found} unreadable={len(problems) - unsafe} unsafe={unsafe} dest={storage.url}")
+    raise SystemExit(1 if problems else 0)
+
+
+def move_aside(path: str) -> str:
+    """Rename a damaged catalog (with its ``-wal`` and ``-shm``) to ``<name>.corrupt-<UTC
+    time>``, never over an earlier one; returns the new name."""
+    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+    aside, n = f"{path}.corrupt-{stamp}", 1
+    while os.path.exists(aside):
+        n += 1
+        aside = f"{path}.corrupt-{stamp}-{n}"
+    for suffix in ("-wal", "-shm", ""):  # the main file last: a crash midway leaves it in place
+        if os.path.exists(path + suffix):
+            os.replace(path + suffix, aside + suffix)
+    return aside

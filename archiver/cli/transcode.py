@@ -10,9 +10,11 @@ import click
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, selection_options
 from archiver.cli.progress import RunProgress
+from archiver.errors import SidecarError
+from archiver.models import Outcome
 from archiver.retranscode import RetranscodeDeps, add_rendition
 from archiver.runner import RunResult, run_batch
-from archiver.selection import Selection, archived
+from archiver.selection import Selection, selected
 from archiver.transcode import pick_profiles
 
 
@@ -60,7 +62,14 @@ def transcode(
         )
         with RunProgress(result, enabled=not ctx.obj.quiet) as progress:
             run_batch(
-                archived(storage, selection),
+                (
+                    # An unusable sidecar fails under its own key: it may name no id, or a
+                    # good recording's (run_batch would drop the second of two equal ids).
+                    Outcome(item.key, "failed", stage=item.stage, error=str(item))
+                    if isinstance(item, SidecarError)
+                    else item
+                    for item in selected(storage, selection)
+                ),
                 lambda item: add_rendition(item, deps),
                 result,
                 concurrency=settings.transcode.workers or os.cpu_count() or 2,

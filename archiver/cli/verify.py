@@ -31,9 +31,10 @@ def verify(
 ) -> None:
     """Re-read archived files, recompute SHA-256 and size, compare with the sidecars.
 
-    Reports each altered, missing and orphaned object (a file no sidecar lists) by recording
-    id and key, and exits 1 on any finding. Orphans are looked for when no selection option
-    narrows the check.
+    Reports each altered, missing and orphaned object (a file no sidecar lists), each
+    unreadable sidecar (not one of ours in shape) and each unsafe one (a key or id in it that
+    would reach outside the archive) by recording id and key, and exits 1 on any finding.
+    Orphans are looked for when no selection option narrows the check.
 
     \b
     Example:
@@ -69,7 +70,7 @@ def verify(
     click.echo(
         f"recordings={result.recordings} files={result.files_checked} altered={counts.get('altered', 0)} "
         f"missing={counts.get('missing', 0)} orphaned={counts.get('orphaned', 0)} "
-        f"unreadable={counts.get('unreadable', 0)}"
+        f"unreadable={counts.get('unreadable', 0)} unsafe={counts.get('unsafe', 0)}"
         + ("" if result.orphans_checked else " (orphans not checked)")
     )
     raise SystemExit(1 if result.findings else 0)
