@@ -19,6 +19,7 @@ from archiver import __version__
 from archiver.catalog import Catalog, Scope
 from archiver.errors import FatalError, RecordingError
 from archiver.fetch import fetch_media
+from archiver.mediacheck import DamagedMedia, verified_probe
 from archiver.models import (
     CONTENT_TYPES,
     Fetched,
@@ -143,9 +144,18 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
     written: list[str] = []
     made: list[Made] = []
     try:
-        probe = probe_file(fetched.path)
-        if probe.error:
-            log.warning("recording %s: %s (archived all the same)", rec.recording_id, probe.error)
+        try:
+            # Only a copy that decodes to the recording's length is archived (and may later
+            # replace the provider's with --delete-after-archive); a broken one is retried.
+            probe = verified_probe(
+                fetched.path, fetched.format, probe_file(fetched.path), rec.duration_seconds
+            )
+        except DamagedMedia as exc:
+            raise RecordingError(
+                f"recording {rec.recording_id}: the downloaded {fetched.format} ({fetched.bytes} bytes) "
+                f"is not the recording: {exc}",
+                stage="probe",
+            ) from None
         key = build_key(deps.layout, rec, fetched.format)
         made, problems = _renditions(rec, fetched, probe, deps)
         # Never lose the provider's bytes: without every rendition, the original stays.
