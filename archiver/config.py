@@ -5,6 +5,7 @@ Merged once, validated once, frozen. Credentials come only from the environment 
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ SCHEMA: dict[str, tuple[type, Any]] = {
     "http.timeout_seconds": (float, 60.0),
     "http.max_attempts": (int, 6),
     "http.max_retry_seconds": (float, 180.0),
+    "http.download_deadline_seconds": (float, 120.0),
     "catapult.user_id": (str, None),
     "catapult.api_token": (str, None),
     "catapult.api_secret": (str, None),
@@ -112,6 +114,7 @@ class HttpSettings:
     timeout_seconds: float
     max_attempts: int
     max_retry_seconds: float
+    download_deadline_seconds: float
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,8 @@ def _build(merged: Mapping[str, Any]) -> Settings:
         raise ConfigError("archive.max_failures must be at least 1")
     if settings.http.max_attempts < 1 or settings.http.timeout_seconds <= 0:
         raise ConfigError("http.max_attempts must be >= 1 and http.timeout_seconds > 0")
+    if not 0 < settings.http.download_deadline_seconds < math.inf:
+        raise ConfigError("http.download_deadline_seconds must be a number of seconds more than 0")
     for name in ("catapult", "plivo"):
         rate = merged[f"{name}.requests_per_second"]
         if rate <= 0:

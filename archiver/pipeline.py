@@ -65,6 +65,7 @@ class Deps:
     lock_mode: str | None = None
     retain_days: int | None = None
     legal_hold: bool = False
+    download_deadline: float = 120.0  # seconds; the floor of each download's deadline
 
 
 def sidecar_key(rec: Recording, layout: str) -> str:
@@ -137,7 +138,14 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
     replacing = deps.force and deps.storage.exists(sc_key)
     rec = deps.provider.enrich(rec)
     try:
-        fetched = fetch_media(deps.client, deps.provider, rec, deps.storage.staging_dir(), deps.retry)
+        fetched = fetch_media(
+            deps.client,
+            deps.provider,
+            rec,
+            deps.storage.staging_dir(),
+            deps.retry,
+            deadline_floor=deps.download_deadline,
+        )
     except RecordingError as exc:
         exc.stage = "fetch"
         raise
