@@ -195,6 +195,30 @@ def _find_frame(buf: Buffer, start: int, stop: int, table: Table, n: int) -> int
         pos += 1
 
 
+def xing_fields(head: bytes) -> tuple[int | None, int, int, bytes] | None:
+    """(frame count, encoder delay, padding, encoder) from the Info/Xing header in ``head``
+    (a file's first bytes), or None when there is none. Delay and padding are 0 without a
+    LAME-style tag. The tag layout is LAME's: encoder string (9 bytes), then delay and padding
+    as two 12-bit numbers 12 bytes on."""
+    for marker in (b"Info", b"Xing"):
+        at = head.find(marker)
+        if at < 0:
+            continue
+        flags = int.from_bytes(head[at + 4 : at + 8], "big")
+        pos = at + 8
+        frames = None
+        if flags & 1:
+            frames = int.from_bytes(head[pos : pos + 4], "big")
+            pos += 4
+        pos += (4 if flags & 2 else 0) + (100 if flags & 4 else 0) + (4 if flags & 8 else 0)
+        encoder = bytes(head[pos : pos + 4])
+        if encoder not in (b"LAME", b"Lavc", b"Lavf") or len(head) < pos + 24:
+            return frames, 0, 0, encoder
+        packed = int.from_bytes(head[pos + 21 : pos + 24], "big")
+        return frames, packed >> 12, packed & 0xFFF, encoder
+    return None
+
+
 def _is_trailer(buf: Buffer, pos: int) -> bool:
     """True when what is left from ``pos`` is a tag players skip (ID3v1, APE, Lyrics3)."""
     rest = len(buf) - pos
@@ -221,8 +245,12 @@ def mp3_duration(buf: Buffer) -> float:
     pos = first
     samples = 0
     junk = first - start
+    trim = 0
     if b"Xing" in frame or b"Info" in frame or b"VBRI" in frame:
         pos += entry[0]  # the header frame: its samples are silence decoders drop
+        fields = xing_fields(bytes(buf[first : first + entry[0]]))
+        if fields is not None:
+            trim = fields[1] + fields[2]  # encoder delay and padding, which gapless decoders drop
     while pos + 4 <= size:
         entry = table[buf[pos + 1] << 8 | buf[pos + 2]] if buf[pos] == 0xFF else None
         if entry is not None and entry[3] == sig:
@@ -244,7 +272,7 @@ def mp3_duration(buf: Buffer) -> float:
         raise DamagedMedia(f"{junk} of the file's {size} bytes are not MPEG audio frames")
     if not samples:
         raise DamagedMedia("the MPEG stream holds no audio frames")
-    return samples / rate
+    return (samples - trim if trim < samples else samples) / rate
 
 
 # --- the check ---------------------------------------------------------------------------

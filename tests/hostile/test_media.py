@@ -133,3 +133,39 @@ def test_an_older_archive_with_a_probe_error_is_not_deleted(
     deletions = json.loads(report.read_text())["deletions"]
     assert [d["result"] for d in deletions] == ["kept"]
     assert "not verified to decode" in deletions[0]["detail"]
+
+
+def lying_mp3(seconds: float, claimed_frames: int) -> bytes:
+    """A real MP3 whose Info frame's frame count is rewritten (a lying header)."""
+    body = bytearray(mp3(seconds))
+    at = body.find(b"Info")
+    assert at > 0 and int.from_bytes(body[at + 4 : at + 8], "big") & 1  # the frames field is there
+    body[at + 8 : at + 12] = claimed_frames.to_bytes(4, "big")
+    return bytes(body)
+
+
+def test_a_lying_info_frame_takes_the_streaming_engine(
+    cli, tmp_path: Path, scripted: Scripted, plivo_at, quick_config
+) -> None:
+    """10 minutes of MP3 whose Info frame claims 1 s: mutagen believes it, the frame walk
+    does not, and the engine is chosen from the size bound (2.4 MB x 96 > the 256 MB cap)."""
+    body = lying_mp3(600.0, claimed_frames=14)  # 14 frames of 576 samples at 8 kHz: 1 s
+    serve(scripted, plivo_at(scripted), "mp3", 600.0, Reply(body=body))
+    dest = tmp_path / "a"
+    r = cli(
+        "-vv",
+        "--config",
+        quick_config(),
+        "backfill",
+        "--provider",
+        "plivo",
+        *RANGE,
+        "--dest",
+        str(dest),
+        "--transcode",
+        "mp3-mono-32k",
+    )
+    assert r.exit_code == 0, r.output
+    assert "encoding mp3-mono-32k with the stream engine" in r.output
+    files = json.loads(next(dest.rglob("r-1.json")).read_text())["files"]
+    assert [f["duration_seconds"] == pytest.approx(600.0, abs=1.0) for f in files] == [True, True]

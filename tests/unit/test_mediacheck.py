@@ -132,3 +132,12 @@ def test_verified_probe_refuses_a_probe_error_or_no_duration(tmp_path: Path) -> 
     empty.write_bytes(b"")
     with pytest.raises(DamagedMedia, match="empty"):
         verified_probe(str(empty), "wav", Probe(duration_seconds=1.0), None)
+
+
+def test_gapless_delay_and_padding_of_a_lame_tag_are_not_counted() -> None:
+    # Info frame: flags 1 (frame count), count, then a LAME tag with delay 576, padding 1000.
+    tag = b"LAME3.100" + bytes(12) + ((576 << 12) | 1000).to_bytes(3, "big")
+    info = b"Info" + (1).to_bytes(4, "big") + (100).to_bytes(4, "big") + tag
+    head = HEADER + bytes(32) + info
+    body = head + bytes(417 - len(head)) + FRAME * 100
+    assert mp3_duration(body) == pytest.approx((100 * 1152 - 1576) / 44100)
