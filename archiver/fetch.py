@@ -10,12 +10,12 @@ import os
 import tempfile
 import time
 from datetime import UTC, datetime
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from archiver.errors import NotAudioError, RecordingError, TransientError
-from archiver.models import Fetched, Recording
+from archiver.models import Fetched, Recording, sanitize_url
 from archiver.providers.base import Provider
 from archiver.providers.http import error_for_status, transport_error
 from archiver.retry import RetryPolicy, retry_call
@@ -62,6 +62,28 @@ def describe_non_audio(head: bytes) -> str:
     return f"unrecognised bytes {head[:8].hex()}"
 
 
+def check_media_url(rec: Recording, url: str) -> None:
+    """RecordingError (not retried) unless ``url`` is an absolute http(s) URL: a provider's
+    ``file://``, ``ftp://`` or relative media link is not something we fetch."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return
+    if not parts.scheme:
+        problem = "is relative (no scheme and host)"
+    elif parts.scheme.lower() in ("http", "https"):
+        problem = "has no host"
+    else:
+        problem = f"has the URL scheme {parts.scheme!r}"
+    try:
+        shown = sanitize_url(url)  # no user info or presigned query in our messages
+    except ValueError:  # a port that is not a number
+        shown = f"{parts.scheme}:..."
+    raise RecordingError(
+        f"media URL of {rec.recording_id} {problem}: only absolute http(s) URLs are fetched ({shown})",
+        stage="fetch",
+    )
+
+
 def download_deadline(floor: float, content_length: int | None, duration: float | None) -> float:
     """Seconds one download may take: ``max(floor, expected size / 64 KiB/s)``, the size from
     Content-Length, else from the provider's duration at the densest plausible audio."""
@@ -89,6 +111,7 @@ def fetch_media(
     if not rec.media_url:
         raise RecordingError(f"recording {rec.recording_id} has no media URL", stage="fetch")
     url = rec.media_url
+    check_media_url(rec, url)  # before the retry loop: no attempt can make it fetchable
     return retry_call(
         lambda: _attempt(client, provider, rec, url, staging_dir, deadline_floor),
         policy,
@@ -108,6 +131,7 @@ def _attempt(
                 if response.is_redirect and "location" in response.headers:
                     # Each hop decides its own credentials: none cross to another host.
                     url = urljoin(url, response.headers["location"])
+                    check_media_url(rec, url)
                     continue
                 if not response.is_success:
                     response.read()  # error bodies are small; the message quotes them
