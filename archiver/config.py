@@ -5,14 +5,16 @@ Merged once, validated once, frozen. Credentials come only from the environment 
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from archiver.errors import ConfigError
-from archiver.models import DEFAULT_LAYOUT, check_key_part, validate_layout
+from archiver.models import DEFAULT_LAYOUT, validate_layout
 from archiver.providers.catapult import DEFAULT_BASE_URL as CATAPULT_URL
 from archiver.providers.plivo import DEFAULT_BASE_URL as PLIVO_URL
 from archiver.timeutil import parse_duration
@@ -29,6 +31,7 @@ SCHEMA: dict[str, tuple[type, Any]] = {
     "http.timeout_seconds": (float, 60.0),
     "http.max_attempts": (int, 6),
     "http.max_retry_seconds": (float, 180.0),
+    "http.download_deadline_seconds": (float, 120.0),
     "catapult.user_id": (str, None),
     "catapult.api_token": (str, None),
     "catapult.api_secret": (str, None),
@@ -112,6 +115,7 @@ class HttpSettings:
     timeout_seconds: float
     max_attempts: int
     max_retry_seconds: float
+    download_deadline_seconds: float
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,28 @@ class Settings:
                 f"{name} credentials missing: set {', '.join(missing)} in the environment "
                 f"(or [{name}] in the config file)"
             )
-        check_key_part(f"{name} account id", account)
+        check_account_id(account_variable(name), account)
+
+
+# Account ids go into API paths and storage keys. Real ones are Plivo `MA`/`SA` + 18
+# [A-Z0-9] and Catapult `u-...`; the simulator and tests use other shapes of the same
+# alphabet, so the rule is that alphabet: nothing that could be a path, a dot, or a query.
+ACCOUNT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def account_variable(provider: str) -> str:
+    """The variable that holds a provider's account id."""
+    return "CATAPULT_USER_ID" if provider == "catapult" else "PLIVO_AUTH_ID"
+
+
+def check_account_id(variable: str, value: str | None) -> str:
+    """``value`` when it is a safe account id, else ConfigError naming ``variable``."""
+    if not value or not ACCOUNT_ID.fullmatch(value):
+        raise ConfigError(
+            f"{variable} {value!r} is not an account id: use only letters, digits, '-' and '_' "
+            "(Plivo auth ids are MA or SA and 18 more characters)"
+        )
+    return value
 
 
 def read_config_file(path: str | None) -> dict[str, Any]:
@@ -272,10 +297,12 @@ def _build(merged: Mapping[str, Any]) -> Settings:
         raise ConfigError("archive.max_failures must be at least 1")
     if settings.http.max_attempts < 1 or settings.http.timeout_seconds <= 0:
         raise ConfigError("http.max_attempts must be >= 1 and http.timeout_seconds > 0")
+    if not 0 < settings.http.download_deadline_seconds < math.inf:
+        raise ConfigError("http.download_deadline_seconds must be a number of seconds more than 0")
     for name in ("catapult", "plivo"):
         rate = merged[f"{name}.requests_per_second"]
-        if rate <= 0:
-            raise ConfigError(f"{name}.requests_per_second must be more than 0")
+        if not 0 < rate < math.inf:  # also refuses nan, which compares false with everything
+            raise ConfigError(f"{name}.requests_per_second must be a number more than 0, not {rate!r}")
         url = merged[f"{name}.base_url"]
         if not url.startswith(("https://", "http://")):
             raise ConfigError(f"{name}.base_url {url!r} must be an http(s) URL")

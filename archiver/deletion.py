@@ -46,6 +46,14 @@ def verify_copy(rec: Recording, sidecar_key: str, deps: Deps) -> str:
     original = next((f for f in doc["files"] if f.get("role") == "original"), None)
     if original is None or not original.get("key"):
         raise RecordingError("the original is not stored (--no-keep-original): not deleting the only copy")
+    # Archives made before copies were checked to decode may hold a broken body: such a copy
+    # is no reason to delete the provider's (`archiver fetch --force ID` archives it again).
+    if original.get("probe_error") or original.get("duration_seconds") is None:
+        why = f"probe_error {original['probe_error']!r}" if original.get("probe_error") else "no duration"
+        raise RecordingError(
+            f"the archived original {original['key']} was not verified to decode ({why}): "
+            "not deleting; `archiver fetch --force` re-archives it"
+        )
     digest, size = hash_object(deps.storage, original["key"])
     if digest != original["sha256"] or size != original["bytes"]:
         raise RecordingError(f"stored {original['key']} does not match its sidecar ({size} bytes, {digest})")

@@ -8,22 +8,29 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 from datetime import UTC, datetime
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from archiver.errors import NotAudioError, RecordingError, TransientError, write_error
-from archiver.models import Fetched, Recording
+from archiver.models import Fetched, Recording, sanitize_url
 from archiver.providers.base import Provider
 from archiver.providers.http import error_for_status, transport_error
 from archiver.retry import RetryPolicy, retry_call
 
 log = logging.getLogger(__name__)
 
-CHUNK = 256 * 1024
 MAX_REDIRECTS = 5
 SNIFF_BYTES = 16
+# A download's deadline is the larger of the configured floor and its expected size at this
+# pace: a server dripping bytes just fast enough to beat the read timeout cannot hold a
+# worker for longer.
+DEADLINE_PACE = 64 * 1024  # bytes per second
+# Without a Content-Length the expected size is the provider's duration at the densest audio
+# a call recording could be (48 kHz, 24-bit, stereo PCM): generous, never too short.
+MAX_AUDIO_BYTES_PER_SECOND = 48000 * 3 * 2
 
 
 def sniff(head: bytes) -> str | None:
@@ -55,30 +62,68 @@ def describe_non_audio(head: bytes) -> str:
     return f"unrecognised bytes {head[:8].hex()}"
 
 
+def check_media_url(rec: Recording, url: str) -> None:
+    """RecordingError (not retried) unless ``url`` is an absolute http(s) URL: a provider's
+    ``file://``, ``ftp://`` or relative media link is not something we fetch."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return
+    if not parts.scheme:
+        problem = "is relative (no scheme and host)"
+    elif parts.scheme.lower() in ("http", "https"):
+        problem = "has no host"
+    else:
+        problem = f"has the URL scheme {parts.scheme!r}"
+    try:
+        shown = sanitize_url(url)  # no user info or presigned query in our messages
+    except ValueError:  # a port that is not a number
+        shown = f"{parts.scheme}:..."
+    raise RecordingError(
+        f"media URL of {rec.recording_id} {problem}: only absolute http(s) URLs are fetched ({shown})",
+        stage="fetch",
+    )
+
+
+def download_deadline(floor: float, content_length: int | None, duration: float | None) -> float:
+    """Seconds one download may take: ``max(floor, expected size / 64 KiB/s)``, the size from
+    Content-Length, else from the provider's duration at the densest plausible audio."""
+    expected = content_length
+    if expected is None and duration is not None and 0 < duration < 10**7:
+        expected = int(duration * MAX_AUDIO_BYTES_PER_SECOND)
+    return max(floor, (expected or 0) / DEADLINE_PACE)
+
+
 def fetch_media(
     client: httpx.Client,
     provider: Provider,
     rec: Recording,
     staging_dir: str,
     policy: RetryPolicy,
+    *,
+    deadline_floor: float = 120.0,
 ) -> Fetched:
     """Download ``rec``'s media into ``staging_dir``; the caller owns (and removes) the file.
 
+    Each attempt must finish within :func:`download_deadline` (``deadline_floor`` at least).
     Raises NotAudioError, NotFoundError, RecordingError, or TransientError once retries
     are spent; nothing is left in ``staging_dir`` on failure.
     """
     if not rec.media_url:
         raise RecordingError(f"recording {rec.recording_id} has no media URL", stage="fetch")
     url = rec.media_url
+    check_media_url(rec, url)  # before the retry loop: no attempt can make it fetchable
     return retry_call(
-        lambda: _attempt(client, provider, rec, url, staging_dir),
+        lambda: _attempt(client, provider, rec, url, staging_dir, deadline_floor),
         policy,
         what=f"download of {rec.recording_id}",
     )
 
 
-def _attempt(client: httpx.Client, provider: Provider, rec: Recording, url: str, staging_dir: str) -> Fetched:
+def _attempt(
+    client: httpx.Client, provider: Provider, rec: Recording, url: str, staging_dir: str, floor: float
+) -> Fetched:
     what = f"media of {rec.recording_id}"
+    started = time.monotonic()
     for _ in range(MAX_REDIRECTS + 1):
         provider.pace_media(url)
         try:
@@ -86,11 +131,12 @@ def _attempt(client: httpx.Client, provider: Provider, rec: Recording, url: str,
                 if response.is_redirect and "location" in response.headers:
                     # Each hop decides its own credentials: none cross to another host.
                     url = urljoin(url, response.headers["location"])
+                    check_media_url(rec, url)
                     continue
                 if not response.is_success:
                     response.read()  # error bodies are small; the message quotes them
                     raise error_for_status(response, what, api=False)
-                return _save(response, rec, url, staging_dir)
+                return _save(response, rec, url, staging_dir, started, floor)
         except httpx.HTTPError as exc:
             raise transport_error(exc, what) from None
     raise RecordingError(f"{what}: more than {MAX_REDIRECTS} redirects", stage="fetch")
@@ -104,11 +150,14 @@ def _not_audio(rec: Recording, head: bytes, response: httpx.Response) -> NotAudi
     )
 
 
-def _save(response: httpx.Response, rec: Recording, url: str, staging_dir: str) -> Fetched:
+def _save(
+    response: httpx.Response, rec: Recording, url: str, staging_dir: str, started: float, floor: float
+) -> Fetched:
     declared = response.headers.get("content-length")
     expected = int(declared) if declared and declared.isdigit() else None
     if response.headers.get("content-encoding", "identity") != "identity":
         expected = None  # the header counts encoded bytes; we keep decoded ones
+    limit = download_deadline(floor, expected, rec.duration_seconds)
     try:
         fd, tmp = tempfile.mkstemp(dir=staging_dir, prefix="fetch-", suffix=".part")
     except OSError as exc:
@@ -120,7 +169,15 @@ def _save(response: httpx.Response, rec: Recording, url: str, staging_dir: str) 
         size = 0
         head = b""
         with os.fdopen(fd, "wb") as out:
-            for chunk in response.iter_bytes(CHUNK):
+            # Chunks as they arrive (no re-chunking), so the deadline is checked on every read:
+            # the read timeout bounds the wait for each one, the deadline the whole body.
+            for chunk in response.iter_bytes():
+                if time.monotonic() - started > limit:
+                    raise TransientError(
+                        f"media of {rec.recording_id}: download deadline of {limit:.0f} s passed "
+                        f"after {size} bytes (the server sends too slowly)",
+                        stage="fetch",
+                    )
                 if len(head) < SNIFF_BYTES:
                     head += chunk[: SNIFF_BYTES - len(head)]
                     if len(head) == SNIFF_BYTES and sniff(head) is None:

@@ -19,6 +19,7 @@ from archiver import __version__
 from archiver.catalog import Catalog, Scope
 from archiver.errors import FatalError, RecordingError, StorageError
 from archiver.fetch import fetch_media
+from archiver.mediacheck import DamagedMedia, verified_probe
 from archiver.models import (
     CONTENT_TYPES,
     Fetched,
@@ -64,6 +65,7 @@ class Deps:
     lock_mode: str | None = None
     retain_days: int | None = None
     legal_hold: bool = False
+    download_deadline: float = 120.0  # seconds; the floor of each download's deadline
 
 
 def sidecar_key(rec: Recording, layout: str) -> str:
@@ -174,16 +176,32 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
     replacing = deps.force and deps.storage.exists(sc_key)
     rec = deps.provider.enrich(rec)
     try:
-        fetched = fetch_media(deps.client, deps.provider, rec, deps.storage.staging_dir(), deps.retry)
+        fetched = fetch_media(
+            deps.client,
+            deps.provider,
+            rec,
+            deps.storage.staging_dir(),
+            deps.retry,
+            deadline_floor=deps.download_deadline,
+        )
     except RecordingError as exc:
         exc.stage = "fetch"
         raise
     written: list[str] = []
     made: list[Made] = []
     try:
-        probe = probe_file(fetched.path)
-        if probe.error:
-            log.warning("recording %s: %s (archived all the same)", rec.recording_id, probe.error)
+        try:
+            # Only a copy that decodes to the recording's length is archived (and may later
+            # replace the provider's with --delete-after-archive); a broken one is retried.
+            probe = verified_probe(
+                fetched.path, fetched.format, probe_file(fetched.path), rec.duration_seconds
+            )
+        except DamagedMedia as exc:
+            raise RecordingError(
+                f"recording {rec.recording_id}: the downloaded {fetched.format} ({fetched.bytes} bytes) "
+                f"is not the recording: {exc}",
+                stage="probe",
+            ) from None
         key = build_key(deps.layout, rec, fetched.format)
         made, problems = _renditions(rec, fetched, probe, deps)
         # Never lose the provider's bytes: without every rendition, the original stays.

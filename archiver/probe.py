@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mutagen
 
+from archiver.mediacheck import xing_fields
 from archiver.models import Probe
 
 
@@ -50,31 +51,20 @@ def _ffmpeg_gapless_length(path: str, info: object) -> float | None:
     """Length of an MP3 whose Info/Xing header carries ffmpeg's ("Lavc"/"Lavf") LAME tag.
 
     mutagen applies the encoder delay and padding only when the tag says "LAME", so for
-    ffmpeg-made files it counts about two frames too many (0.19 s at 8 kHz). The tag layout is
-    LAME's: encoder string (9 bytes), then delay and padding as two 12-bit numbers 12 bytes on.
+    ffmpeg-made files it counts about two frames too many (0.19 s at 8 kHz).
     """
     with open(path, "rb") as fh:
         head = fh.read(16384)
-    for marker in (b"Info", b"Xing"):
-        at = head.find(marker)
-        if at < 0:
-            continue
-        flags = int.from_bytes(head[at + 4 : at + 8], "big")
-        pos = at + 8
-        frames = None
-        if flags & 1:
-            frames = int.from_bytes(head[pos : pos + 4], "big")
-            pos += 4
-        pos += (4 if flags & 2 else 0) + (100 if flags & 4 else 0) + (4 if flags & 8 else 0)
-        if frames is None or head[pos : pos + 4] not in (b"Lavc", b"Lavf"):
-            return None
-        packed = int.from_bytes(head[pos + 21 : pos + 24], "big")
-        delay, padding = packed >> 12, packed & 0xFFF
-        version = getattr(info, "version", 1)
-        per_frame = 1152 if version == 1 else 576
-        rate = getattr(info, "sample_rate", 0)
-        return (frames * per_frame - delay - padding) / rate if rate else None
-    return None
+    fields = xing_fields(head)
+    if fields is None:
+        return None
+    frames, delay, padding, encoder = fields
+    if frames is None or encoder not in (b"Lavc", b"Lavf"):
+        return None
+    version = getattr(info, "version", 1)
+    per_frame = 1152 if version == 1 else 576
+    rate = getattr(info, "sample_rate", 0)
+    return (frames * per_frame - delay - padding) / rate if rate else None
 
 
 def _codec(audio: mutagen.FileType) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from archiver.models import Probe, StoredFile
 from archiver.probe import probe_file, write_tags
 from archiver.transcode import Profile, TranscodeError, Transcoder
+
+log = logging.getLogger(__name__)
 
 MAX_DURATION_DRIFT = 0.1  # seconds a rendition may differ from its original
 
@@ -55,7 +58,15 @@ def make_rendition(
     fd, out = tempfile.mkstemp(dir=staging_dir, prefix=f".fetch-{os.getpid()}-", suffix=f".{profile.ext}")
     os.close(fd)
     try:
-        engine = transcoder.engine_for(src_probe.duration_seconds, src_probe.sample_rate, src_probe.channels)
+        engine = transcoder.engine_for(
+            src_probe.duration_seconds,
+            src_probe.sample_rate,
+            src_probe.channels,
+            file_bytes=os.path.getsize(src),
+            src_format=src_format,
+            codec=src_probe.codec,
+        )
+        log.debug("%s: encoding %s with the %s engine", key, profile.name, engine)
         transcoder.encode(src, src_format, profile, out, engine=engine)
         try:
             write_tags(out, profile.ext, tags)

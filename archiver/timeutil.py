@@ -25,14 +25,34 @@ def utcnow() -> datetime:
 
 _RELATIVE = re.compile(r"^-?(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Dates a user may give: no call recording predates 1970 (Plivo counts in epoch ms), and a
+# range must leave room for window and overlap arithmetic (datetime.min/max overflow).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+LONGEST = timedelta(days=100 * 366)  # a duration longer than any range between those dates
+# A range split into more windows than this is a typo (--window 1s over years): each window
+# is at least one listing request and one catalog row.
+MAX_WINDOWS = 100_000
+
+
+def _amount(text: str, m: re.Match[str]) -> timedelta:
+    """The timedelta a relative form names; ConfigError when it is beyond :data:`LONGEST`."""
+    try:
+        value = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    except OverflowError:
+        value = timedelta.max
+    if value > LONGEST:
+        raise ConfigError(f"bad duration {text!r}: longer than 100 years")
+    return value
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse ``90s``, ``15m``, ``2h``, ``1d``, ``1w`` into a positive timedelta."""
+    """Parse ``90s``, ``15m``, ``2h``, ``1d``, ``1w`` into a positive timedelta (at most
+    100 years)."""
     m = _RELATIVE.match(text.strip())
     if not m or text.strip().startswith("-"):
         raise ConfigError(f"bad duration {text!r}: use a number and a unit, like 2h, 1d or 7d")
-    value = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    value = _amount(text, m)
     if value <= timedelta(0):
         raise ConfigError(f"bad duration {text!r}: must be more than zero")
     return value
@@ -45,16 +65,19 @@ def parse_when(text: str, *, now: datetime) -> datetime:
     """
     s = text.strip()
     m = _RELATIVE.match(s)
-    if m and s.startswith("-"):
-        return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
     try:
-        value = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError:
+        if m and s.startswith("-"):
+            value = now - _amount(text, m)
+        else:
+            value = as_utc(datetime.fromisoformat(s.replace("Z", "+00:00")))
+    except (ValueError, OverflowError):  # OverflowError: an offset that moves past year 1
         raise ConfigError(
             f"bad date {text!r}: use YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (UTC unless an offset "
             "is given) or a relative form like -24h or -7d"
         ) from None
-    return as_utc(value)
+    if not EARLIEST <= value < LATEST:
+        raise ConfigError(f"bad date {text!r}: must be between 1970-01-01 and 9000-01-01")
+    return value
 
 
 def as_utc(value: datetime) -> datetime:
@@ -97,10 +120,29 @@ def iso_z(value: datetime | None) -> str | None:
     return v.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def windows(since: datetime, until: datetime, size: timedelta) -> Iterator[tuple[datetime, datetime]]:
-    """Split the half-open range ``[since, until)`` into consecutive windows of at most ``size``."""
+def check_window_count(since: datetime, until: datetime, size: timedelta) -> int:
+    """How many windows of ``size`` split ``[since, until)``; ConfigError past
+    :data:`MAX_WINDOWS`, suggesting a larger ``--window``."""
     if size <= timedelta(0):
         raise ValueError("window size must be positive")
+    count = -(-(until - since) // size) if until > since else 0
+    if count > MAX_WINDOWS:
+        fits = int(((until - since) / MAX_WINDOWS).total_seconds()) + 1
+        raise ConfigError(
+            f"{iso_z(since)} to {iso_z(until)} in windows of {size} is {count} windows, more than "
+            f"{MAX_WINDOWS}: use a larger --window (at least {fits}s; 1d is the default)"
+        )
+    return count
+
+
+def windows(since: datetime, until: datetime, size: timedelta) -> Iterator[tuple[datetime, datetime]]:
+    """Split the half-open range ``[since, until)`` into consecutive windows of at most ``size``
+    (ConfigError when that is more than :data:`MAX_WINDOWS`, checked before the first)."""
+    check_window_count(since, until, size)
+    return _windows(since, until, size)
+
+
+def _windows(since: datetime, until: datetime, size: timedelta) -> Iterator[tuple[datetime, datetime]]:
     start = since
     while start < until:
         end = min(start + size, until)

@@ -6,6 +6,7 @@ partial output removed.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import subprocess
@@ -131,6 +132,32 @@ def decoded_bytes(duration: float | None, sample_rate: int | None, channels: int
     return int((duration or 0) * (sample_rate or 48000) * (channels or 2) * 2)
 
 
+# The most decoded 16-bit PCM one byte of a file can become, by format: a bound a lying header
+# (an Info/Xing frame count, a STREAMINFO total) cannot shrink, since it rests on the size.
+MAX_EXPANSION: Mapping[str, float] = {
+    # The lowest MP3 bitrate, 8 kbit/s (MPEG-2 Layer III), at its highest sample rate, 24 kHz
+    # stereo, decodes to 24000 x 2 ch x 16 bit = 768 kbit/s: 96x. (At 8 kHz mono it is 16x.)
+    "mp3": 96,
+    # Opus at its 6 kbit/s floor decodes at 48 kHz stereo: 1536 / 6 = 256x (Vorbis is less).
+    "ogg": 256,
+    "opus": 256,
+    # A constant FLAC block codes up to 65535 samples in a few bytes: no useful bound.
+    "flac": 16384,
+}
+# WAV by codec: PCM holds what it decodes to (8-bit widens to 16); compressed WAV (ADPCM, GSM
+# 6.10 at ~10x) is bounded by GSM's ratio.
+WAV_EXPANSION: Mapping[str, float] = {"pcm_s16le": 1, "pcm_s24le": 1, "pcm_s32le": 1, "pcm_s8le": 2}
+WAV_COMPRESSED_EXPANSION = 10
+
+
+def decoded_bound(file_bytes: int, src_format: str, codec: str | None = None) -> float:
+    """The most bytes of 16-bit PCM a ``file_bytes`` file of ``src_format`` can decode to
+    (infinite for a format we have no bound for)."""
+    if src_format == "wav":
+        return file_bytes * WAV_EXPANSION.get(codec or "", WAV_COMPRESSED_EXPANSION)
+    return file_bytes * MAX_EXPANSION.get(src_format, math.inf)
+
+
 class Transcoder:
     """Encodes files with a profile. Thread-safe: every call runs its own ffmpeg."""
 
@@ -138,9 +165,24 @@ class Transcoder:
         self.ffmpeg = ffmpeg
         self.memory_cap = memory_cap_mb * MB
 
-    def engine_for(self, duration: float | None, sample_rate: int | None, channels: int | None) -> str:
-        # pydub holds about twice the decoded PCM; past the cap one ffmpeg process streams it.
-        return "stream" if 2 * decoded_bytes(duration, sample_rate, channels) > self.memory_cap else "pydub"
+    def engine_for(
+        self,
+        duration: float | None,
+        sample_rate: int | None,
+        channels: int | None,
+        *,
+        file_bytes: int | None = None,
+        src_format: str | None = None,
+        codec: str | None = None,
+    ) -> str:
+        """``pydub`` (in memory) or ``stream`` (one ffmpeg pipe): pydub holds about twice the
+        decoded PCM, so past the memory cap the stream engine is taken. The decoded size is
+        the larger of what the probe's duration says and the bound from the file's size
+        (:func:`decoded_bound`), since the duration comes from a header that may lie."""
+        size = float(decoded_bytes(duration, sample_rate, channels))
+        if file_bytes is not None and src_format is not None:
+            size = max(size, decoded_bound(file_bytes, src_format, codec))
+        return "stream" if 2 * size > self.memory_cap else "pydub"
 
     def encode(self, src: str, src_format: str, profile: Profile, out: str, *, engine: str) -> None:
         """Encode ``src`` into ``out``; on failure nothing is left at ``out``."""

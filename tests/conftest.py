@@ -103,7 +103,8 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixt
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     client = boto3.client("s3", endpoint_url=moto_endpoint)
-    bucket = "b-" + request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:40]
+    name = request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:40]
+    bucket = ("b-" + name).rstrip("-")  # S3's naming rules: a bucket name ends in a letter or digit
     client.create_bucket(Bucket=bucket)
     return S3(moto_endpoint, bucket, client)
 

@@ -16,7 +16,7 @@ from archiver.errors import ConfigError
 from archiver.models import Outcome, Recording
 from archiver.pipeline import Deps
 from archiver.runner import GroupTracker
-from archiver.timeutil import parse_duration, parse_when, utcnow, windows
+from archiver.timeutil import check_window_count, parse_duration, parse_when, utcnow, windows
 
 log = logging.getLogger("archiver.backfill")
 
@@ -53,6 +53,7 @@ def backfill(ctx: click.Context, since: str, until: str | None, window: str, **o
     if start >= end:
         raise ConfigError(f"--since ({since}) must be before --until ({until or 'now'})")
     size = parse_duration(window)
+    check_window_count(start, end, size)  # before anything starts: exit 2, nothing done
 
     def make_job(deps: Deps, settings: Settings) -> Job:
         tracker = GroupTracker(lambda w: deps.catalog.finish_window(deps.scope, *w))

@@ -164,6 +164,7 @@ def archive_session(
             lock_mode=settings.s3.object_lock_mode,
             retain_days=settings.s3.retain_days,
             legal_hold=settings.s3.legal_hold,
+            download_deadline=settings.http.download_deadline_seconds,
         )
         if dry_run:
             yield deps

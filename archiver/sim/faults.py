@@ -3,7 +3,8 @@
 KIND    429 (with the provider's own hint header: Catapult X-RateLimit-Reset in epoch ms,
         Plivo Retry-After), 429-bare (no hint), 500, 503, truncate (half the body, then the
         connection closes), html (an HTML error page with 200), empty (200, no body),
-        garbled (audio magic bytes, then noise no decoder can read),
+        garbled (audio magic bytes, then noise no decoder can read: the archiver fails
+        the recording at its probe stage and archives it on a later run),
         404, stall (hold the response for the stall time), unsafe-id (a recording whose id
         is ``../../etc/x``), ratelimit (enforce the documented rate limits with 429s)
 TARGET  media (default), list, get, api (list + get), or a recording id (its media)

@@ -9,6 +9,7 @@ boto3's own chain (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``...). No ACL is ever set
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ DOWN_CODES = frozenset(
         "QuotaExceeded",
     }
 )
+# S3's bucket naming rules (general purpose buckets), checked before boto3 answers with a regex.
+BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+IPV4 = re.compile(r"\d+\.\d+\.\d+\.\d+")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,11 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     if parts.scheme != "s3" or not parts.netloc:
         raise ConfigError(f"bad S3 destination {url!r}: use s3://bucket[/prefix]")
+    if not BUCKET.fullmatch(parts.netloc) or ".." in parts.netloc or IPV4.fullmatch(parts.netloc):
+        raise ConfigError(
+            f"bad S3 destination {url!r}: {parts.netloc!r} is not a bucket name (3-63 of a-z, "
+            "0-9, '.' and '-', starting and ending with a letter or digit)"
+        )
     prefix = parts.path.strip("/")
     return parts.netloc, f"{prefix}/" if prefix else ""
 

@@ -296,19 +296,30 @@ def test_catapult_sidecars_carry_the_calls_numbers(
     assert sim.stats["catapult.get"] == len(complete)  # one /calls request per archived recording
 
 
-def test_unreadable_audio_is_archived_and_the_sidecar_says_why(
+def test_unreadable_audio_fails_at_probe_and_is_archived_by_the_next_run(
     cli, tmp_path: Path, monkeypatch, use_sim
 ) -> None:
+    """A body with audio magic bytes but no decodable audio is not archived (it could
+    otherwise be taken for a verified copy); the next run, served good media, archives it."""
+    dest, report = tmp_path / "a", tmp_path / "report.json"
     with Simulator(recordings=3, seed=61) as probe:
         victim = probe.plivo[1].id
     with Simulator(recordings=3, seed=61, faults=f"garbled:{victim}") as sim:
         use_sim(sim)
-        r = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path / "a"))
-        assert r.exit_code == 0 and "archived=3" in r.output
-        doc = json.loads(next((tmp_path / "a").rglob(f"{victim}.json")).read_text())
+        r = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), "--report", str(report))
+        assert r.exit_code == 1 and "archived=2" in r.output and "failed=1" in r.output
+        failure = json.loads(report.read_text())["failures"]
+        assert [(f["recording_id"], f["stage"]) for f in failure] == [(victim, "probe")]
+        assert victim in failure[0]["error"] and "is not the recording" in failure[0]["error"]
+        assert not list(dest.rglob(f"{victim}.*"))
+    with Simulator(recordings=3, seed=61) as sim:
+        use_sim(sim)
+        r = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest))
+        assert r.exit_code == 0 and "archived=1" in r.output
+        doc = json.loads(next(dest.rglob(f"{victim}.json")).read_text())
         original = doc["files"][0]
-        assert original["probe_error"] and original["duration_seconds"] is None
-        stored = (tmp_path / "a" / original["key"]).read_bytes()
+        assert original["probe_error"] is None and original["duration_seconds"] > 0
+        stored = (dest / original["key"]).read_bytes()
         assert hashlib.sha256(stored).hexdigest() == original["sha256"]
 
 
