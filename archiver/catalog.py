@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,8 +102,10 @@ def _now() -> str:
 class Catalog:
     """Thread-safe access to the catalog database."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, redact: Callable[[str], str] | None = None) -> None:
         self.path = path
+        # Error text and reports come from providers: stored only redacted (defence in depth).
+        self._redact = redact or (lambda text: text)
         if path != ":memory:":
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +192,17 @@ class Catalog:
             "last_stage=excluded.last_stage, updated_at=excluded.updated_at, "
             "started_at=COALESCE(excluded.started_at, recordings.started_at) "
             "WHERE recordings.state != 'archived'",
-            (*scope.key(), recording_id, state, _ts(started_at), bump, error, stage, _now(), bump),
+            (
+                *scope.key(),
+                recording_id,
+                state,
+                _ts(started_at),
+                bump,
+                self._redact(error) if error else error,
+                stage,
+                _now(),
+                bump,
+            ),
         )
         known = self.get(scope, recording_id)
         return known.attempts if known else 0
@@ -278,7 +290,7 @@ class Catalog:
     def finish_run(self, run_id: str, exit_code: int, report: Mapping[str, Any]) -> None:
         self._exec(
             "UPDATE runs SET finished_at=?, exit_code=?, report=? WHERE run_id=?",
-            (_now(), exit_code, json.dumps(report, sort_keys=True), run_id),
+            (_now(), exit_code, self._redact(json.dumps(report, sort_keys=True)), run_id),
         )
 
     def last_success(self, scope: Scope) -> datetime | None:

@@ -9,6 +9,7 @@ import click
 
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, selection_options
+from archiver.cli.output import echo
 from archiver.errors import ConfigError
 from archiver.export import ExportError, FolderSink, Sink, StorageSink, ZipSink, run_export
 from archiver.selection import Selection
@@ -66,8 +67,8 @@ def export(
             command_line=shlex.join(["archiver", *sys.argv[1:]]),
         )
     except ExportError as exc:
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
     finally:
         source.close()
-    click.echo(f"exported recordings={result.recordings} files={result.files} bytes={result.bytes} out={out}")
+    echo(f"exported recordings={result.recordings} files={result.files} bytes={result.bytes} out={out}")

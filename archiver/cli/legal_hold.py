@@ -6,6 +6,7 @@ import click
 
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, selection_options
+from archiver.cli.output import echo
 from archiver.errors import ConfigError, StorageError
 from archiver.selection import Selection, archived
 from archiver.storage import legal_holds
@@ -42,8 +43,8 @@ def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Sel
                     objects += 1
                 except StorageError as exc:
                     failed += 1
-                    click.echo(f"failed recording {item.recording_id}: {exc}", err=True)
+                    echo(f"failed recording {item.recording_id}: {exc}", err=True)
     finally:
         storage.close()
-    click.echo(f"legal hold {action}: recordings={recordings} objects={objects} failed={failed}")
+    echo(f"legal hold {action}: recordings={recordings} objects={objects} failed={failed}")
     raise SystemExit(1 if failed else 0)

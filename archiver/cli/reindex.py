@@ -10,6 +10,7 @@ import click
 from archiver.catalog import Scope
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes
+from archiver.cli.output import echo
 from archiver.errors import StorageError
 from archiver.models import SIDECAR_SCHEMA
 
@@ -60,5 +61,5 @@ def reindex(ctx: click.Context, dest: str | None, catalog: str | None) -> None:
     finally:
         storage.close()
         db.close()
-    click.echo(f"reindexed={found} unreadable={bad} dest={storage.url}")
+    echo(f"reindexed={found} unreadable={bad} dest={storage.url}")
     raise SystemExit(1 if bad else 0)
