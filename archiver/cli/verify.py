@@ -11,7 +11,7 @@ import click
 
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, selection_options
-from archiver.cli.output import echo
+from archiver.cli.output import current_redactor, echo
 from archiver.selection import Selection
 from archiver.verify import VerifyResult, verify_archive
 
@@ -64,7 +64,8 @@ def verify(
         echo(f"{f.kind}{who}: {f.key}: {f.detail}", err=True)
     if report:
         with open(report, "w", encoding="utf-8") as fh:
-            json.dump(result.report() | {"dest": storage.url}, fh, indent=2, sort_keys=True)
+            doc = current_redactor().doc(result.report() | {"dest": storage.url})
+            json.dump(doc, fh, indent=2, sort_keys=True)
             fh.write(os.linesep)
     counts = result.report()["counts"]
     echo(
