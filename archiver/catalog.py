@@ -184,6 +184,7 @@ class Catalog:
     ) -> int:
         """Remember a pending or failed recording; returns its failed-attempt count."""
         bump = 1 if state == "failed" else 0
+        error = self._redact(error) if error else error
         self._exec(
             "INSERT INTO recordings (dest, provider, account, recording_id, state, started_at, "
             "attempts, last_error, last_stage, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
@@ -192,17 +193,7 @@ class Catalog:
             "last_stage=excluded.last_stage, updated_at=excluded.updated_at, "
             "started_at=COALESCE(excluded.started_at, recordings.started_at) "
             "WHERE recordings.state != 'archived'",
-            (
-                *scope.key(),
-                recording_id,
-                state,
-                _ts(started_at),
-                bump,
-                self._redact(error) if error else error,
-                stage,
-                _now(),
-                bump,
-            ),
+            (*scope.key(), recording_id, state, _ts(started_at), bump, error, stage, _now(), bump),
         )
         known = self.get(scope, recording_id)
         return known.attempts if known else 0
