@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,8 +123,10 @@ def _now() -> str:
 class Catalog:
     """Thread-safe access to the catalog database."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, redact: Callable[[str], str] | None = None) -> None:
         self.path = path
+        # Error text and reports come from providers: stored only redacted (defence in depth).
+        self._redact = redact or (lambda text: text)
         if path != ":memory:":
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -222,6 +224,7 @@ class Catalog:
         """Remember a pending or failed recording; returns its failed-attempt count. A failure
         with ``count=False`` (the destination's fault, not the recording's) adds no attempt."""
         bump = 1 if state == "failed" and count else 0
+        error = self._redact(error) if error else error
         self._exec(
             "INSERT INTO recordings (dest, provider, account, recording_id, state, started_at, "
             "attempts, last_error, last_stage, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
@@ -323,7 +326,7 @@ class Catalog:
     def finish_run(self, run_id: str, exit_code: int, report: Mapping[str, Any]) -> None:
         self._exec(
             "UPDATE runs SET finished_at=?, exit_code=?, report=? WHERE run_id=?",
-            (_now(), exit_code, json.dumps(report, sort_keys=True), run_id),
+            (_now(), exit_code, self._redact(json.dumps(report, sort_keys=True)), run_id),
         )
 
     def last_success(self, scope: Scope) -> datetime | None:

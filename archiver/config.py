@@ -17,6 +17,7 @@ from archiver.errors import ConfigError
 from archiver.models import DEFAULT_LAYOUT, validate_layout
 from archiver.providers.catapult import DEFAULT_BASE_URL as CATAPULT_URL
 from archiver.providers.plivo import DEFAULT_BASE_URL as PLIVO_URL
+from archiver.redact import Redactor
 from archiver.timeutil import parse_duration
 from archiver.transcode import Profile, load_profiles
 
@@ -152,6 +153,19 @@ class Settings:
         """Every secret value, for log redaction."""
         values = [self.catapult.api_token, self.catapult.api_secret, self.plivo.auth_token]
         return [v for v in values if v]
+
+    def redactor(self) -> Redactor:
+        """Removes every form of every configured secret (:mod:`archiver.redact`). The Plivo
+        auth id is not one: it is the account, in every URL, key and sidecar."""
+        pairs = [
+            (user, password)
+            for user, password in (
+                (self.catapult.api_token, self.catapult.api_secret),
+                (self.plivo.auth_id, self.plivo.auth_token),
+            )
+            if user and password
+        ]
+        return Redactor(self.secrets(), pairs)
 
     def require_provider(self, name: str) -> None:
         """ConfigError naming exactly what to set when a provider's credentials are missing."""

@@ -25,10 +25,13 @@ class Finding:
     message: str
     fix: str | None = None
 
+    def lines(self) -> list[str]:
+        """The finding, then how to fix it: one printed line each."""
+        head = f"{self.level.upper():4}  {self.check}: {self.message}"
+        return [head, f"      fix: {self.fix}"] if self.fix else [head]
+
     def line(self) -> str:
-        return f"{self.level.upper():4}  {self.check}: {self.message}" + (
-            f"\n      fix: {self.fix}" if self.fix else ""
-        )
+        return "\n".join(self.lines())
 
 
 def check_provider(name: str, build: Callable[[], Provider]) -> Finding:

@@ -17,7 +17,7 @@ import httpx
 from archiver.errors import NotAudioError, RecordingError, TransientError, write_error
 from archiver.models import Fetched, Recording, sanitize_url
 from archiver.providers.base import Provider
-from archiver.providers.http import error_for_status, transport_error
+from archiver.providers.http import error_for_status, redact_sent, transport_error
 from archiver.retry import RetryPolicy, retry_call
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def _attempt(
 
 
 def _not_audio(rec: Recording, head: bytes, response: httpx.Response) -> NotAudioError:
-    ctype = response.headers.get("content-type", "no content type")
+    ctype = redact_sent(response.headers.get("content-type", "no content type"), response)
     what = describe_non_audio(head)
     return NotAudioError(
         f"media of {rec.recording_id} is {what}, not audio (HTTP {response.status_code}, {ctype})"

@@ -13,6 +13,7 @@ import click
 
 from archiver.cli import wiring
 from archiver.cli.logs import bind_run
+from archiver.cli.output import echo
 from archiver.cli.progress import RunProgress
 from archiver.config import Settings
 from archiver.deletion import delete_verified
@@ -123,7 +124,7 @@ def archive(
             result.deletions = [d.to_json() for d in done]
             if opts["dry_run"]:
                 for d in done:
-                    click.echo(f"{d.result} {d.recording_id}" + (f": {d.detail}" if d.detail else ""))
+                    echo(f"{d.result} {d.recording_id}" + (f": {d.detail}" if d.detail else ""))
         if not opts["dry_run"]:
             deps.catalog.finish_run(result.run_id, result.exit_code, result.report())
             last_success = deps.catalog.last_success(deps.scope)
@@ -202,15 +203,15 @@ def dry_run(
                 outcome = Outcome(item.recording_id, "failed", stage=exc.stage, error=str(exc))
             if outcome is None:
                 to_archive += 1
-                click.echo(f"would archive {item.recording_id} -> {key}")
+                echo(f"would archive {item.recording_id} -> {key}")
             else:
                 if candidates is not None and outcome.status == "skipped" and outcome.keys:
                     candidates.append((item, outcome.keys[-1]))
                 result.add(outcome)
                 detail = f": {outcome.error}" if outcome.error else ""
-                click.echo(f"{outcome.status} {item.recording_id}{detail}")
+                echo(f"{outcome.status} {item.recording_id}{detail}")
     except FatalError as exc:
         result.fatal = str(exc)
     except ArchiverError as exc:
         result.fatal = f"listing failed: {exc}"
-    click.echo(f"dry run: {to_archive} recording(s) would be archived; nothing was written")
+    echo(f"dry run: {to_archive} recording(s) would be archived; nothing was written")

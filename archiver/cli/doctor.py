@@ -6,6 +6,7 @@ import click
 
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes
+from archiver.cli.output import echo
 from archiver.doctor import Finding, check_catalog, check_ffmpeg, check_provider, check_storage
 from archiver.providers.http import make_client
 from archiver.transcode import find_ffmpeg
@@ -70,8 +71,8 @@ def doctor(ctx: click.Context, providers: tuple[str, ...], dest: str | None, cat
         findings.append(Finding("warn", "destination", "none given", "pass --dest or set [archive] dest"))
     findings.append(check_catalog(wiring.catalog_path(settings)))
     for f in findings:
-        click.echo(f.line())
+        echo(*f.lines())
     failed = sum(f.level == "fail" for f in findings)
     warned = sum(f.level == "warn" for f in findings)
-    click.echo(f"doctor: {len(findings)} checks, {failed} failed, {warned} warnings")
+    echo(f"doctor: {len(findings)} checks, {failed} failed, {warned} warnings")
     raise SystemExit(1 if failed else 0)

@@ -9,6 +9,7 @@ import click
 
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, selection_options
+from archiver.cli.output import echo
 from archiver.errors import ConfigError
 from archiver.export import ExportError, FolderSink, Sink, StorageSink, ZipSink, run_export
 from archiver.selection import Selection
@@ -68,14 +69,14 @@ def export(
             command_line=shlex.join(["archiver", *sys.argv[1:]]),
         )
     except ExportError as exc:
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
     finally:
         source.close()
     for x in result.excluded:
         who = f" (recording {x['recording_id']})" if x["recording_id"] else ""
-        click.echo(f"error: left out {x['kind']} sidecar {x['sidecar']}{who}: {x['detail']}", err=True)
-    click.echo(
+        echo(f"error: left out {x['kind']} sidecar {x['sidecar']}{who}: {x['detail']}", err=True)
+    echo(
         f"exported recordings={result.recordings} files={result.files} bytes={result.bytes} "
         f"excluded={len(result.excluded)} out={out}"
     )

@@ -6,6 +6,7 @@ import click
 
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, selection_options
+from archiver.cli.output import echo
 from archiver.errors import ConfigError, SidecarError, StorageError
 from archiver.selection import Selection, archived
 from archiver.storage import legal_holds
@@ -36,7 +37,7 @@ def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Sel
     def unusable(problem: SidecarError) -> None:  # its keys cannot be trusted: left alone
         nonlocal failed
         failed += 1
-        click.echo(f"failed: {problem}", err=True)
+        echo(f"failed: {problem}", err=True)
 
     try:
         storage.check()
@@ -48,8 +49,8 @@ def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Sel
                     objects += 1
                 except StorageError as exc:
                     failed += 1
-                    click.echo(f"failed recording {item.recording_id}: {exc}", err=True)
+                    echo(f"failed recording {item.recording_id}: {exc}", err=True)
     finally:
         storage.close()
-    click.echo(f"legal hold {action}: recordings={recordings} objects={objects} failed={failed}")
+    echo(f"legal hold {action}: recordings={recordings} objects={objects} failed={failed}")
     raise SystemExit(1 if failed else 0)

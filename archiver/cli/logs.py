@@ -5,26 +5,68 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
-REDACTED = "***"
+from archiver.redact import Redactor, escape_controls, json_line
+
+# Attributes a record may carry (``extra=``) whose values can come from a provider.
+_EXTRA_TEXT = ("recording_id", "provider", "status")
+# Marks each line of a traceback as part of the record above it: no line of one can pass for
+# a record of its own, whatever an exception's message holds.
+TRACE_PREFIX = "  | "
 
 
 class RedactSecrets(logging.Filter):
-    """Replaces any known secret value in a record's message with ``***``."""
+    """Removes every form of the run's secrets from a record: its message, the provider
+    values it carries, and its traceback (formatted here, once, so both formatters print
+    the redacted text)."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, redactor: Redactor) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
+        self.redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, REDACTED)
-            record.msg, record.args = message, None
+        if not self.redactor:
+            return True
+        record.msg, record.args = self.redactor(record.getMessage()), None
+        for key in _EXTRA_TEXT:
+            value = getattr(record, key, None)
+            if isinstance(value, str):
+                setattr(record, key, self.redactor(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redactor(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redactor(record.stack_info)
         return True
+
+
+class TextFormatter(logging.Formatter):
+    """``HH:MM:SS LEVEL message``, one line per record: control characters in the message
+    are escaped (a provider id with a newline or ESC cannot forge a line or drive the
+    terminal), and a traceback's lines are prefixed and escaped the same way."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc_info, exc_text, stack = record.exc_info, record.exc_text, record.stack_info
+        if exc_info and not exc_text:
+            exc_text = self.formatException(exc_info)
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            line = super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = exc_info, exc_text, stack
+        for extra in (exc_text, stack):
+            if extra:
+                line += "".join(f"\n{TRACE_PREFIX}{escape_controls(part)}" for part in extra.split("\n"))
+        return line
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,9 +82,9 @@ class JsonFormatter(logging.Formatter):
         for key in ("run_id", "provider", "recording_id", "status", "bytes"):
             if hasattr(record, key):
                 doc[key] = getattr(record, key)
-        if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc, ensure_ascii=False)
+        if record.exc_info or record.exc_text:
+            doc["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+        return json_line(json.dumps(doc, ensure_ascii=False))
 
 
 class RunContext(logging.Filter):
@@ -79,16 +121,12 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def setup_logging(verbosity: int, quiet: bool, fmt: str, secrets: Iterable[str] = ()) -> None:
+def setup_logging(verbosity: int, quiet: bool, fmt: str, redactor: Redactor | None = None) -> None:
     """-q: errors only; default: warnings and run progress; -v: each recording; -vv: HTTP."""
     level = logging.ERROR if quiet else (logging.INFO if verbosity <= 1 else logging.DEBUG)
     handler = logging.StreamHandler(_CurrentStderr())
-    handler.setFormatter(
-        JsonFormatter()
-        if fmt == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-    )
-    handler.addFilter(RedactSecrets(secrets))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RedactSecrets(redactor or Redactor()))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

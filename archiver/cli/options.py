@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from archiver.cli.output import echo
 from archiver.errors import ConfigError, FatalError
 from archiver.selection import Selection
 from archiver.timeutil import parse_when, utcnow
@@ -108,7 +109,7 @@ def selection_options(fn: F) -> F:
                 number=kwargs.pop("number"),
             )
         except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
+            echo(f"error: {exc}", err=True)
             raise SystemExit(2) from None
         return fn(*args, **kwargs)
 
@@ -133,10 +134,10 @@ def exit_codes(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
+            echo(f"error: {exc}", err=True)
             raise SystemExit(2) from None
         except FatalError as exc:
-            click.echo(f"error: {exc}", err=True)
+            echo(f"error: {exc}", err=True)
             raise SystemExit(3) from None
 
     return wrapper  # type: ignore[return-value]

@@ -10,6 +10,7 @@ import click
 from archiver.catalog import Catalog, Scope
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes
+from archiver.cli.output import echo
 from archiver.errors import CatalogDamaged, SidecarError
 from archiver.selection import Selection, archived
 from archiver.timeutil import utcnow
@@ -42,7 +43,7 @@ def reindex(ctx: click.Context, dest: str | None, catalog: str | None) -> None:
         aside = move_aside(path)
         # Nothing is salvaged from the damaged file: a finished window or a watermark read
         # from damaged pages could make a later run skip recordings never archived.
-        click.echo(
+        echo(
             f"warning: {exc}\nmoved the damaged catalog to {aside}; building a new one. It starts "
             "without the runs, finished windows and watermarks of the old one: the next `archiver "
             "run` needs --since, a backfill lists its windows again (skipping what is archived), and "
@@ -76,7 +77,7 @@ def reindex(ctx: click.Context, dest: str | None, catalog: str | None) -> None:
         storage.close()
         db.close()
     unsafe = sum(1 for p in problems if p.kind == "unsafe")
-    click.echo(f"reindexed={found} unreadable={len(problems) - unsafe} unsafe={unsafe} dest={storage.url}")
+    echo(f"reindexed={found} unreadable={len(problems) - unsafe} unsafe={unsafe} dest={storage.url}")
     raise SystemExit(1 if problems else 0)
 
 

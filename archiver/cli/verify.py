@@ -11,6 +11,7 @@ import click
 
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, selection_options
+from archiver.cli.output import current_redactor, echo
 from archiver.selection import Selection
 from archiver.verify import VerifyResult, verify_archive
 
@@ -61,13 +62,14 @@ def verify(
         storage.close()
     for f in result.findings:
         who = f" recording {f.recording_id}" if f.recording_id else ""
-        click.echo(f"{f.kind}{who}: {f.key}: {f.detail}", err=True)
+        echo(f"{f.kind}{who}: {f.key}: {f.detail}", err=True)
     if report:
         with open(report, "w", encoding="utf-8") as fh:
-            json.dump(result.report() | {"dest": storage.url}, fh, indent=2, sort_keys=True)
+            doc = current_redactor().doc(result.report() | {"dest": storage.url})
+            json.dump(doc, fh, indent=2, sort_keys=True)
             fh.write(os.linesep)
     counts = result.report()["counts"]
-    click.echo(
+    echo(
         f"recordings={result.recordings} files={result.files_checked} altered={counts.get('altered', 0)} "
         f"missing={counts.get('missing', 0)} orphaned={counts.get('orphaned', 0)} "
         f"unreadable={counts.get('unreadable', 0)} unsafe={counts.get('unsafe', 0)}"

@@ -19,6 +19,7 @@ import httpx
 from archiver.catalog import Catalog, Scope, default_path
 from archiver.cli.logs import setup_logging
 from archiver.cli.metrics import render_metrics, write_metrics
+from archiver.cli.output import current_redactor, echo, use_redactor
 from archiver.config import Settings, config_path_from, environ, load_settings
 from archiver.errors import ConfigError
 from archiver.locking import RunLock
@@ -50,7 +51,9 @@ def load(ctx: click.Context, flags: dict[str, Any]) -> Settings:
     g: GlobalOptions = ctx.obj
     env = environ()
     settings = load_settings(config_path_from(g.config, env), env, flags)
-    setup_logging(g.verbose, g.quiet, g.log_format, settings.secrets())
+    redactor = settings.redactor()
+    setup_logging(g.verbose, g.quiet, g.log_format, redactor)
+    use_redactor(ctx, redactor)
     return settings
 
 
@@ -105,7 +108,7 @@ def catalog_path(settings: Settings) -> str:
 
 
 def open_catalog(settings: Settings) -> Catalog:
-    return Catalog(catalog_path(settings))
+    return Catalog(catalog_path(settings), redact=settings.redactor())
 
 
 def quick(settings: Settings) -> Settings:
@@ -145,7 +148,9 @@ def archive_session(
         provider = build_provider(settings, provider_name, client)
         path = catalog_path(settings)
         # A dry run writes nothing: without a catalog yet, it plans from the sidecars alone.
-        catalog = Catalog(path if not dry_run or os.path.exists(path) else ":memory:")
+        catalog = Catalog(
+            path if not dry_run or os.path.exists(path) else ":memory:", redact=settings.redactor()
+        )
         scope = Scope(storage.url, provider.name, provider.account)
         deps = Deps(
             provider=provider,
@@ -198,14 +203,16 @@ def finish(
     metrics_path: str | None = None,
     last_success: datetime | None = None,
 ) -> None:
-    """Write the report and metrics, print the one summary line, exit with the spec's code."""
+    """Write the report and metrics, print the one summary line, exit with the spec's code.
+    Every sink is redacted again here: defence in depth behind the provider boundary."""
+    redact = current_redactor()
     if report_path:
         with open(report_path, "w", encoding="utf-8") as fh:
-            json.dump(result.report(), fh, indent=2, sort_keys=True)
+            json.dump(redact.doc(result.report()), fh, indent=2, sort_keys=True)
             fh.write("\n")
     if metrics_path:
-        write_metrics(metrics_path, render_metrics(result, last_success))
+        write_metrics(metrics_path, redact(render_metrics(result, last_success)))
     if result.fatal:
-        click.echo(f"error: {result.fatal}", err=True)
-    click.echo(result.summary())
+        echo(f"error: {result.fatal}", err=True)
+    echo(result.summary())
     raise SystemExit(result.exit_code)

@@ -29,6 +29,7 @@ from archiver.errors import (
     RecordingError,
     TransientError,
 )
+from archiver.redact import Redactor
 from archiver.retry import RetryPolicy, retry_call, retry_hint
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -101,17 +102,28 @@ class CredentialScope:
         return f"CredentialScope(api_base_url={self.api_base_url!r}, username=<hidden>)"
 
 
+def redact_sent(text: str, source: httpx.Response | httpx.HTTPError) -> str:
+    """``text`` (provider words: a body, a header, an httpx message) without any form of the
+    credentials the request behind ``source`` carried: those are what a provider can echo."""
+    try:
+        request = source.request
+    except RuntimeError:  # an error or response not tied to a request: nothing was sent
+        return text
+    return Redactor.from_authorization(request.headers.get("authorization"))(text)
+
+
 def describe_body(response: httpx.Response) -> str:
-    """A short, safe description of an error body (Catapult and Plivo shapes, or non-JSON)."""
+    """A short, safe description of an error body (Catapult and Plivo shapes, or non-JSON),
+    with the request's credentials redacted wherever the provider echoed them."""
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
         ctype = response.headers.get("content-type", "").split(";")[0] or "no content type"
-        return f"non-JSON body ({ctype})"
+        return redact_sent(f"non-JSON body ({ctype})", response)
     if isinstance(body, dict):
         parts = [str(body[k]) for k in ("category", "code", "message", "error") if body.get(k)]
         if parts:
-            return ": ".join(parts)
+            return redact_sent(": ".join(parts), response)
     return "JSON error body"
 
 
@@ -153,7 +165,8 @@ def decode_json(response: httpx.Response, what: str) -> Any:
 def transport_error(exc: httpx.HTTPError, what: str) -> TransientError:
     """Timeouts, refused connections and cut responses: all worth a retry."""
     kind = type(exc).__name__
-    return TransientError(f"{what}: {kind}: {exc}" if str(exc) else f"{what}: {kind}")
+    said = redact_sent(str(exc), exc)
+    return TransientError(f"{what}: {kind}: {said}" if said else f"{what}: {kind}")
 
 
 class ApiClient:
