@@ -113,9 +113,8 @@ class PageWalk:
             self._stop(f"{self.pages} pages for {self.listed} recordings: the pages keep repeating them")
 
     def _stop(self, why: str) -> None:
-        message = f"{self.what}: {why}; stopping this walk, it stays unfinished"
-        log.warning("%s", message)
-        raise ListingIncomplete(message)
+        # The runner logs it, once, with the window it leaves unfinished.
+        raise ListingIncomplete(f"{self.what}: {why}")
 
 
 def raw_id(item: object, field: str) -> str:

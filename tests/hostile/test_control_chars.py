@@ -131,8 +131,11 @@ def test_verify_findings_escape_keys_from_sidecars(cli, tmp_path: Path) -> None:
         ],
     }
     (folder / "r-9.json").write_text(json.dumps(doc))
+    # The same with a safe id, so the finding quotes the key with the ESC in it.
+    doc["recording"]["recording_id"] = "r-8"
+    (folder / "r-8.json").write_text(json.dumps(doc))
     r = cli("verify", "--dest", str(tmp_path))
     assert r.exit_code == 1, r.output
     assert_clean(r.stderr)
     assert_clean(r.stdout)
-    assert "\\x1b[2J" in r.stderr
+    assert "\\x1b[2J" in r.stderr and "r-9\\n12:00:00" in r.stderr

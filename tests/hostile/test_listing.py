@@ -3,9 +3,7 @@ scripted provider that sends malformed records, unusable answers, broken call de
 pagination that never ends.
 
 Each case is tried twice where it can be: on the provider generator itself (built as the
-CLI builds it, over loopback HTTP), and through the CLI. Tests marked ``runner_side`` need
-the runner's half of the listing contract (ListingIncomplete leaves a window unfinished) and
-are expected to fail until it is merged; then drop the marker.
+CLI builds it, over loopback HTTP), and through the CLI.
 """
 
 from __future__ import annotations
@@ -27,9 +25,6 @@ from archiver.models import Outcome, Recording
 from archiver.providers.base import Provider
 from archiver.providers.http import make_client
 
-runner_side = pytest.mark.xfail(
-    strict=True, reason="needs the runner's side of issue 8 (ListingIncomplete leaves the window unfinished)"
-)
 SINCE, UNTIL = datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 2, 2, tzinfo=UTC)  # RANGE
 WINDOW = "add_time [2024-02-01 00:00:00, 2024-02-02 00:00:00)"
 AUDIO = Reply(body=wav(), headers={"Content-Type": "audio/wav"})
@@ -430,7 +425,6 @@ def test_catapult_links_to_ever_new_urls_end_the_walk_incomplete(scripted, catap
     assert len(scripted.hits(f"{root}/recordings")) <= 3
 
 
-@runner_side
 def test_endless_plivo_listing_through_the_cli_leaves_the_window_unfinished(
     cli, tmp_path, scripted, plivo_at, quick_config
 ) -> None:
