@@ -51,7 +51,11 @@ class Staging:
             for attempt in range(5):
                 self.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    fd, tmp = tempfile.mkstemp(dir=self.parent, prefix=f".new-{self.token}-")
+                    made, tmp = tempfile.mkstemp(dir=self.parent, prefix=f".new-{self.token}-")
+                    # Held read-only: a run keeps no file open for writing but its
+                    # downloads (so an operator can remount the disk read-only, say).
+                    fd = os.open(tmp, os.O_RDONLY)
+                    os.close(made)
                     break
                 except FileNotFoundError:  # another run's close() removed the empty parent
                     if attempt == 4:

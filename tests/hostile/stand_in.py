@@ -97,3 +97,22 @@ def plivo_listing(records: list[dict[str, Any]]) -> Any:
         return plivo_page(page, nxt, offset)
 
     return answer
+
+
+def plivo_get_one(records: list[dict[str, Any]]) -> Any:
+    """Plivo's get-one endpoint (``Recording/{id}/``) over ``records``; 404 for others."""
+
+    def answer(req: Any) -> Reply:
+        rid = req.path.rstrip("/").rsplit("/", 1)[-1]
+        for r in records:
+            if r["recording_id"] == rid:
+                return Reply(json={"api_id": "x", **r})
+        return Reply(status=404, json={"api_id": "x", "error": "not found"})
+
+    return answer
+
+
+def serve_plivo(srv: Scripted, list_path: str, records: list[dict[str, Any]]) -> None:
+    """Route Plivo's list and get-one endpoints over ``records``."""
+    srv.route("GET", list_path, plivo_listing(records))
+    srv.route("GET", list_path + r"[^/]+/", plivo_get_one(records))
