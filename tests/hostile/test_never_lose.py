@@ -257,3 +257,31 @@ def test_s3_without_list_multipart_permission_warns_and_goes_on(scripted, monkey
     asked = scripted.hits(r"/bucket-lp/?", "GET")
     assert asked and "uploads" in asked[0].query
     store.close()
+
+
+def test_leftovers_of_a_run_that_was_pid_1_are_cleaned(
+    cli, tmp_path, scripted, plivo_at, quick_config
+) -> None:
+    """In a container every run is pid 1, which is always alive: liveness is the staging lock."""
+    import sys
+
+    dest = tmp_path / "a"
+    script = (
+        "import os, sys; from archiver.staging import Staging; s = Staging(sys.argv[1]); "
+        "open(s.path() + '/fetch-x.part', 'wb').write(b'half'); print(os.getpid(), s.token)"
+    )
+    died = subprocess.run(
+        ["unshare", "--pid", "--fork", sys.executable, "-c", script, str(dest / ".archiver-staging")],
+        capture_output=True,
+        text=True,
+    )
+    if died.returncode != 0:
+        pytest.skip(f"cannot start a process in a new pid namespace here: {died.stderr.strip()}")
+    pid, token = died.stdout.split()
+    assert pid == "1" and (dest / ".archiver-staging" / token / "fetch-x.part").exists()
+    plist = plivo_at(scripted)
+    serve_plivo(scripted, plist, [plivo_record(scripted, "r-1")])
+    media_ok(scripted)
+    r = cli("--config", quick_config(), "backfill", "--provider", "plivo", *RANGE, "--dest", str(dest))
+    assert r.exit_code == 0 and "cleaned up 1 leftover" in r.output, r.output
+    assert not (dest / ".archiver-staging").exists()
