@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import httpx
 
 from archiver import __version__
-from archiver.catalog import Catalog, Scope
+from archiver.catalog import Catalog, Known, Scope
 from archiver.errors import FatalError, RecordingError, StorageError
 from archiver.fetch import fetch_media
 from archiver.mediacheck import DamagedMedia, verified_probe
@@ -72,6 +72,16 @@ def sidecar_key(rec: Recording, layout: str) -> str:
     return build_key(layout, rec, "json")
 
 
+def given_up(known: Known) -> Outcome:
+    """The report of a recording at its retry limit: failed, stage ``retry-limit``, not tried."""
+    return Outcome(
+        known.recording_id,
+        "failed",
+        stage="retry-limit",
+        error=f"failed {known.attempts} times, last: {known.last_error} (not tried again; --force tries it)",
+    )
+
+
 def plan_one(rec: Recording, deps: Deps) -> Outcome | None:
     """Decide without downloading: an Outcome for pending, failed-too-often, error and done
     recordings, or None when the recording must be archived. Raises RecordingError for unsafe
@@ -86,10 +96,7 @@ def plan_one(rec: Recording, deps: Deps) -> Outcome | None:
         if known.state == "archived":  # stage "catalog": remember() has nothing to add
             return Outcome(rid, "skipped", stage="catalog", keys=(key,))
         if known.state == "failed" and known.attempts >= deps.max_failures:
-            error = (
-                f"failed {known.attempts} times, last: {known.last_error} (not tried again; --force tries it)"
-            )
-            return Outcome(rid, "failed", stage="retry-limit", error=error)
+            return given_up(known)
     if rec.state == "error":
         error = f"the provider marked the recording as {rec.provider_state!r}"
         return Outcome(rid, "failed", stage="provider", error=error)
@@ -131,13 +138,7 @@ def settle_listed(outcome: Outcome, deps: Deps) -> Outcome:
     if outcome.status == "failed" and outcome.stage != "retry-limit" and not deps.force:
         known = deps.catalog.get(deps.scope, outcome.recording_id)
         if known is not None and known.state == "failed" and known.attempts >= deps.max_failures:
-            return Outcome(
-                outcome.recording_id,
-                "failed",
-                stage="retry-limit",
-                error=f"failed {known.attempts} times, last: {known.last_error} "
-                "(not tried again; --force tries it)",
-            )
+            return given_up(known)
     remember(outcome, None, deps)
     return outcome
 

@@ -129,7 +129,16 @@ def reap(parent: str | os.PathLike[str]) -> int:
 
 
 def _reap_run(root: Path, token: str) -> bool:
-    lock = root / f"{token}{LOCK_SUFFIX}"
+    return _if_unlocked(root / f"{token}{LOCK_SUFFIX}", root / token)
+
+
+def _reap_file(path: Path) -> bool:
+    return _if_unlocked(path)
+
+
+def _if_unlocked(lock: Path, folder: Path | None = None) -> bool:
+    """Remove ``folder`` (if any), then ``lock``, when the flock on ``lock`` can be taken (its
+    holder is dead); held while removing, so no other reaper races it. False when alive."""
     try:
         fh = open(lock, "rb")  # noqa: SIM115 - held while the folder is removed
     except OSError:
@@ -139,24 +148,10 @@ def _reap_run(root: Path, token: str) -> bool:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return False  # alive
-        shutil.rmtree(root / token, ignore_errors=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         with contextlib.suppress(OSError):
             lock.unlink()
-    return True
-
-
-def _reap_file(path: Path) -> bool:
-    try:
-        fh = open(path, "rb")  # noqa: SIM115
-    except OSError:
-        return False
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        with contextlib.suppress(OSError):
-            path.unlink()
     return True
 
 

@@ -14,7 +14,7 @@ from archiver.cli.options import archive_options, exit_codes
 from archiver.config import Settings
 from archiver.errors import ConfigError
 from archiver.models import Outcome, Recording
-from archiver.pipeline import Deps
+from archiver.pipeline import Deps, given_up
 from archiver.runner import GroupTracker
 from archiver.timeutil import check_window_count, parse_duration, parse_when, utcnow, windows
 
@@ -73,13 +73,7 @@ def window_items(
     are not archived."""
     for known in deps.catalog.given_up(deps.scope, deps.max_failures, start, end):
         if not revisit:
-            yield Outcome(
-                known.recording_id,
-                "failed",
-                stage="retry-limit",
-                error=f"failed {known.attempts} times, last: {known.last_error} "
-                "(not tried again; --force tries it)",
-            )
+            yield given_up(known)
     yield from retry_remembered(deps, deps.catalog.unsettled(deps.scope, deps.max_failures, start, end))
     provider = deps.provider
     # Catapult cannot filter by date: one walk of its listing serves the whole range.

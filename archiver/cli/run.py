@@ -14,7 +14,7 @@ from archiver.cli.options import archive_options, exit_codes
 from archiver.config import Settings
 from archiver.errors import ConfigError
 from archiver.models import Outcome, Recording
-from archiver.pipeline import Deps
+from archiver.pipeline import Deps, given_up
 from archiver.runner import GroupTracker, RunResult
 from archiver.timeutil import iso_z, parse_duration, parse_when, utcnow, windows
 
@@ -75,13 +75,7 @@ def run(ctx: click.Context, since: str | None, overlap: str | None, **opts: Any)
         def items() -> Iterator[Recording | Outcome]:
             # Given up: reported on every run until someone looks (--force tries them again).
             for known in deps.catalog.given_up(deps.scope, deps.max_failures):
-                yield Outcome(
-                    known.recording_id,
-                    "failed",
-                    stage="retry-limit",
-                    error=f"failed {known.attempts} times, last: {known.last_error} "
-                    "(not tried again; --force tries it)",
-                )
+                yield given_up(known)
             yield from retry_remembered(deps, deps.catalog.unsettled(deps.scope, deps.max_failures))
             for w in ranges:
                 yield from list_window(deps, w, tracker)

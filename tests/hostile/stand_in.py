@@ -116,3 +116,8 @@ def serve_plivo(srv: Scripted, list_path: str, records: list[dict[str, Any]]) ->
     """Route Plivo's list and get-one endpoints over ``records``."""
     srv.route("GET", list_path, plivo_listing(records))
     srv.route("GET", list_path + r"[^/]+/", plivo_get_one(records))
+
+
+def plivo_backfill(config: str, dest: Any, *extra: str) -> list[str]:
+    """The argv of a Plivo backfill over RANGE into ``dest`` with a ``--config`` file."""
+    return ["--config", config, "backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), *extra]

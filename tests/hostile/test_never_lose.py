@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from scripted import Reply
-from stand_in import PLIVO_ID, RANGE, plivo_record, serve_plivo, wav
+from stand_in import PLIVO_ID, RANGE, plivo_backfill, plivo_record, serve_plivo, wav
 
 DAY = 86_400_000
 T0 = 1706781600000  # 2024-02-01 10:00 UTC
@@ -47,16 +47,7 @@ def test_an_internal_failure_is_remembered_and_retried(
     ]
     serve_plivo(scripted, plist, records)
     media_ok(scripted)
-    args = [
-        "--config",
-        quick_config(),
-        "backfill",
-        "--provider",
-        "plivo",
-        *RANGE,
-        "--dest",
-        str(tmp_path / "a"),
-    ]
+    args = plivo_backfill(quick_config(), tmp_path / "a")
     args += ["--catalog", str(tmp_path / "cat.db")]
     first = cli(*args)
     assert first.exit_code == 1, first.output
@@ -129,16 +120,7 @@ def test_ids_that_look_like_our_temp_files_are_refused(
         scripted, plist, [plivo_record(scripted, "good"), plivo_record(scripted, forged, start_ms=T0 + 1)]
     )
     media_ok(scripted)
-    args = [
-        "--config",
-        quick_config(),
-        "backfill",
-        "--provider",
-        "plivo",
-        *RANGE,
-        "--dest",
-        str(tmp_path / "a"),
-    ]
+    args = plivo_backfill(quick_config(), tmp_path / "a")
     first = cli(*args, "--delete-after-archive")
     assert first.exit_code == 1, first.output
     assert "archived=1" in first.output and "failed=1" in first.output and "leading '.'" in first.output
@@ -179,7 +161,7 @@ def test_a_full_disk_stops_the_run_counts_no_attempt_and_a_rerun_completes(
     serve_plivo(scripted, plist, records)
     media_ok(scripted, wav(12.0))  # 192 kB each: the 1 MiB disk holds about five
     dest, catalog, report = small_disk / "archive", tmp_path / "cat.db", tmp_path / "report.json"
-    args = ["--config", quick_config(), "backfill", "--provider", "plivo", *RANGE, "--dest", str(dest)]
+    args = plivo_backfill(quick_config(), dest)
     args += ["--catalog", str(catalog), "--concurrency", "1"]
     first = cli(*args, "--report", str(report))
     assert first.exit_code == 3, first.output
@@ -220,7 +202,7 @@ def test_a_destination_made_read_only_mid_run(
 
     scripted.route("GET", r"/media/.*", media)
     catalog = tmp_path / "cat.db"
-    args = ["--config", quick_config(), "backfill", "--provider", "plivo", *RANGE, "--dest", str(dest)]
+    args = plivo_backfill(quick_config(), dest)
     args += ["--catalog", str(catalog), "--concurrency", "1"]
     first = cli(*args)
     assert first.exit_code == 3, first.output
