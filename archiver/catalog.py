@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from archiver.errors import ArchiverError, CatalogDamaged, ConfigError
+from archiver.errors import ArchiverError, CatalogDamaged, CatalogUnavailable, ConfigError
 from archiver.timeutil import parse_provider_time
 
 MIGRATIONS: Sequence[str] = (
@@ -62,6 +62,8 @@ MIGRATIONS: Sequence[str] = (
 
 # SQLite's primary result codes for "the file is damaged" and "the file is not a database".
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+# The catalog's disk or file refuses writes: what a run does could no longer be remembered.
+_UNWRITABLE = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY)
 
 
 def damaged_message(path: str, detail: str) -> str:
@@ -72,12 +74,15 @@ def damaged_message(path: str, detail: str) -> str:
     )
 
 
-def translate(exc: sqlite3.Error, path: str) -> ConfigError:
+def translate(exc: sqlite3.Error, path: str) -> ConfigError | CatalogUnavailable:
     """The archiver error for a SQLite failure on the catalog at ``path``: CatalogDamaged for
-    corruption (reindex can fix that), ConfigError for the rest (locked, unwritable, ...)."""
+    corruption (reindex can fix that), CatalogUnavailable (the run stops, exit 3) when its disk
+    is full or read-only, ConfigError for the rest."""
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None and code & 0xFF in _DAMAGED:
         return CatalogDamaged(damaged_message(path, str(exc)))
+    if code is not None and code & 0xFF in _UNWRITABLE:
+        return CatalogUnavailable(f"catalog {path} cannot be written: {exc}")
     return ConfigError(f"catalog {path} cannot be used: {exc}")
 
 

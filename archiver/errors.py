@@ -12,6 +12,7 @@ so callers only ever see these::
     │   ├── AuthError            the provider refused our credentials (401/403)
     │   ├── ProviderUnavailable  the provider API stayed down after retries
     │   ├── ListingFailed        a listing answer cannot be used (4xx, not JSON, wrong shape)
+    │   ├── CatalogUnavailable   the catalog cannot be written (disk full, read-only, I/O)
     │   └── StorageUnavailable   the destination cannot be reached or written at all
     └── RecordingError           this recording fails; the batch goes on (counted "failed")
         ├── TransientError       worth retrying (429, 5xx, timeouts, cut transfers)
@@ -64,6 +65,11 @@ class ListingIncomplete(ArchiverError):
     """Raised by ``Provider.list_recordings`` after yielding what it could, when the walk had
     to stop early (a page with no new recording id, a page cap). Not fatal: the runner warns,
     leaves the window unfinished and goes on with the next one."""
+
+
+class CatalogUnavailable(FatalError):
+    """The catalog cannot be written (its disk is full or read-only, an I/O error): the run
+    stops, since what it does could no longer be remembered."""
 
 
 class StorageUnavailable(FatalError):

@@ -119,7 +119,10 @@ def run_batch(
         result.add(outcome)
         _log_outcome(outcome)
         if on_outcome:
-            on_outcome(outcome)
+            try:
+                on_outcome(outcome)
+            except FatalError as exc:  # finishing a window needs the catalog, which is gone
+                result.fatal = result.fatal or str(exc)
         if outcome.destination_down:
             down_in_a_row += 1
             if down_in_a_row >= max_destination_failures and not result.fatal:

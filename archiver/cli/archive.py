@@ -109,7 +109,10 @@ def archive(
                     settle=lambda outcome: settle_listed(outcome, deps),
                 )
             if job.after:  # also after a fatal stop: it moves marks only as far as the run got
-                job.after(result)
+                try:
+                    job.after(result)
+                except FatalError as exc:
+                    result.fatal = result.fatal or str(exc)
         if deleter is not None and not result.fatal:
             # Only now, with the listing walk over (PROVIDERS.md: never delete mid-walk).
             done = delete_verified(
@@ -126,8 +129,11 @@ def archive(
                 for d in done:
                     echo(f"{d.result} {d.recording_id}" + (f": {d.detail}" if d.detail else ""))
         if not opts["dry_run"]:
-            deps.catalog.finish_run(result.run_id, result.exit_code, result.report())
-            last_success = deps.catalog.last_success(deps.scope)
+            try:
+                deps.catalog.finish_run(result.run_id, result.exit_code, result.report())
+                last_success = deps.catalog.last_success(deps.scope)
+            except FatalError as exc:  # the report and metrics are still written
+                result.fatal = result.fatal or str(exc)
     wiring.finish(result, opts["report"], opts["metrics_file"], last_success)
 
 

@@ -4,6 +4,7 @@ when the destination breaks under a live run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -267,3 +268,34 @@ def test_leftovers_of_a_run_that_was_pid_1_are_cleaned(
     r = cli("--config", quick_config(), "backfill", "--provider", "plivo", *RANGE, "--dest", str(dest))
     assert r.exit_code == 0 and "cleaned up 1 leftover" in r.output, r.output
     assert not (dest / ".archiver-staging").exists()
+
+
+def test_a_catalog_whose_disk_fills_mid_run_stops_it_cleanly(
+    cli, tmp_path, scripted, plivo_at, quick_config, small_disk
+) -> None:
+    plist = plivo_at(scripted)
+    records = [plivo_record(scripted, f"r-{i:02d}", start_ms=T0 + i * 1000) for i in range(8)]
+    serve_plivo(scripted, plist, records)
+    count = [0]
+    filler = small_disk / "filler"
+
+    def media(req) -> Reply:
+        count[0] += 1
+        if count[0] == 3:  # something else fills the catalog's disk
+            with open(filler, "wb") as fh, contextlib.suppress(OSError):
+                while True:
+                    fh.write(b"\0" * 65536)
+        return Reply(body=wav(1.0), headers={"Content-Type": "audio/wav"})
+
+    scripted.route("GET", r"/media/.*", media)
+    dest, catalog, report = tmp_path / "archive", small_disk / "cat.db", tmp_path / "report.json"
+    args = plivo_backfill(quick_config(), dest, "--catalog", str(catalog), "--concurrency", "1")
+    first = cli(*args, "--report", str(report))
+    assert first.exit_code == 3, first.output
+    assert "cannot be written" in first.output and "Traceback" not in first.output
+    assert json.loads(report.read_text())["fatal"]
+    filler.unlink()
+    second = cli(*args)
+    assert second.exit_code == 0, second.output
+    assert len(list(dest.rglob("*.json"))) == 8
+    assert cli("verify", "--dest", str(dest)).exit_code == 0
