@@ -227,10 +227,18 @@ class GroupTracker:
         self._closed: set[Any] = set()
         self._spoiled: set[Any] = set()
         self._group_of: dict[str, Any] = {}
+        # Outcomes that came before their id was listed (a remembered id retried or reported
+        # first, then listed again in the overlap): the runner will not process it twice.
+        self._settled_first: dict[str, bool] = {}
         self.finished: set[Any] = set()
 
     def add(self, group: Any, recording_id: str) -> None:
         if recording_id in self._group_of:  # listed twice: it counts where it came first
+            return
+        if recording_id in self._settled_first:  # its outcome is in: nothing to wait for
+            if not self._settled_first[recording_id]:
+                self._spoiled.add(group)
+            self._open.setdefault(group, set())
             return
         self._group_of[recording_id] = group
         self._open.setdefault(group, set()).add(recording_id)
@@ -242,7 +250,9 @@ class GroupTracker:
 
     def completed(self, outcome: Outcome) -> None:
         group = self._group_of.get(outcome.recording_id)
-        if group is not None:
+        if group is None:
+            self._settled_first[outcome.recording_id] = outcome.remembered
+        else:
             if not outcome.remembered:
                 self._spoiled.add(group)
             self._open[group].discard(outcome.recording_id)
