@@ -71,8 +71,9 @@ def doctor(ctx: click.Context, providers: tuple[str, ...], dest: str | None, cat
             storage.close()
     else:
         findings.append(Finding("warn", "destination", "none given", "pass --dest or set [archive] dest"))
-    findings.append(check_catalog(wiring.catalog_path(settings)))
+    # Before the catalog check: it reports the folder as a run will find it.
     findings.append(check_pacing(os.path.dirname(os.path.abspath(wiring.catalog_path(settings)))))
+    findings.append(check_catalog(wiring.catalog_path(settings)))
     for f in findings:
         echo(*f.lines())
     failed = sum(f.level == "fail" for f in findings)

@@ -75,6 +75,13 @@ def test_typo_and_error_recording_are_news_once_then_quiet(
     assert r.exit_code == 1, r.output  # news: the provider lost rec-broken
     assert summary(r.output) == "listed=2 archived=1 skipped=0 pending=0 failed=0 unavailable=1"
 
+    # A dry run plans from the same memory: both are known, neither is news.
+    r = cli("--config", config, "run", "--provider", "catapult", "--dest", dest, "--dry-run")
+    assert r.exit_code == 0 and "unavailable rec-broken" in r.output, r.output
+    r = cli("--config", config, "fetch", "--provider", "catapult", "rec-typo", "--dest", dest, "--dry-run")
+    assert r.exit_code == 0 and "unavailable rec-typo" in r.output, r.output
+
+    asked = len(scripted.hits(f"{root}/recordings/rec-typo"))
     freeze(NIGHT + timedelta(days=1))  # the next night: the same crontab line
     report, metrics = tmp_path / "night2.json", tmp_path / "night2.prom"
     r = cli(
@@ -95,7 +102,7 @@ def test_typo_and_error_recording_are_news_once_then_quiet(
     assert [line for line in prom.splitlines() if line.startswith("archiver_last_run_exit_code")][0].endswith(
         " 0"
     )
-    assert len(scripted.hits(f"{root}/recordings/rec-typo")) == 1  # only the fetch asked
+    assert len(scripted.hits(f"{root}/recordings/rec-typo")) == asked  # not retried
     assert not scripted.hits(f"{root}/media/c-rec-broken-1.wav")
 
 
@@ -218,3 +225,16 @@ def test_run_since_in_the_future_is_a_usage_error(cli, tmp_path: Path, plivo_at,
     r = cli("run", "--provider", "plivo", "--dest", str(tmp_path / "a"), "--since", "2030-01-01")
     assert r.exit_code == 2 and "in the future" in r.output, r.output
     assert not scripted.requests
+
+
+def test_doctor_says_where_requests_are_paced(cli, tmp_path: Path, plivo_at, scripted) -> None:
+    plivo_at(scripted)
+    state = tmp_path / "state"
+    r = cli("doctor", "--provider", "plivo", "--catalog", str(state / "catalog.db"))
+    assert "WARN  pacing:" in r.output and "each run paces alone" in r.output, r.output
+    state.mkdir(exist_ok=True)  # (the catalog check may have made it)
+    r = cli("doctor", "--provider", "plivo", "--catalog", str(state / "catalog.db"))
+    assert (
+        f"OK    pacing: requests per provider account are paced across every run whose catalog is in {state}"
+        in r.output
+    )
