@@ -57,6 +57,16 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (dest, provider, account, recording_id)
     );
     """,
+    # 3: "unavailable" (issue 9): what older versions remembered as failed for a final reason
+    # (the provider marked it error, or its get-one answered 404) is final, so a catalog from
+    # before stops retrying and reporting those on every run. Media 404s (stage fetch) stay.
+    """
+    UPDATE recordings SET state = 'unavailable'
+    WHERE state = 'failed' AND (
+        (last_stage = 'provider' AND last_error LIKE 'the provider marked the recording as %')
+        OR (last_stage = 'get' AND last_error LIKE '%: HTTP 404 (%')
+    );
+    """,
 )
 
 
@@ -108,7 +118,10 @@ class Scope:
 
 @dataclass(frozen=True)
 class Known:
-    """What the catalog remembers of one recording."""
+    """What the catalog remembers of one recording. ``state``: ``archived`` (its sidecar
+    exists), ``pending`` or ``failed`` (retried by id; failed ones up to max_failures), or
+    ``unavailable`` (final: the provider has no such recording or marked it error; never
+    retried, and not news on later runs)."""
 
     recording_id: str
     state: str
@@ -226,8 +239,9 @@ class Catalog:
         *,
         count: bool = True,
     ) -> int:
-        """Remember a pending or failed recording; returns its failed-attempt count. A failure
-        with ``count=False`` (the destination's fault, not the recording's) adds no attempt."""
+        """Remember a pending, failed or unavailable recording (never over an archived one);
+        returns its failed-attempt count. A failure with ``count=False`` (the destination's
+        fault, not the recording's) adds no attempt."""
         bump = 1 if state == "failed" and count else 0
         error = self._redact(error) if error else error
         self._exec(
@@ -276,6 +290,21 @@ class Catalog:
             sql += " AND (started_at IS NULL OR (started_at >= ? AND started_at < ?))"
             args += [_ts(since), _ts(until)]
         return [Known(*r) for r in self._exec(sql + " ORDER BY recording_id", args)]
+
+    def forget(self, scope: Scope, recording_ids: Sequence[str], *, archived: bool = False) -> list[Known]:
+        """Drop what the catalog remembers of these ids in ``scope``; returns what was dropped.
+        An archived recording's memory only with ``archived=True``."""
+        gone: list[Known] = []
+        for rid in dict.fromkeys(recording_ids):
+            known = self.get(scope, rid)
+            if known is None or (known.state == "archived" and not archived):
+                continue
+            self._exec(
+                "DELETE FROM recordings WHERE dest=? AND provider=? AND account=? AND recording_id=?",
+                (*scope.key(), rid),
+            )
+            gone.append(known)
+        return gone
 
     def forget_dest(self, dest: str) -> None:
         """Drop what the catalog knows of ``dest`` (before a reindex)."""

@@ -152,3 +152,21 @@ def check_catalog(path: str) -> Finding:
     finally:
         catalog.close()
     return Finding("ok", "catalog", f"{path}: schema {version}/{len(MIGRATIONS)}, {runs} run(s) recorded")
+
+
+def check_pacing(folder: str) -> Finding:
+    """Where requests are paced across processes: the catalog's folder (never created here)."""
+    if os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+        return Finding(
+            "ok",
+            "pacing",
+            f"requests per provider account are paced across every run whose catalog is in {folder} "
+            "(.archiver-pace-* files); runs on other folders or machines do not share the rate",
+        )
+    return Finding(
+        "warn",
+        "pacing",
+        f"{folder} is missing or not writable: each run paces alone, and two runs on one account "
+        "together exceed its rate",
+        "let the first run create the catalog there, or point --catalog at a writable folder",
+    )

@@ -16,7 +16,8 @@ so callers only ever see these::
     │   └── StorageUnavailable   the destination cannot be reached or written at all
     └── RecordingError           this recording fails; the batch goes on (counted "failed")
         ├── TransientError       worth retrying (429, 5xx, timeouts, cut transfers)
-        ├── NotFoundError        the provider has no such recording or media
+        ├── NotFoundError        the provider has no such recording or media (on the
+        │                        get-one: the recording is "unavailable", final)
         ├── NotAudioError        the body is not audio (error page, empty, unknown bytes)
         ├── UnsafeKeyError       provider data would escape the destination
         ├── StorageError         one object could not be written or read

@@ -28,7 +28,7 @@ CONTENT_TYPES = {
 }
 
 State = Literal["complete", "pending", "error"]
-Status = Literal["archived", "skipped", "pending", "failed"]
+Status = Literal["archived", "skipped", "pending", "failed", "unavailable"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,11 @@ def protection_for(
             mode, None, legal_hold, f"retain-until {iso_z(until)} had passed: stored without retention"
         )
     return Protection(mode, until, legal_hold)
+
+
+# The stage of an Outcome that is the catalog's own answer (already archived, or found
+# unavailable on an earlier run): counted and reported, nothing new to remember, not news.
+KNOWN = "catalog"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from archiver.fetch import fetch_media
 from archiver.mediacheck import DamagedMedia, verified_probe
 from archiver.models import (
     CONTENT_TYPES,
+    KNOWN,
     Fetched,
     Outcome,
     Probe,
@@ -72,34 +73,33 @@ def sidecar_key(rec: Recording, layout: str) -> str:
     return build_key(layout, rec, "json")
 
 
-def given_up(known: Known) -> Outcome:
-    """The report of a recording at its retry limit: failed, stage ``retry-limit``, not tried."""
-    return Outcome(
-        known.recording_id,
-        "failed",
-        stage="retry-limit",
-        error=f"failed {known.attempts} times, last: {known.last_error} (not tried again; --force tries it)",
-    )
-
-
 def plan_one(rec: Recording, deps: Deps) -> Outcome | None:
-    """Decide without downloading: an Outcome for pending, failed-too-often, error and done
-    recordings, or None when the recording must be archived. Raises RecordingError for unsafe
-    keys. The catalog answers first (no storage round trip); the sidecar is the fallback."""
+    """Decide without downloading: an Outcome for pending, unavailable, failed-too-often and
+    done recordings, or None when the recording must be archived. Raises RecordingError for
+    unsafe keys. The catalog answers first (no storage round trip); the sidecar is the fallback."""
     rid = rec.recording_id
     if rec.state == "pending":  # may lack what a key needs (start, media) until it completes
         error = f"provider state {rec.provider_state!r}: not downloadable yet"
         return Outcome(rid, "pending", stage="provider", error=error)
     key = sidecar_key(rec, deps.layout)  # refuses unsafe ids before anything else
     known = deps.catalog.get(deps.scope, rid)
-    if not deps.force and known is not None:
-        if known.state == "archived":  # stage "catalog": remember() has nothing to add
-            return Outcome(rid, "skipped", stage="catalog", keys=(key,))
-        if known.state == "failed" and known.attempts >= deps.max_failures:
-            return given_up(known)
+    if not deps.force and known is not None and known.state == "archived":
+        return Outcome(rid, "skipped", stage=KNOWN, keys=(key,))  # remember() has nothing to add
     if rec.state == "error":
-        error = f"the provider marked the recording as {rec.provider_state!r}"
-        return Outcome(rid, "failed", stage="provider", error=error)
+        # Final: the provider will never serve it (PROVIDERS.md). Listed again every night, it
+        # is the catalog's known answer, not news. Only while the provider still says so: a
+        # recording it serves again is archived.
+        if not deps.force and known is not None and known.state == "unavailable":
+            return Outcome(rid, "unavailable", stage=KNOWN, error=known.last_error)
+        said = f"marked the recording as {rec.provider_state!r}" if rec.provider_state else "gave no state"
+        return Outcome(rid, "unavailable", stage="provider", error=f"the provider {said}")
+    if (
+        not deps.force
+        and known is not None
+        and known.state == "failed"
+        and known.attempts >= deps.max_failures
+    ):
+        return given_up(known)
     if not deps.force and deps.storage.exists(key):
         return Outcome(rid, "skipped", keys=(key,))
     return None
@@ -131,24 +131,49 @@ def process_one(rec: Recording, deps: Deps) -> Outcome:
     return outcome
 
 
+def given_up(known: Known) -> Outcome:
+    """The report of a recording at its retry limit: failed, not tried again."""
+    error = f"failed {known.attempts} times, last: {known.last_error} (not tried again; --force tries it)"
+    return Outcome(known.recording_id, "failed", stage="retry-limit", error=error)
+
+
+def recall(outcome: Outcome, deps: Deps) -> Outcome:
+    """What the catalog already knows of an Outcome the listing produced itself (a record that
+    cannot be parsed, a get-by-id that failed or found nothing); reads only. A failure at its
+    retry limit is reported as such, not counted again; an id found unavailable before is
+    known, not news; a get-by-id that finds nothing of an archived recording (deleted at the
+    provider after archiving) is skipped. Anything else is returned as it is."""
+    if deps.force or outcome.status not in ("failed", "unavailable") or outcome.stage == "retry-limit":
+        return outcome
+    rid = outcome.recording_id
+    known = deps.catalog.get(deps.scope, rid)
+    if known is None:
+        return outcome
+    if outcome.status == "unavailable":
+        if known.state == "unavailable":
+            return Outcome(rid, "unavailable", stage=KNOWN, error=known.last_error)
+        if known.state == "archived":
+            return Outcome(rid, "skipped", stage=KNOWN)
+    elif known.state == "failed" and known.attempts >= deps.max_failures:
+        return given_up(known)
+    return outcome
+
+
 def settle_listed(outcome: Outcome, deps: Deps) -> Outcome:
-    """An Outcome the listing produced itself (a record that cannot be parsed, a get-by-id
-    that failed): remembered like any other failure, unless the recording is at its retry
-    limit, where it is reported as such and not counted again."""
-    if outcome.status == "failed" and outcome.stage != "retry-limit" and not deps.force:
-        known = deps.catalog.get(deps.scope, outcome.recording_id)
-        if known is not None and known.state == "failed" and known.attempts >= deps.max_failures:
-            return given_up(known)
+    """An Outcome the listing produced itself, after :func:`recall`: remembered like any other
+    (the catalog's own answers add nothing)."""
+    outcome = recall(outcome, deps)
     remember(outcome, None, deps)
     return outcome
 
 
 def remember(outcome: Outcome, rec: Recording | None, deps: Deps) -> None:
     """Tell the catalog: archived (and skipped-but-unknown) recordings so later runs skip them
-    cheaply; pending and failed ones so later runs retry them by id. A failure of the
-    destination is remembered without counting an attempt against the recording."""
+    cheaply; pending and failed ones so later runs retry them by id; unavailable ones so later
+    runs neither retry them nor report them as news. A failure of the destination is
+    remembered without counting an attempt against the recording."""
     catalog, scope, rid = deps.catalog, deps.scope, outcome.recording_id
-    if outcome.stage in ("catalog", "retry-limit"):
+    if outcome.stage in (KNOWN, "retry-limit"):
         return  # the catalog's own answer: nothing new to say
     if outcome.status in ("archived", "skipped"):
         catalog.mark_archived(

@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from archiver.errors import ArchiverError, FatalError
-from archiver.models import Outcome
+from archiver.models import KNOWN, Outcome
 from archiver.timeutil import iso_z
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("archived", "skipped", "pending", "failed")
+STATUSES = ("archived", "skipped", "pending", "failed", "unavailable")
 
 
 @dataclass
@@ -36,6 +36,9 @@ class RunResult:
     bytes_downloaded: int = 0
     bytes_written: int = 0
     failures: list[dict[str, str | None]] = field(default_factory=list)
+    # Recordings the provider no longer has (or marked ``error``): final, never retried.
+    # ``new`` is True for those this run found; they alone make the exit code 1.
+    unavailable: list[dict[str, str | bool | None]] = field(default_factory=list)
     fatal: str | None = None
     deletions: list[dict[str, str | None]] | None = None  # None: deletion not asked for
 
@@ -47,6 +50,15 @@ class RunResult:
             self.failures.append(
                 {"recording_id": outcome.recording_id, "stage": outcome.stage, "error": outcome.error}
             )
+        if outcome.status == "unavailable":
+            self.unavailable.append(
+                {
+                    "recording_id": outcome.recording_id,
+                    "stage": outcome.stage,
+                    "error": outcome.error,
+                    "new": outcome.stage != KNOWN,
+                }
+            )
         for stage, error in outcome.problems:
             self.failures.append({"recording_id": outcome.recording_id, "stage": stage, "error": error})
 
@@ -54,7 +66,10 @@ class RunResult:
     def exit_code(self) -> int:
         if self.fatal:
             return 3
-        return 1 if self.counts["failed"] or self.failures else 0
+        # A recording found unavailable is news once (a typo'd id, a recording the provider
+        # lost): that run exits 1; later runs count it as known and stay 0.
+        news = any(u["new"] for u in self.unavailable)
+        return 1 if self.counts["failed"] or self.failures or news else 0
 
     def summary(self) -> str:
         counts = " ".join(f"{s}={self.counts[s]}" for s in STATUSES)
@@ -78,6 +93,7 @@ class RunResult:
             "bytes_downloaded": self.bytes_downloaded,
             "bytes_written": self.bytes_written,
             "failures": self.failures,
+            "unavailable": self.unavailable,
             "fatal": self.fatal,
             **({"deletions": self.deletions} if self.deletions is not None else {}),
         }
@@ -190,6 +206,11 @@ def _log_outcome(outcome: Outcome) -> None:
     extra: dict[str, Any] = {"recording_id": outcome.recording_id, "status": outcome.status}
     if outcome.status == "failed":
         log.error("failed %s at %s: %s", outcome.recording_id, outcome.stage, outcome.error, extra=extra)
+    elif outcome.status == "unavailable":
+        if outcome.stage == KNOWN:
+            log.info("unavailable %s (known): %s", outcome.recording_id, outcome.error, extra=extra)
+        else:
+            log.warning("unavailable %s: %s", outcome.recording_id, outcome.error, extra=extra)
     elif outcome.status == "pending":
         log.info("pending %s: %s", outcome.recording_id, outcome.error, extra=extra)
     else:
@@ -209,10 +230,18 @@ class GroupTracker:
         self._closed: set[Any] = set()
         self._spoiled: set[Any] = set()
         self._group_of: dict[str, Any] = {}
+        # Outcomes that came before their id was listed (a remembered id retried or reported
+        # first, then listed again in the overlap): the runner will not process it twice.
+        self._settled_first: dict[str, bool] = {}
         self.finished: set[Any] = set()
 
     def add(self, group: Any, recording_id: str) -> None:
         if recording_id in self._group_of:  # listed twice: it counts where it came first
+            return
+        if recording_id in self._settled_first:  # its outcome is in: nothing to wait for
+            if not self._settled_first[recording_id]:
+                self._spoiled.add(group)
+            self._open.setdefault(group, set())
             return
         self._group_of[recording_id] = group
         self._open.setdefault(group, set()).add(recording_id)
@@ -224,7 +253,9 @@ class GroupTracker:
 
     def completed(self, outcome: Outcome) -> None:
         group = self._group_of.get(outcome.recording_id)
-        if group is not None:
+        if group is None:
+            self._settled_first[outcome.recording_id] = outcome.remembered
+        else:
             if not outcome.remembered:
                 self._spoiled.add(group)
             self._open[group].discard(outcome.recording_id)

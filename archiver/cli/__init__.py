@@ -9,6 +9,7 @@ from archiver.cli.backfill import backfill
 from archiver.cli.doctor import doctor
 from archiver.cli.export import export
 from archiver.cli.fetch import fetch
+from archiver.cli.forget import forget
 from archiver.cli.legal_hold import legal_hold
 from archiver.cli.reindex import reindex
 from archiver.cli.run import run
@@ -50,6 +51,7 @@ def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool, log_
 main.add_command(run)
 main.add_command(backfill)
 main.add_command(fetch)
+main.add_command(forget)
 main.add_command(export)
 main.add_command(verify)
 main.add_command(legal_hold)

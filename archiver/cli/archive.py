@@ -17,9 +17,16 @@ from archiver.cli.output import echo
 from archiver.cli.progress import RunProgress
 from archiver.config import Settings
 from archiver.deletion import delete_verified
-from archiver.errors import ArchiverError, ConfigError, FatalError, ListingIncomplete, RecordingError
+from archiver.errors import (
+    ArchiverError,
+    ConfigError,
+    FatalError,
+    ListingIncomplete,
+    NotFoundError,
+    RecordingError,
+)
 from archiver.models import Outcome, Recording
-from archiver.pipeline import Deps, plan_one, process_one, settle_listed, sidecar_key
+from archiver.pipeline import Deps, plan_one, process_one, recall, settle_listed, sidecar_key
 from archiver.providers.base import Deleter
 from archiver.runner import GroupTracker, RunResult, run_batch
 from archiver.timeutil import iso_z, utcnow
@@ -152,11 +159,14 @@ def deleter_for(deps: Deps, opts: dict[str, Any]) -> Deleter | None:
 
 
 def retry_remembered(deps: Deps, recording_ids: Iterable[str]) -> Iterator[Recording | Outcome]:
-    """Recordings the catalog remembers as pending or failed, fetched again by id (a failed
-    get is an Outcome, remembered by the runner)."""
+    """Recordings fetched by id (remembered as pending or failed, or named by ``fetch``); a
+    failed get is an Outcome, remembered by the runner. A 404 on the get-one is final: the
+    provider has no such recording (any more), so it is ``unavailable``, not retried."""
     for rid in recording_ids:
         try:
             yield deps.provider.get_recording(rid)
+        except NotFoundError as exc:
+            yield Outcome(rid, "unavailable", stage="get", error=str(exc))
         except RecordingError as exc:
             yield Outcome(rid, "failed", stage="get", error=str(exc))
 
@@ -200,7 +210,10 @@ def dry_run(
             seen.add(item.recording_id)
             result.listed += 1
             if isinstance(item, Outcome):
+                item = recall(item, deps)
                 result.add(item)
+                detail = f": {item.error}" if item.error else ""
+                echo(f"{item.status} {item.recording_id}{detail}")
                 continue
             try:
                 outcome = plan_one(item, deps)

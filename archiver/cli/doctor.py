@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes
 from archiver.cli.output import echo
-from archiver.doctor import Finding, check_catalog, check_ffmpeg, check_provider, check_storage
+from archiver.doctor import Finding, check_catalog, check_ffmpeg, check_pacing, check_provider, check_storage
 from archiver.providers.http import make_client
 from archiver.transcode import find_ffmpeg
 
@@ -69,6 +71,8 @@ def doctor(ctx: click.Context, providers: tuple[str, ...], dest: str | None, cat
             storage.close()
     else:
         findings.append(Finding("warn", "destination", "none given", "pass --dest or set [archive] dest"))
+    # Before the catalog check: it reports the folder as a run will find it.
+    findings.append(check_pacing(os.path.dirname(os.path.abspath(wiring.catalog_path(settings)))))
     findings.append(check_catalog(wiring.catalog_path(settings)))
     for f in findings:
         echo(*f.lines())

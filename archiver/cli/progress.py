@@ -28,8 +28,8 @@ def describe(result: RunResult, elapsed: float) -> str:
     rate = result.bytes_downloaded / elapsed if elapsed > 0 else 0.0
     return (
         f"listed {result.listed}, archived {c['archived']}, skipped {c['skipped']}, "
-        f"pending {c['pending']}, failed {c['failed']}; {_human(result.bytes_downloaded)} "
-        f"at {_human(rate)}/s"
+        f"pending {c['pending']}, failed {c['failed']}, unavailable {c['unavailable']}; "
+        f"{_human(result.bytes_downloaded)} at {_human(rate)}/s"
     )
 
 

@@ -23,7 +23,11 @@ LIST_WINDOW = timedelta(days=1)
 
 
 @click.command()
-@click.option("--since", help="Where to start when there is no watermark yet (the first run).")
+@click.option(
+    "--since",
+    help="Where to start when there is no watermark yet (the first run); ignored, with a log line, "
+    "once there is one, so a crontab can always pass it.",
+)
 @click.option("--overlap", help="How far before the watermark to list again (default 2h).")
 @archive_options
 @click.pass_context
@@ -33,15 +37,18 @@ def run(ctx: click.Context, since: str | None, overlap: str | None, **opts: Any)
 
     Lists from this provider account + destination's watermark minus --overlap to now, retries
     pending and failed recordings by id, and moves the watermark to this run's start unless
-    the run was aborted. The first run needs --since.
+    the run was aborted. The first run needs --since; later runs ignore it (use backfill for
+    an older range).
 
     \b
     Example (crontab):
       15 2 * * *  archiver -q run --provider plivo --dest s3://acme-calls/recordings \\
-                    --metrics-file /var/lib/node_exporter/archiver.prom
+                    --since -7d --metrics-file /var/lib/node_exporter/archiver.prom
     """
     now = utcnow()
     given = parse_when(since, now=now) if since else None
+    if given is not None and given >= now:
+        raise ConfigError(f"--since {since} is in the future")
 
     def make_job(deps: Deps, settings: Settings) -> Job:
         mark = deps.catalog.watermark(deps.scope)
@@ -51,13 +58,21 @@ def run(ctx: click.Context, since: str | None, overlap: str | None, **opts: Any)
                 f"{deps.scope.dest}: the first run needs --since (for example --since -7d)"
             )
         back = parse_duration(settings.archive.overlap)
-        if given is not None:
+        if mark is None:
+            assert given is not None
             start = given
         else:
-            assert mark is not None
+            # The watermark wins: --since -7d in a crontab must not list a week every night.
             start = mark - back
-        if start >= now:
-            raise ConfigError(f"--since {since} is in the future")
+            if given is not None:
+                log.info(
+                    "--since %s ignored: this provider account + destination has a watermark (%s); "
+                    "use backfill for an older range",
+                    since,
+                    iso_z(mark),
+                )
+            if start >= now:  # the clock went back, or the catalog came from another machine
+                raise ConfigError(f"the watermark {iso_z(mark)} is after now ({iso_z(now)}): check the clock")
         log.info(
             "listing %s to %s (watermark %s, overlap %s)",
             iso_z(start),

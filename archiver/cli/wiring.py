@@ -27,7 +27,7 @@ from archiver.models import scope_prefix
 from archiver.pipeline import Deps
 from archiver.providers.base import Provider
 from archiver.providers.catapult import CatapultProvider
-from archiver.providers.http import ApiClient, CredentialScope, Pacer, make_client
+from archiver.providers.http import ApiClient, CredentialScope, Pacer, SharedPacer, make_client, pacing_path
 from archiver.providers.plivo import PlivoProvider
 from archiver.retry import RetryPolicy
 from archiver.runner import RunResult
@@ -58,13 +58,23 @@ def load(ctx: click.Context, flags: dict[str, Any]) -> Settings:
 
 
 def build_provider(settings: Settings, name: str, client: httpx.Client) -> Provider:
+    """The named provider's client. Its requests are paced per provider account + endpoint
+    family across every process on this machine that uses a catalog in the same folder."""
     settings.require_provider(name)
     policy = retry_policy(settings)
+    folder = os.path.dirname(os.path.abspath(catalog_path(settings)))
+
+    def pacer(base_url: str, account: str, family: str, rate: float) -> Pacer:
+        return SharedPacer(rate, pacing_path(folder, name, base_url, account, family))
+
     if name == "catapult":
         c = settings.catapult
         assert c.user_id and c.api_token and c.api_secret
         scope = CredentialScope(c.base_url, c.api_token, c.api_secret)
-        pacers = {k: Pacer(c.requests_per_second) for k in ("recordings", "media", "calls")}
+        pacers = {
+            k: pacer(c.base_url, c.user_id, k, c.requests_per_second)
+            for k in ("recordings", "media", "calls")
+        }
         return CatapultProvider(
             ApiClient(client, scope, policy, pacers),
             base_url=c.base_url,
@@ -76,7 +86,7 @@ def build_provider(settings: Settings, name: str, client: httpx.Client) -> Provi
     assert p.auth_id and p.auth_token
     scope = CredentialScope(p.base_url, p.auth_id, p.auth_token, trusted_suffixes=(".plivo.com",))
     return PlivoProvider(
-        ApiClient(client, scope, policy, {"api": Pacer(p.requests_per_second)}),
+        ApiClient(client, scope, policy, {"api": pacer(p.base_url, p.auth_id, "api", p.requests_per_second)}),
         base_url=p.base_url,
         auth_id=p.auth_id,
     )

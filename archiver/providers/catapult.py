@@ -3,8 +3,9 @@
 Facts (PROVIDERS.md): the list is a bare JSON array paged by a ``Link`` header; there is no
 date filter and no promised order, so every page is walked and ``startTime`` filtered here;
 the ``next`` URL is followed verbatim (it may be a cursor). Media needs Basic auth on every
-request. ``recording``/``saving`` are pending, ``error`` is a failure, ``complete`` archives;
-any other state (``expired``...) fails with the state named.
+request. ``recording``/``saving`` are pending, ``error`` is final (the run counts it
+``unavailable``), ``complete`` archives; any other state (``expired``...) is taken as ``error``,
+with the state named.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def parse_recording(item: Mapping[str, Any], account: str) -> Recording:
     """Normalise one Catapult recording object. RecordingError (stage ``provider``) when it
     cannot be: no id, a URL that is not text, no usable ``startTime`` on a recording that is
     not pending. A state outside the four documented ones is kept as an ``error``: the
-    recording fails with its state named instead of waiting forever as pending."""
+    recording is unavailable with its state named instead of waiting forever as pending."""
     rec_id = record_id(item, "id")
     provider_state = text_field(item, "state")
     state: State = STATES.get(provider_state or "", "error")

@@ -9,7 +9,10 @@ URL on S3 or a CDN, or a redirect to one, never sees them.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -62,14 +65,90 @@ class Pacer:
         self._sleep = sleep
 
     def wait(self) -> None:
+        """Block until this caller's slot."""
         if not self._interval:
             return
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + self._interval
+        now, slot = self.reserve()
         if slot > now:
             self._sleep(slot - now)
+
+    def reserve(self) -> tuple[float, float]:
+        """(now, the slot reserved for this caller) on this pacer's clock; the slot is never
+        before now, and the next caller's is at least one interval later."""
+        with self._lock:
+            now = self._clock()
+            return now, self._claim(now)
+
+    def _claim(self, now: float) -> float:
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        return slot
+
+
+class SharedPacer(Pacer):
+    """A :class:`Pacer` whose "next free slot" lives in a small file, so every process on this
+    machine pacing the same provider account + endpoint family shares one rate (two runs into
+    two destinations together keep the provider's limit). The file is ``flock``-guarded (the
+    kernel drops the lock of a dead process) and holds the next slot as wall-clock seconds,
+    since monotonic clocks are not comparable across reboots.
+
+    The folder is never created (``doctor`` must not create the catalog's folder): where the
+    file cannot be used (no folder yet, read-only), pacing is per process, as :class:`Pacer`'s.
+    """
+
+    # A stored slot further ahead than this many intervals (and at least a minute) is stale:
+    # the wall clock went back. Real queues are one slot per waiting thread.
+    HORIZON_SLOTS = 512
+
+    def __init__(
+        self,
+        rate: float,
+        path: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(rate, clock=clock, sleep=sleep)
+        self.path = path
+        self._horizon = max(60.0, self.HORIZON_SLOTS * self._interval)
+
+    def _claim(self, now: float) -> float:
+        # Opened per request (a few syscalls against a rate of at most hundreds per second), so
+        # no descriptor outlives the run that paced with it.
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return super()._claim(now)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by close, or by the kernel if we die
+            stored = _read_slot(os.pread(fd, 64, 0))
+            if stored > now + self._horizon:
+                stored = 0.0
+            slot = max(now, stored)
+            self._next = slot + self._interval
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{self._next:.6f}\n".encode(), 0)
+        except OSError:  # the file cannot be used: this slot is paced in this process only
+            return super()._claim(now)
+        finally:
+            os.close(fd)
+        return slot
+
+
+def _read_slot(data: bytes) -> float:
+    """The stored next slot; 0 for an empty or damaged file (a process died mid-write)."""
+    try:
+        value = float(data.decode("ascii").strip() or 0)
+    except (UnicodeDecodeError, ValueError):
+        return 0.0
+    return value if value == value and value >= 0 else 0.0  # NaN and negatives: no reservation
+
+
+def pacing_path(folder: str, provider: str, base_url: str, account: str, family: str) -> str:
+    """The slot file of one provider account + endpoint family in ``folder`` (the catalog's):
+    the same for every process that paces that account against that API."""
+    digest = hashlib.sha256(f"{provider}\0{base_url.rstrip('/')}\0{account}".encode()).hexdigest()[:16]
+    return os.path.join(folder, f".archiver-pace-{provider}-{digest}-{family}")
 
 
 def origin(url: str) -> tuple[str, str, int | None]:

@@ -55,7 +55,7 @@ def test_text_logs_and_summary_escape_provider_ids(cli, tmp_path: Path, quick_co
     )
     assert r.exit_code == 1, r.output  # no such id can be a key: each is failed, at stage plan
     assert_clean(r.stderr, log_lines=True)
-    assert _lines(r.stdout) == ["listed=4 archived=0 skipped=0 pending=0 failed=4"]
+    assert _lines(r.stdout) == ["listed=4 archived=0 skipped=0 pending=0 failed=4 unavailable=0"]
     # The ids are still shown, escaped, so a user can tell which recording it was.
     assert "r-1\\n12:00:00 INFO archived everything" in r.stderr
     assert "r-2\\x1b[2J\\x1b[31m" in r.stderr

@@ -39,11 +39,21 @@ def test_plivo_backfill_two_months_local(sim: Simulator, sim_env: dict, cli, tmp
     report = tmp_path / "report.json"
     result = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), "--report", str(report))
     assert result.exit_code == 0, result.output
-    assert result.output.strip().splitlines()[-1] == "listed=30 archived=30 skipped=0 pending=0 failed=0"
+    assert (
+        result.output.strip().splitlines()[-1]
+        == "listed=30 archived=30 skipped=0 pending=0 failed=0 unavailable=0"
+    )
     docs = assert_true_copies(sim, dest, "plivo")
     assert set(docs) == {r.id for r in sim.plivo}
     rep = json.loads(report.read_text())
-    assert rep["counts"] == {"listed": 30, "archived": 30, "skipped": 0, "pending": 0, "failed": 0}
+    assert rep["counts"] == {
+        "listed": 30,
+        "archived": 30,
+        "skipped": 0,
+        "pending": 0,
+        "failed": 0,
+        "unavailable": 0,
+    }
     assert rep["bytes_downloaded"] == sum(len(sim.media_bytes(r)) for r in sim.plivo)
     assert sim.media_auth_seen == []
     assert not list(dest.rglob(".archiver-tmp-*")) and not list(dest.rglob("*.part"))
@@ -66,9 +76,10 @@ def test_catapult_backfill_into_s3(sim: Simulator, sim_env: dict, s3, cli, tmp_p
     complete = [r for r in sim.catapult if r.state == "complete"]
     errors = [r for r in sim.catapult if r.state == "error"]
     pending = [r for r in sim.catapult if r.state in ("recording", "saving")]
-    assert result.exit_code == 1  # the provider's 'error' recordings are failures
+    assert result.exit_code == 1  # the provider's 'error' recordings: unavailable, news this first time
     assert result.output.strip().splitlines()[-1] == (
-        f"listed=30 archived={len(complete)} skipped=0 pending={len(pending)} failed={len(errors)}"
+        f"listed=30 archived={len(complete)} skipped=0 pending={len(pending)} failed=0 "
+        f"unavailable={len(errors)}"
     )
     keys = [o["Key"] for o in s3.client.list_objects_v2(Bucket=s3.bucket)["Contents"]]
     assert len(keys) == 2 * len(complete)
@@ -134,8 +145,8 @@ def test_transient_media_faults_are_retried_to_a_true_copy(
 def test_fetch_named_recordings(sim: Simulator, sim_env: dict, cli, tmp_path: Path) -> None:
     wanted = [r.id for r in sim.catapult if r.state == "complete"][:2]
     result = cli("fetch", "--provider", "catapult", *wanted, "rec-missing", "--dest", str(tmp_path / "a"))
-    assert result.exit_code == 1
-    assert "listed=3 archived=2 skipped=0 pending=0 failed=1" in result.output
+    assert result.exit_code == 1  # an id the provider does not have: unavailable, news this first time
+    assert "listed=3 archived=2 skipped=0 pending=0 failed=0 unavailable=1" in result.output
     assert set(sidecars(tmp_path / "a")) == set(wanted)
 
 
@@ -273,7 +284,7 @@ def test_python_dash_m_subprocess(sim: Simulator, sim_env: dict, tmp_path: Path)
         stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stderr
-    assert re.search(r"^listed=1 archived=1 skipped=0 pending=0 failed=0$", proc.stdout, re.M)
+    assert re.search(r"^listed=1 archived=1 skipped=0 pending=0 failed=0 unavailable=0$", proc.stdout, re.M)
     assert sim_env["PLIVO_AUTH_TOKEN"] not in proc.stdout + proc.stderr
 
 

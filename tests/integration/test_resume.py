@@ -164,7 +164,9 @@ def crash_and_resume(sim: Simulator, env: dict[str, str], dest: str, catalog: st
     proc.communicate(timeout=30)
     rerun = backfill_proc(env, dest, catalog)
     out, err = rerun.communicate(timeout=120)
-    assert rerun.returncode == 1, err  # 1: the simulator's 'error' recordings
+    # The simulator's 'error' recordings are unavailable: news (exit 1) only to the run that
+    # finds them first, which may be the killed one; nothing ever failed.
+    assert rerun.returncode in (0, 1) and " failed=0 " in out, err
     return out
 
 
@@ -209,8 +211,9 @@ def test_sigkill_then_rerun_s3(tmp_path: Path, s3) -> None:
         proc.communicate(timeout=30)
         assert uploads_seen, "the kill did not land during a multipart upload"
         rerun = backfill_proc(env, dest, str(tmp_path / "cat.db"))
-        _, err = rerun.communicate(timeout=180)
-        assert rerun.returncode == (1 if any(r.state == "error" for r in sim.catapult) else 0), err
+        out, err = rerun.communicate(timeout=180)
+        # 'error' recordings are unavailable: exit 1 only for the run that found them first.
+        assert rerun.returncode in (0, 1) and " failed=0 " in out, err
         assert not s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads")
         complete = {r.id: r for r in sim.catapult if r.state == "complete"}
         keys = [o["Key"] for o in s3.client.list_objects_v2(Bucket=s3.bucket)["Contents"]]

@@ -107,6 +107,58 @@ def test_group_tracker_finishes_a_window_only_when_closed_and_drained() -> None:
     assert done == ["w1", "w2"]
 
 
+def test_schema_3_makes_final_failures_of_older_catalogs_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    con = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:2], start=1):
+        con.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    rows = [
+        ("err", "provider", "the provider marked the recording as 'error'"),
+        ("typo", "get", "get recording typo: HTTP 404 (not-found: recording-not-found)"),
+        ("media", "fetch", "media of media: HTTP 404 (NoSuchKey)"),  # stays failed: retried
+        ("flaky", "get", "get recording flaky: HTTP 503 (busy)"),
+    ]
+    for rid, stage, error in rows:
+        con.execute(
+            "INSERT INTO recordings (dest, provider, account, recording_id, state, attempts, "
+            "last_error, last_stage, updated_at) VALUES (?,?,?,?, 'failed', 5, ?, ?, 'x')",
+            (*S.key(), rid, error, stage),
+        )
+    con.close()
+    db = Catalog(str(path))
+    states = {rid: db.get(S, rid).state for rid, _, _ in rows}  # type: ignore[union-attr]
+    assert states == {"err": "unavailable", "typo": "unavailable", "media": "failed", "flaky": "failed"}
+    assert [k.recording_id for k in db.given_up(S, 5)] == ["flaky", "media"]
+    assert db.unsettled(S, 6) == ["flaky", "media"]
+
+
+def test_forget_keeps_archived_unless_asked(tmp_path: Path) -> None:
+    db = Catalog(str(tmp_path / "c.db"))
+    db.mark_archived(S, "done", sidecar_key="k.json", sha256="x", size=1, started_at=T0)
+    db.mark_unsettled(S, "bad", "failed", "fetch", "boom")
+    db.mark_unsettled(OTHER, "bad", "failed", "fetch", "boom")
+    assert [k.recording_id for k in db.forget(S, ["done", "bad", "nope", "bad"])] == ["bad"]
+    assert db.get(S, "bad") is None and db.get(OTHER, "bad") is not None  # only this scope
+    assert db.get(S, "done") is not None
+    assert [k.state for k in db.forget(S, ["done"], archived=True)] == ["archived"]
+    assert db.get(S, "done") is None
+
+
+def test_group_tracker_does_not_wait_for_an_outcome_that_came_before_the_listing() -> None:
+    # A remembered id (retried by id, or reported as given up) is settled before the overlap
+    # lists it again; the runner does not process it twice, so the window must not wait for it.
+    done: list[str] = []
+    t = GroupTracker(done.append)
+    t.completed(Outcome("given-up", "failed", stage="retry-limit"))
+    t.completed(Outcome("lost", "failed", stage="internal", remembered=False))
+    t.add("w1", "given-up")
+    t.close("w1")
+    assert done == ["w1"]
+    t.add("w2", "lost")  # the catalog was not told of it: its window stays unfinished
+    t.close("w2")
+    assert done == ["w1"]
+
+
 def test_scope_prefix() -> None:
     default = "{provider}/{account}/{started:%Y}/{recording_id}.{ext}"
     assert scope_prefix(default, "plivo", "MA1") == "plivo/MA1/"

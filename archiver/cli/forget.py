@@ -1,0 +1,92 @@
+"""``archiver forget``: drop remembered recording ids from the catalog."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from archiver.catalog import Catalog, Scope
+from archiver.cli import wiring
+from archiver.cli.options import exit_codes
+from archiver.cli.output import echo
+from archiver.locking import RunLock
+from archiver.providers.http import make_client
+
+
+@click.command()
+@click.argument("recording_ids", nargs=-1, required=True)
+@click.option("--provider", type=click.Choice(["catapult", "plivo"]), required=True, help="Whose recordings.")
+@click.option(
+    "--dest", help="Destination they were archived into: a folder, file:///path or s3://bucket/prefix."
+)
+@click.option(
+    "--catalog",
+    type=click.Path(dir_okay=False),
+    help="Catalog database (default $ARCHIVER_CATALOG, else $XDG_STATE_HOME/archiver/catalog.db).",
+)
+@click.option(
+    "--archived",
+    "archived",
+    is_flag=True,
+    help="Also forget archived recordings (their files stay; a later run finds the sidecar again).",
+)
+@click.pass_context
+@exit_codes
+def forget(
+    ctx: click.Context,
+    recording_ids: tuple[str, ...],
+    provider: str,
+    dest: str | None,
+    catalog: str | None,
+    archived: bool,
+) -> None:
+    """Make the catalog forget recording ids of one provider account + destination.
+
+    For a typo'd `fetch` id, a recording given up after too many failures, or one found
+    unavailable: later runs stop retrying or reporting it. The provider is not contacted (the
+    account comes from its configured credentials) and nothing in the destination changes.
+    An archived recording is kept unless --archived is given: forgetting it gains nothing
+    (its sidecar says it is archived) and usually means a wrong id. Exits 1 when an id was not
+    forgotten (unknown, or archived without --archived).
+
+    \b
+    Example:
+      archiver forget --provider catapult --dest ./archive rec-typo rec-gone
+    """
+    settings = wiring.load(ctx, {"archive.dest": dest, "archive.catalog": catalog})
+    storage = wiring.build_storage(settings)
+    try:
+        with make_client() as client:  # builds the provider for its account; sends nothing
+            account = wiring.build_provider(settings, provider, client).account
+        scope = Scope(storage.url, provider, account)
+    finally:
+        storage.close()
+    path = wiring.catalog_path(settings)
+    where = f"{provider} account {account} into {scope.dest}"
+    if not os.path.exists(path):  # nothing to forget: never create a catalog for that
+        echo(*(f"unknown {rid}: no catalog at {path}" for rid in dict.fromkeys(recording_ids)), err=True)
+        echo(f"forgot=0 kept=0 unknown={len(set(recording_ids))}")
+        raise SystemExit(1)
+    db: Catalog = wiring.open_catalog(settings)
+    try:
+        # Not under a running run's feet: it could remember an id again right after.
+        with RunLock(db.path, scope.dest, scope.provider, scope.account):
+            before = {rid: db.get(scope, rid) for rid in dict.fromkeys(recording_ids)}
+            gone = {k.recording_id: k for k in db.forget(scope, list(before), archived=archived)}
+    finally:
+        db.close()
+    kept = unknown = 0
+    for rid, known in before.items():
+        if rid in gone:
+            k = gone[rid]
+            detail = f", last: {k.last_error}" if k.last_error else ""
+            echo(f"forgot {rid} ({k.state}, {k.attempts} failed attempt(s){detail})")
+        elif known is None:
+            unknown += 1
+            echo(f"unknown {rid}: the catalog remembers nothing of it for {where}", err=True)
+        else:
+            kept += 1
+            echo(f"kept {rid}: archived (--archived forgets the catalog's memory of it)", err=True)
+    echo(f"forgot={len(gone)} kept={kept} unknown={unknown}")
+    raise SystemExit(1 if kept or unknown else 0)
