@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 
 import httpx
+import pytest
 
 from archiver.sim import Simulator
 
@@ -52,3 +53,11 @@ def test_a_get_with_a_body_and_a_bad_length_on_one_raw_connection(sim: Simulator
     replies = got.split(b"HTTP/1.1 ")[1:]
     # The request after the bad length is never answered: the connection closed with the 400.
     assert [r[:3] for r in replies] == [b"200", b"200", b"400"], got[:400]
+
+
+def test_the_simulators_plivo_paging_mode_is_checked(cli) -> None:
+    with pytest.raises(ValueError, match="offset, cursor, hybrid"):
+        Simulator(plivo_paging="pages")
+    bad = cli("sim", "--plivo-paging", "pages")
+    assert bad.exit_code == 2 and "offset" in bad.output
+    assert "--plivo-paging" in cli("sim", "--help").output
