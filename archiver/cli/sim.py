@@ -33,6 +33,13 @@ from archiver.sim.faults import __doc__ as FAULTS_DOC
     show_default=True,
     help="How long a 'stall' fault holds a response.",
 )
+@click.option(
+    "--plivo-paging",
+    type=click.Choice(["offset", "cursor", "hybrid"]),
+    default="offset",
+    show_default=True,
+    help="How Plivo's listing pages: legacy offsets, opaque cursors, or cursors that still apply an offset.",
+)
 def sim(
     host: str,
     port: int,
@@ -42,6 +49,7 @@ def sim(
     faults: str,
     max_seconds: int,
     stall_seconds: float,
+    plivo_paging: str,
 ) -> None:
     """Serve simulated Catapult v1 and Plivo APIs (and media) until interrupted.
 
@@ -63,6 +71,7 @@ def sim(
             faults=faults,
             stall_seconds=stall_seconds,
             seconds=(3, max_seconds),
+            plivo_paging=plivo_paging,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

@@ -2,9 +2,11 @@
 
 Facts (PROVIDERS.md): listing without an ``add_time`` filter searches only the last 7 days and
 a window over 30 days is a 400, so every request carries a half-open UTC window of at most 30
-days. Pages are ``limit`` (<= 20) + ``offset``; ``meta.next`` only signals "more": the next
-request is built here with the same filters. Order is newest first and the set moves while we
-walk it, so the window's upper bound is frozen by the caller and ids are de-duplicated.
+days. Pages are ``limit`` (<= 20) + an ``offset`` or, on cursor and hybrid deployments, the
+opaque ``cursor`` that ``meta.next`` carries: ``next_page`` takes only those paging parameters
+from it, and every request is built here with our own filters. Order is newest first and the
+set moves while we walk it, so the window's upper bound is frozen by the caller and ids are
+de-duplicated.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
-from archiver.errors import FatalError, ListingFailed, RecordingError
+from archiver.errors import FatalError, ListingFailed, ListingIncomplete, RecordingError
 from archiver.models import Outcome, Recording
 from archiver.providers.base import (
     Dedupe,
@@ -131,14 +133,48 @@ def parse_recording(item: Mapping[str, Any], account: str) -> Recording:
     )
 
 
-def next_page(meta: Mapping[str, Any], items: int, sent: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The page parameters of the request after the page asked for with ``sent``, or None
-    when the listing has ended. The one place that decides it (issue 9 adds cursor paging
-    here): ``meta.next`` only says "more"; the next request is built from our own filters
-    and the next offset, never from the URL the provider sent."""
-    if not items or not meta.get("next"):
+def next_page(meta: Mapping[str, Any] | None, items: int, sent: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The page parameters of the request after the page asked for with ``sent`` (which
+    brought ``items`` objects and ``meta``, None when the answer had no ``meta``), or None when
+    the listing has ended. The one place that decides it (PROVIDERS.md, "Paging modes").
+
+    Only the paging parameters are taken from ``meta.next``; the caller sends its own filters
+    (and ``limit``) beside them, since whether ``next`` keeps them is unknown:
+
+    - a ``cursor`` in ``meta.next``: that cursor and no ``offset`` (a hybrid deployment
+      applies an offset sent beside a cursor, which would pin the walk to one page);
+    - an ``offset``: that offset;
+    - no ``meta.next``: the end, unless there was no ``meta`` at all and the page came back
+      full, when the only sign of more is the full page: ``offset += limit``.
+
+    A ``meta.next`` that carries neither (or an unreadable one) is ListingIncomplete: the
+    provider says there is more and we cannot tell how to ask for it, so the window is left
+    unfinished rather than taken as complete.
+    """
+    if meta is None:
+        if items < PAGE_LIMIT:
+            return None
+        if "cursor" in sent:  # an offset would restart a cursor walk: there is no safe next page
+            raise ListingIncomplete("a full page after a cursor came without meta")
+        return {"offset": int(sent.get("offset", 0)) + PAGE_LIMIT}
+    nxt = meta.get("next")
+    if nxt is None or nxt == "":
         return None
-    return {"offset": int(sent["offset"]) + PAGE_LIMIT}
+    if not isinstance(nxt, str):
+        raise ListingIncomplete(f"meta.next is a JSON {json_kind(nxt)}, not a URL ({short(nxt)})")
+    query = parse_qs(urlsplit(nxt).query, keep_blank_values=True)
+    cursor = (query.get("cursor") or [""])[-1]
+    if cursor:
+        return {"cursor": cursor}
+    offset = (query.get("offset") or [""])[-1]
+    if offset.isascii() and offset.isdigit():
+        return {"offset": int(offset)}
+    raise ListingIncomplete(f"meta.next carries neither a cursor nor an offset ({short(nxt)})")
+
+
+def paging_text(page: Mapping[str, Any]) -> str:
+    """A page's paging parameters as one text, for the loop guard and for messages."""
+    return "&".join(f"{k}={v}" for k, v in sorted(page.items()))
 
 
 class PlivoProvider:
@@ -163,8 +199,8 @@ class PlivoProvider:
         filters = {"add_time__gte": plivo_time(start), "add_time__lt": plivo_time(end)}
         page: dict[str, Any] | None = {"offset": 0}
         while page is not None:
-            walk.visit("&".join(f"{k}={v}" for k, v in sorted(page.items())))
-            objects, meta = self._page(label, {"limit": PAGE_LIMIT, **page, **filters})
+            walk.visit(paging_text(page))
+            objects, meta = self._page(label, {"limit": PAGE_LIMIT, **page, **filters}, page)
             new = 0
             for item in objects:
                 got = listing_item(item, "recording_id", lambda raw: parse_recording(raw, self.account))
@@ -172,12 +208,18 @@ class PlivoProvider:
                     new += 1
                     yield got
             walk.page(len(objects), new)
-            page = next_page(meta, len(objects), page)
+            try:
+                page = next_page(meta, len(objects), page)
+            except ListingIncomplete as exc:
+                raise ListingIncomplete(f"{label}: {exc}") from None
 
-    def _page(self, label: str, params: Mapping[str, Any]) -> tuple[list[Any], Mapping[str, Any]]:
-        """One list page's ``objects`` and ``meta``; ListingFailed when the answer cannot be
-        used (a 4xx, a redirect, not the envelope), with the window and the response named."""
-        what = f"{label} (offset {params.get('offset')})"
+    def _page(
+        self, label: str, params: Mapping[str, Any], paging: Mapping[str, Any]
+    ) -> tuple[list[Any], Mapping[str, Any] | None]:
+        """One list page's ``objects`` and ``meta`` (None when the answer has none: then only
+        a full page says there may be more); ListingFailed when the answer cannot be used (a
+        4xx, a redirect, not the envelope), with the window, the page and the response named."""
+        what = f"{label} ({paging_text(paging)})"
         try:
             body, response = self.api.get_json(self._root, params=params, pace="api", what=what)
         except FatalError:
@@ -186,7 +228,7 @@ class PlivoProvider:
             raise ListingFailed(str(exc)) from None
         objects = body.get("objects") if isinstance(body, Mapping) else None
         meta = body.get("meta") if isinstance(body, Mapping) else None
-        if not isinstance(objects, list) or not isinstance(meta, Mapping):
+        if not isinstance(objects, list) or not (meta is None or isinstance(meta, Mapping)):
             keys = ", ".join(sorted(map(str, body))[:8]) if isinstance(body, Mapping) else ""
             raise ListingFailed(
                 f"{what}: HTTP {response.status_code} answer is a "

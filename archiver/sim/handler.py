@@ -40,6 +40,31 @@ class Handler(BaseHTTPRequestHandler):
     def sim(self) -> Simulator:
         return self.server.sim
 
+    def parse_request(self) -> bool:
+        """Parse the request line and headers, then read and discard the body, whatever the
+        method: no route reads one, and a body left unread on a keep-alive connection would
+        be parsed as the next request line (plivo-python's DELETE carries a JSON body)."""
+        if not super().parse_request():
+            return False
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True  # no route takes an upload: the connection ends here
+            return True
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return True
+        if not length.strip().isdigit():
+            # The body's end cannot be found, so neither can the next request: answer and close.
+            self.send_error(400, "Content-Length is not a number")
+            return False
+        remaining = int(length)
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 65536))
+            if not chunk:  # the client went away mid-body
+                self.close_connection = True
+                return False
+            remaining -= len(chunk)
+        return True
+
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read stats instead
         pass
 

@@ -1,9 +1,17 @@
 """Plivo as the simulator serves it: the Recording API (7-day default search, 30-day and
 limit 20 caps, ``meta.next`` without the filters, newest first, one object repeated) and the
-media host on its own origin, which needs no credentials and records any it is sent."""
+media host on its own origin, which needs no credentials and records any it is sent.
+
+Listing pages in one of the three paging modes a Plivo deployment may serve
+(``Simulator(plivo_paging=...)``): ``offset`` (legacy: ``meta.next`` carries ``offset=N``),
+``cursor`` (``meta.next`` carries ``limit`` and an opaque ``cursor``, bound to the filters it was
+made for, so a cursor sent with other filters is a 400; an offset sent is ignored, so an
+offset-only walk gets page 1 again and again) and ``hybrid`` (cursor, but an offset sent beside
+a cursor is still applied: a client that keeps sending ``offset=0`` is pinned to page 1)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -52,6 +60,7 @@ class PlivoRoutes(Handler):
 
     def _plivo_list(self, account: str, query: dict[str, list[str]]) -> None:
         q = {k: v[0] for k, v in query.items()}
+        mode = self.sim.plivo_paging
         try:
             limit = int(q.get("limit", "20"))
             offset = int(q.get("offset", "0"))
@@ -64,6 +73,21 @@ class PlivoRoutes(Handler):
             return self._plivo_error(400, f"invalid parameter: {exc}")
         if not 1 <= limit <= 20 or offset < 0:
             return self._plivo_error(400, "limit must be between 1 and 20")
+        filters = _filters(q)
+        if mode == "offset":
+            position = offset
+        else:
+            # Cursor deployments ignore an offset, unless (hybrid) it comes beside a cursor.
+            position = 0
+            if "cursor" in q:
+                found = self.sim.plivo_cursors.get(q["cursor"])
+                if found is None:
+                    return self._plivo_error(400, "invalid cursor")
+                position, made_for = found
+                if made_for != filters:
+                    return self._plivo_error(400, "the cursor was issued for other filters")
+                if mode == "hybrid" and "offset" in q:
+                    position = offset
         now = datetime.now(UTC)
         lower = bounds.get("gte") or bounds.get("gt")
         upper = bounds.get("lt") or bounds.get("lte") or now
@@ -93,17 +117,39 @@ class PlivoRoutes(Handler):
         docs = [r.doc for r in items]
         if len(docs) > 20:
             docs.insert(20, docs[19])  # one object repeated across the first page boundary
-        page = docs[offset : offset + limit]
+        page = docs[position : position + limit]
+        self.sim.plivo_pages.append((filters, position))
         root = f"/v1/Account/{account}/Recording/"
-        more = offset + limit < len(docs)
-        meta = {
-            "limit": limit,
-            "offset": offset,
-            "total_count": len(docs),
-            "next": f"{root}?limit={limit}&offset={offset + limit}" if more else None,
-            "previous": f"{root}?limit={limit}&offset={max(0, offset - limit)}" if offset else None,
-        }
+        more = position + limit < len(docs)
+        meta: dict[str, object] = {"limit": limit, "total_count": len(docs)}
+        if mode == "offset":
+            meta |= {
+                "offset": position,
+                "next": f"{root}?limit={limit}&offset={position + limit}" if more else None,
+                "previous": f"{root}?limit={limit}&offset={max(0, position - limit)}" if position else None,
+            }
+        else:
+            nxt = self._cursor(position + limit, filters) if more else None
+            prev = self._cursor(max(0, position - limit), filters) if position else None
+            meta |= {
+                "offset": None,
+                "next": f"{root}?limit={limit}&cursor={nxt}" if nxt else None,
+                "previous": f"{root}?limit={limit}&cursor={prev}" if prev else None,
+            }
         self.send_json(200, {"api_id": str(uuid.uuid4()), "meta": meta, "objects": page})
+
+    def _cursor(self, position: int, filters: str) -> str:
+        """An opaque cursor for ``position`` of the listing ``filters`` selects, remembered
+        by the simulator; the same page under the same filters always gets the same one."""
+        token = hashlib.sha256(f"{self.sim.seed}|{filters}|{position}".encode()).hexdigest()[:32]
+        self.sim.plivo_cursors[token] = (position, filters)
+        return token
+
+
+def _filters(q: dict[str, str]) -> str:
+    """The filters of a list request (all but the paging parameters), as one comparable text:
+    what a cursor is bound to."""
+    return "&".join(f"{k}={v}" for k, v in sorted(q.items()) if k not in ("limit", "offset", "cursor"))
 
 
 def _plivo_time(text: str) -> datetime:

@@ -5,7 +5,8 @@ It follows PROVIDERS.md, quirks included: Catapult's bare-array pages with a ``L
 whose ``next`` is an opaque cursor, short pages, no date filter and no order, one item listed
 twice; Plivo's 7-day default search, 400 for a window over 30 days or a limit over 20,
 ``meta.next`` that drops the filters, numbers as strings, ``add_time`` with and without
-offsets, newest first, one object repeated across a page boundary. Basic auth everywhere on
+offsets, newest first, one object repeated across a page boundary, and Plivo's three paging
+modes (``plivo_paging``: offset, cursor, hybrid; see ``plivo_api``). Basic auth everywhere on
 the APIs (401 otherwise), and Catapult media too. It counts what it serves (``/_sim/stats``)
 and records any credentials that reach the media host, which must be none.
 """
@@ -28,6 +29,8 @@ from archiver.sim.faults import FaultPlan, parse_faults
 from archiver.sim.handler import SimServer
 from archiver.sim.plivo_api import MediaHandler, PlivoRoutes
 
+PLIVO_PAGING = ("offset", "cursor", "hybrid")
+
 
 class Simulator:
     """Both providers' APIs and media. ``start()`` binds and serves on threads."""
@@ -46,7 +49,14 @@ class Simulator:
         stall_seconds: float = 30.0,
         ffmpeg: str | None = None,
         seconds: tuple[int, int] = (3, 40),
+        plivo_paging: str = "offset",
     ) -> None:
+        if plivo_paging not in PLIVO_PAGING:
+            raise ValueError(f"unknown Plivo paging mode {plivo_paging!r}: use {', '.join(PLIVO_PAGING)}")
+        self.plivo_paging = plivo_paging
+        self.plivo_cursors: dict[str, tuple[int, str]] = {}  # cursor -> (position, filters)
+        self.plivo_pages: list[tuple[str, int]] = []  # every list page served: (filters, position)
+        self.seed = seed
         self.plan = FaultPlan(parse_faults(faults))
         self.stall_seconds = stall_seconds
         self.stats: Counter[str] = Counter()

@@ -397,7 +397,10 @@ def test_plivo_pages_padded_with_repeats_end_the_walk_incomplete(scripted, plivo
     scripted.route(
         "GET",
         path,
-        endless(lambda n: plivo_page([*old, plivo_record(scripted, f"new-{n}")], next_url=f"{path}?more")),
+        # Every page a new cursor (so never the same page twice), and only one new id on it.
+        endless(
+            lambda n: plivo_page([*old, plivo_record(scripted, f"new-{n}")], next_url=f"{path}?cursor=c{n}")
+        ),
     )
     items, error = walk(build("plivo"))
     assert isinstance(error, ListingIncomplete), error
