@@ -234,6 +234,7 @@ class GroupTracker:
         # first, then listed again in the overlap): the runner will not process it twice.
         self._settled_first: dict[str, bool] = {}
         self.finished: set[Any] = set()
+        self.gaps: list[str] = []  # why a group's listing ended early, one line each
 
     def add(self, group: Any, recording_id: str) -> None:
         if recording_id in self._group_of:  # listed twice: it counts where it came first

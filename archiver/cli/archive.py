@@ -41,6 +41,7 @@ class Job:
     items: Iterable[Recording | Outcome]
     on_outcome: Callable[[Outcome], None] | None = None
     after: Callable[[RunResult], None] | None = None
+    tracker: GroupTracker | None = None  # its gaps (listings that ended early) fail the run
 
 
 def archive(
@@ -115,6 +116,9 @@ def archive(
                     on_outcome=on_outcome,
                     settle=lambda outcome: settle_listed(outcome, deps),
                 )
+            for gap in job.tracker.gaps if job.tracker else ():
+                # Not every selected recording could even be listed: exit 1, said in the report.
+                result.failures.append({"recording_id": None, "stage": "list", "error": gap})
             if job.after:  # also after a fatal stop: it moves marks only as far as the run got
                 try:
                     job.after(result)
@@ -181,12 +185,11 @@ def list_window(
             tracker.add(window, item.recording_id)
             yield item
     except ListingIncomplete as exc:
-        log.warning(
-            "listing %s..%s ended early: %s; the window stays unfinished",
-            iso_z(window[0]),
-            iso_z(window[1]),
-            exc,
+        gap = (
+            f"listing {iso_z(window[0])}..{iso_z(window[1])} ended early: {exc}; the window stays unfinished"
         )
+        log.warning("%s", gap)
+        tracker.gaps.append(gap)
         return
     tracker.close(window)
 

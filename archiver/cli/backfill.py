@@ -60,6 +60,7 @@ def backfill(ctx: click.Context, since: str, until: str | None, window: str, **o
         return Job(
             items=window_items(deps, tracker, start, end, size, opts["force"] or opts["dry_run"]),
             on_outcome=tracker.completed,
+            tracker=tracker,
         )
 
     archive(ctx, "backfill", opts, make_job)

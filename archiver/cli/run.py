@@ -113,7 +113,7 @@ def run(ctx: click.Context, since: str | None, overlap: str | None, **opts: Any)
                     iso_z(now),
                 )
 
-        return Job(items=items(), on_outcome=tracker.completed, after=after)
+        return Job(items=items(), on_outcome=tracker.completed, after=after, tracker=tracker)
 
     archive(ctx, "run", opts, make_job, {"archive.overlap": overlap})
 

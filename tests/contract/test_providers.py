@@ -355,7 +355,14 @@ def test_backfill_over_windows_of_several_pages_archives_each_once(
         assert min(pages) >= 2  # several pages in every window, so paging is exercised
         everything = {r.id for r in sim.plivo}
         counts = json.loads(report.read_text())["counts"]
-        assert counts == {"listed": 100, "archived": 100, "skipped": 0, "pending": 0, "failed": 0}
+        assert counts == {
+            "listed": 100,
+            "archived": 100,
+            "skipped": 0,
+            "pending": 0,
+            "failed": 0,
+            "unavailable": 0,
+        }
         assert {p.stem for p in dest.rglob("*.json")} == everything  # one sidecar each
         assert sim.stats["plivo.media"] == 100  # each downloaded once
         assert len(sim.plivo_pages) == len(set(sim.plivo_pages))  # no page asked for twice

@@ -144,6 +144,7 @@ def test_a_cursor_walk_brought_back_to_page_one_ends_and_its_window_stays_unfini
     assert "Traceback" not in first.output
     assert "archived=20" in first.output, first.output
     assert WINDOW in first.output and "stays unfinished" in first.output  # the warning names the window
+    assert first.exit_code == 1, first.output
     hits = scripted.hits(path)
     assert [paging_of(r) for r in hits] == [
         {"limit": ["20"], "offset": ["0"]},
