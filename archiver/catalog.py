@@ -8,6 +8,7 @@ lock, so worker threads can record outcomes safely. The schema is versioned thro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -307,8 +308,21 @@ class Catalog:
         return gone
 
     def forget_dest(self, dest: str) -> None:
-        """Drop what the catalog knows of ``dest`` (before a reindex)."""
-        self._exec("DELETE FROM recordings WHERE dest=?", (dest,))
+        """Before a reindex of ``dest``: drop what its sidecars will tell again (the archived
+        recordings) and the finished windows, which were finished on the word of rows that may
+        now be gone (a sidecar deleted by hand): the next backfill lists them again, skipping
+        every archived recording. Remembered pending, failed and unavailable recordings stay
+        (no sidecar knows of them), and so do watermarks and deletions."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM recordings WHERE dest=? AND state='archived'", (dest,))
+                self._db.execute("DELETE FROM windows WHERE dest=?", (dest,))
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise translate(exc, self.path) from None
 
     # --- windows and watermarks ---------------------------------------------------------------
 

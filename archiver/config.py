@@ -56,6 +56,7 @@ SCHEMA: dict[str, tuple[type, Any]] = {
     "s3.multipart_threshold_mb": (int, 64),
     "s3.part_size_mb": (int, 16),
     "s3.max_concurrency": (int, 4),
+    "s3.abandoned_upload_hours": (float, 24.0),
 }
 
 ENV: dict[str, str] = {
@@ -137,6 +138,7 @@ class S3Settings:
     object_lock_mode: str | None
     retain_days: int | None
     legal_hold: bool
+    abandoned_upload_hours: float
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,10 @@ def _build(merged: Mapping[str, Any]) -> Settings:
         raise ConfigError("transcode.workers must be at least 1")
     if settings.transcode.memory_cap_mb < 1:
         raise ConfigError("transcode.memory_cap_mb must be at least 1")
+    if not 0 <= settings.s3.abandoned_upload_hours < 1e6:  # also refuses nan and inf
+        raise ConfigError(
+            f"s3.abandoned_upload_hours must be 0 or more, not {settings.s3.abandoned_upload_hours}"
+        )
     validate_layout(settings.archive.layout)
     if not 1 <= settings.archive.concurrency <= 256:
         raise ConfigError(f"concurrency must be 1..256, not {settings.archive.concurrency}")

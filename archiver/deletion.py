@@ -1,20 +1,26 @@
-"""Deleting recordings at the provider, only after the stored copy is re-read and matches
-its sidecar. Called after the listing walk is over: deleting during an offset walk would pull
-later items onto pages already read."""
+"""Deleting recordings at the provider, only after the stored copy is re-read, matches its
+sidecar and decodes as the recording (archiver.mediacheck). Called after the listing walk is
+over: deleting during an offset walk would pull later items onto pages already read."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from archiver.errors import FatalError, RecordingError
+from archiver.mediacheck import DamagedMedia, verified_probe
 from archiver.models import Recording
 from archiver.pipeline import Deps
+from archiver.probe import probe_file
 from archiver.providers.base import Deleter
 from archiver.selection import read_sidecar
-from archiver.verify import hash_object
+from archiver.storage import iter_chunks
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +60,32 @@ def verify_copy(rec: Recording, sidecar_key: str, deps: Deps) -> str:
             f"the archived original {original['key']} was not verified to decode ({why}): "
             "not deleting; `archiver fetch --force` re-archives it"
         )
-    digest, size = hash_object(deps.storage, original["key"])
-    if digest != original["sha256"] or size != original["bytes"]:
-        raise RecordingError(f"stored {original['key']} does not match its sidecar ({size} bytes, {digest})")
-    return digest
+    key, fmt = original["key"], str(original.get("format") or "")
+    # One read of the stored bytes: hashed, and kept in staging to be checked to decode (an
+    # archive made before copies were checked may hold a sidecar that trusted a lying header).
+    fd, tmp = tempfile.mkstemp(dir=deps.storage.staging_dir(), prefix="verify-", suffix=f".{fmt}")
+    try:
+        digest, size = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out:
+            for chunk in iter_chunks(deps.storage, key):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        if digest.hexdigest() != original["sha256"] or size != original["bytes"]:
+            raise RecordingError(
+                f"stored {key} does not match its sidecar ({size} bytes, {digest.hexdigest()})"
+            )
+        try:
+            verified_probe(tmp, fmt, probe_file(tmp), rec.duration_seconds)
+        except DamagedMedia as exc:
+            raise RecordingError(
+                f"the stored original {key} does not decode as the recording ({exc}): not deleting; "
+                "`archiver fetch --force` re-archives it"
+            ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return digest.hexdigest()
 
 
 def delete_verified(

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -37,6 +37,7 @@ from archiver.models import (
 )
 from archiver.probe import probe_file
 from archiver.providers.base import Provider
+from archiver.redact import Redactor
 from archiver.renditions import Made, call_tags, make_rendition
 from archiver.retry import RetryPolicy
 from archiver.storage.base import Storage
@@ -67,6 +68,9 @@ class Deps:
     retain_days: int | None = None
     legal_hold: bool = False
     download_deadline: float = 120.0  # seconds; the floor of each download's deadline
+    # Removes the configured credentials from what goes into a sidecar: a provider may echo
+    # them inside a record (a URL's query, a copied Authorization header).
+    redact: Redactor = field(default_factory=Redactor)
 
 
 def sidecar_key(rec: Recording, layout: str) -> str:
@@ -276,7 +280,7 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
             version=__version__,
             protection=protection,
         )
-        body = render_sidecar(doc)
+        body = render_sidecar(deps.redact.doc(doc))
         deps.storage.put_bytes(sc_key, body, content_type=CONTENT_TYPES["json"], protection=protection)
         return Outcome(
             rec.recording_id,

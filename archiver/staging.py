@@ -18,6 +18,7 @@ our temp files cannot get it deleted.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import secrets
@@ -52,16 +53,17 @@ class Staging:
                 self.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     made, tmp = tempfile.mkstemp(dir=self.parent, prefix=f".new-{self.token}-")
-                    # Held read-only: a run keeps no file open for writing but its
-                    # downloads (so an operator can remount the disk read-only, say).
-                    fd = os.open(tmp, os.O_RDONLY)
-                    os.close(made)
                     break
                 except FileNotFoundError:  # another run's close() removed the empty parent
                     if attempt == 4:
                         raise
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fd = _locked(tmp, made)  # ``made`` is consumed, kept or closed
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            try:
                 os.replace(tmp, self.parent / f"{self.token}{LOCK_SUFFIX}")
                 folder = self.parent / self.token
                 folder.mkdir()
@@ -136,22 +138,48 @@ def _reap_file(path: Path) -> bool:
     return _if_unlocked(path)
 
 
+def _locked(path: str, writable: int) -> int:
+    """A descriptor of ``path`` holding its exclusive flock (OSError when another holds it).
+
+    Held read-only where the file system allows, so a run keeps no file open for writing but
+    its downloads (an operator can remount the disk read-only under it). NFS emulates flock
+    with fcntl locks, which want a descriptor open for writing (EBADF otherwise): there the
+    writable one ``writable`` is kept; elsewhere it is closed."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno != errno.EBADF:
+                raise
+            fcntl.flock(writable, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return writable
+    except BaseException:
+        os.close(writable)  # consumed either way
+        raise
+    os.close(writable)
+    return fd
+
+
 def _if_unlocked(lock: Path, folder: Path | None = None) -> bool:
     """Remove ``folder`` (if any), then ``lock``, when the flock on ``lock`` can be taken (its
     holder is dead); held while removing, so no other reaper races it. False when alive."""
     try:
-        fh = open(lock, "rb")  # noqa: SIM115 - held while the folder is removed
+        writable = os.open(lock, os.O_RDWR)
     except OSError:
         return False
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False  # alive
+    try:
+        fd = _locked(str(lock), writable)
+    except OSError:
+        return False  # alive (its descriptors are closed by _locked)
+    try:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         with contextlib.suppress(OSError):
             lock.unlink()
+    finally:
+        os.close(fd)
     return True
 
 

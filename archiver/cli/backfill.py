@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -19,6 +19,7 @@ from archiver.runner import GroupTracker
 from archiver.timeutil import check_window_count, parse_duration, parse_when, utcnow, windows
 
 log = logging.getLogger("archiver.backfill")
+REMEMBERED_SLACK = timedelta(days=1)
 
 
 @click.command()
@@ -72,11 +73,15 @@ def window_items(
     """Remembered unsettled recordings first, then every unfinished window's listing. Those
     that failed too often are reported again, not retried: the range selects them, and they
     are not archived."""
-    for known in deps.catalog.given_up(deps.scope, deps.max_failures, start, end):
+    provider = deps.provider
+    # The catalog knows a recording's start; Plivo windows select by add_time, which comes when
+    # the recording ends: a recording listed in [start, end) may have started up to a call's
+    # length before start. So the remembered ones are picked with that much slack.
+    lo = start - REMEMBERED_SLACK if provider.server_side_date_filter else start
+    for known in deps.catalog.given_up(deps.scope, deps.max_failures, lo, end):
         if not revisit:
             yield given_up(known)
-    yield from retry_remembered(deps, deps.catalog.unsettled(deps.scope, deps.max_failures, start, end))
-    provider = deps.provider
+    yield from retry_remembered(deps, deps.catalog.unsettled(deps.scope, deps.max_failures, lo, end))
     # Catapult cannot filter by date: one walk of its listing serves the whole range.
     ranges = list(windows(start, end, size)) if provider.server_side_date_filter else [(start, end)]
     todo = [w for w in ranges if revisit or not deps.catalog.window_done(deps.scope, *w)]

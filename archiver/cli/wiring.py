@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -33,6 +33,7 @@ from archiver.retry import RetryPolicy
 from archiver.runner import RunResult
 from archiver.storage import Storage, open_storage
 from archiver.storage.s3 import S3Options
+from archiver.timeutil import utcnow
 from archiver.transcode import Transcoder, find_ffmpeg, pick_profiles
 
 log = logging.getLogger("archiver")
@@ -180,6 +181,7 @@ def archive_session(
             retain_days=settings.s3.retain_days,
             legal_hold=settings.s3.legal_hold,
             download_deadline=settings.http.download_deadline_seconds,
+            redact=settings.redactor(),
         )
         if dry_run:
             yield deps
@@ -187,10 +189,11 @@ def archive_session(
         with RunLock(catalog.path, scope.dest, scope.provider, scope.account):
             storage.check()
             prefix = scope_prefix(settings.archive.layout, scope.provider, scope.account)
-            # Without a per-account prefix another account's live upload could be in reach:
-            # then only uploads older than a day count as abandoned.
-            before = None if prefix else datetime.now(UTC) - timedelta(days=1)
-            cleaned = storage.recover(prefix, before)
+            # An unfinished multipart upload counts as abandoned only after a day: the run lock
+            # lives beside this catalog, so another host, another catalog or a `transcode`
+            # may be uploading under the same prefix right now (S3 cannot tell us).
+            age = timedelta(hours=settings.s3.abandoned_upload_hours)
+            cleaned = storage.recover(prefix, utcnow() - age)
             if cleaned:
                 log.warning("cleaned up %d leftover(s) of an interrupted run", cleaned)
             yield deps

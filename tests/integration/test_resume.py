@@ -196,7 +196,8 @@ def test_sigkill_then_rerun_s3(tmp_path: Path, s3) -> None:
     # Large recordings and a 5 MB multipart threshold, so the kill lands in multipart uploads.
     with Simulator(recordings=10, seed=13, seconds=(330, 480)) as sim:
         cfg = tmp_path / "c.toml"
-        cfg.write_text("[s3]\nmultipart_threshold_mb = 5\npart_size_mb = 5\n")
+        # No one else uploads here: the rerun may abort the dead run's uploads at once.
+        cfg.write_text("[s3]\nmultipart_threshold_mb = 5\npart_size_mb = 5\nabandoned_upload_hours = 0\n")
         env = {**os.environ, **sim.env(), "CATAPULT_REQUESTS_PER_SECOND": "50", "ARCHIVER_CONFIG": str(cfg)}
         dest = f"s3://{s3.bucket}/rec"
         proc = backfill_proc(env, dest, str(tmp_path / "cat.db"))
