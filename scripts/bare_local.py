@@ -51,7 +51,13 @@ def one(client: httpx.Client, dest: str, item: dict[str, Any]) -> int:
                 yield chunk
 
         write_atomic(target, body())
-    doc = {"key": item["key"], "bytes": size, "sha256": digest.hexdigest(), "url": item["url"], **item["meta"]}
+    doc = {
+        "key": item["key"],
+        "bytes": size,
+        "sha256": digest.hexdigest(),
+        "url": item["url"],
+        **item["meta"],
+    }
     write_atomic(os.path.splitext(target)[0] + ".json", [json.dumps(doc, indent=2, sort_keys=True).encode()])
     return size
 
@@ -65,9 +71,9 @@ def main() -> None:
     with open(args.list) as fh:
         items = json.load(fh)
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-    with httpx.Client(follow_redirects=True, limits=limits, timeout=60) as client:
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            total = sum(pool.map(lambda item: one(client, args.dest, item), items))
+    client = httpx.Client(follow_redirects=True, limits=limits, timeout=60)
+    with client, ThreadPoolExecutor(args.concurrency) as pool:
+        total = sum(pool.map(lambda item: one(client, args.dest, item), items))
     print(f"files={len(items)} bytes={total}")
 
 

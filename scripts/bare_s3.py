@@ -38,7 +38,13 @@ def one(client: httpx.Client, s3: Any, bucket: str, prefix: str, item: dict[str,
         tmp.flush()
         key = f"{prefix}{item['key']}"
         s3.upload_file(tmp.name, bucket, key, ExtraArgs={"ContentType": "audio/mpeg"})
-    doc = {"key": item["key"], "bytes": size, "sha256": digest.hexdigest(), "url": item["url"], **item["meta"]}
+    doc = {
+        "key": item["key"],
+        "bytes": size,
+        "sha256": digest.hexdigest(),
+        "url": item["url"],
+        **item["meta"],
+    }
     s3.put_object(
         Bucket=bucket,
         Key=os.path.splitext(key)[0] + ".json",
@@ -60,9 +66,9 @@ def main() -> None:
         items = json.load(fh)
     s3 = boto3.client("s3")
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-    with httpx.Client(follow_redirects=True, limits=limits, timeout=60) as client:
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            total = sum(pool.map(lambda item: one(client, s3, bucket, prefix, item), items))
+    client = httpx.Client(follow_redirects=True, limits=limits, timeout=60)
+    with client, ThreadPoolExecutor(args.concurrency) as pool:
+        total = sum(pool.map(lambda item: one(client, s3, bucket, prefix, item), items))
     print(f"files={len(items)} bytes={total}")
 
 

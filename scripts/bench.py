@@ -118,7 +118,9 @@ def run(argv: Sequence[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) ->
     err.seek(0)
     text = out.read().decode(errors="replace")
     if proc.returncode not in ok:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(argv)}\n{text[-2000:]}\n{err.read().decode()[-3000:]}")
+        sys.exit(
+            f"failed ({proc.returncode}): {' '.join(argv)}\n{text[-2000:]}\n{err.read().decode()[-3000:]}"
+        )
     return Run(seconds, hwm / 1024, tree / 1024, text, proc.returncode)
 
 
@@ -313,7 +315,9 @@ class Bench:
     def backfill(self, env: dict[str, str], provider: str, dest: str, *extra: str) -> Run:
         catalog = self.fresh("catalog").with_suffix(".db")
         r = run(
-            archiver("backfill", "--provider", provider, *RANGE, "--dest", dest, "--catalog", str(catalog), *extra),
+            archiver(
+                "backfill", "--provider", provider, *RANGE, "--dest", dest, "--catalog", str(catalog), *extra
+            ),
             env,
         )
         if "failed=0" not in r.out:
@@ -336,7 +340,17 @@ class Bench:
             a, b = pairs(
                 self.n_pairs,
                 lambda i: self.backfill(env, "plivo", str(self.fresh("local")), "--concurrency", "4"),
-                lambda i: run([PY, str(HERE / "bare_local.py"), str(lst), str(self.fresh("bare")), "--concurrency", "4"], env),
+                lambda i: run(
+                    [
+                        PY,
+                        str(HERE / "bare_local.py"),
+                        str(lst),
+                        str(self.fresh("bare")),
+                        "--concurrency",
+                        "4",
+                    ],
+                    env,
+                ),
             )
             self.ab("small-local (archiver vs bare)", a, b, 1.2, mb)
 
@@ -344,43 +358,72 @@ class Bench:
             a, b = pairs(
                 self.n_pairs,
                 lambda i: self.backfill(env, "plivo", f"s3://bench/arch{i}", "--concurrency", "4"),
-                lambda i: run([PY, str(HERE / "bare_s3.py"), str(lst), f"s3://bench/bare{i}", "--concurrency", "4"], env),
+                lambda i: run(
+                    [PY, str(HERE / "bare_s3.py"), str(lst), f"s3://bench/bare{i}", "--concurrency", "4"], env
+                ),
             )
             self.ab("small-s3 (archiver vs bare boto3)", a, b, 1.3, mb)
 
-            if skip_loop:
-                self.results.add(Row("loop (curl + aws s3 cp)", None, None, None, ">= 20x", None, note="skipped (--no-loop)"))
-                return
-            aws, why = awscli()
-            if aws is None:
-                self.results.add(Row("loop (curl + aws s3 cp)", None, None, None, ">= 20x", None, note=why))
-                return
-            loop_n = n
-            loop_list = lst.with_suffix(".tsv")
-            print(f"  loop: archiver (S3) vs curl + aws s3 cp, xargs -P 4 ({loop_n} files)", flush=True)
+        self.loop(skip_loop)
+
+    def loop(self, skip_loop: bool) -> None:
+        if skip_loop:
+            self.results.add(
+                Row("loop (curl + aws s3 cp)", None, None, None, ">= 20x", None, note="skipped (--no-loop)")
+            )
+            return
+        aws, why = awscli()
+        if aws is None:
+            self.results.add(Row("loop (curl + aws s3 cp)", None, None, None, ">= 20x", None, note=why))
+            return
+        # Fewer files than small-*: the loop costs about 0.7 s of CPU per file (one aws start
+        # each), and both sides scale with the count.
+        n = 30 if self.quick else 100
+        print(f"== loop: archiver (S3) vs curl + aws s3 cp, xargs -P 4 ({n} recordings, ~30 s)", flush=True)
+        with Simulator(recordings=n, seed=43, seconds=(25, 35)) as sim:
+            warm(sim, sim.plivo)
+            env = self.base | sim.env()
+            lst = self.work / "loop.json"
+            media_list(sim, lst)
             loop_env = env | {"AWS": aws}
             a, b = pairs(
-                self.n_pairs if not self.quick else 1,
+                self.n_pairs,
                 lambda i: self.backfill(env, "plivo", f"s3://bench/larch{i}", "--concurrency", "4"),
-                lambda i: run(["sh", str(HERE / "loop_curl_awscli.sh"), str(loop_list), f"s3://bench/loop{i}"], loop_env),
+                lambda i: run(
+                    [
+                        "sh",
+                        str(HERE / "loop_curl_awscli.sh"),
+                        str(lst.with_suffix(".tsv")),
+                        f"s3://bench/loop{i}",
+                    ],
+                    loop_env,
+                ),
             )
-            mine, theirs = self.moto.digests("larch0/"), self.moto.digests("loop0/")
-            same = mine == theirs and len(mine) == loop_n
-            if not same:
-                print(f"    bytes differ: {len(mine)} vs {len(theirs)} objects, {len(set(mine) ^ set(theirs))} keys not in both", flush=True)
-            ratio = median([y.seconds / x.seconds for x, y in zip(a, b, strict=True)])
-            self.results.add(
-                Row(
-                    "loop (speed-up vs curl+aws s3 cp)",
-                    median([r.seconds for r in a]),
-                    median([r.seconds for r in b]),
-                    ratio,
-                    "speed-up >= 20x, same bytes",
-                    ratio >= 20 and same,
-                    note=f"{loop_n} files, bytes identical: {same}",
-                    detail={"archiver": [r.seconds for r in a], "loop": [r.seconds for r in b], "same_bytes": same},
-                )
+        mine, theirs = self.moto.digests("larch0/"), self.moto.digests("loop0/")
+        same = mine == theirs and len(mine) == n
+        if not same:
+            print(
+                f"    bytes differ: {len(mine)} vs {len(theirs)} objects, "
+                f"{len(set(mine) ^ set(theirs))} keys not in both",
+                flush=True,
             )
+        ratio = median([y.seconds / x.seconds for x, y in zip(a, b, strict=True)])
+        self.results.add(
+            Row(
+                "loop (speed-up vs curl+aws s3 cp)",
+                median([r.seconds for r in a]),
+                median([r.seconds for r in b]),
+                ratio,
+                "speed-up >= 20x, same bytes",
+                ratio >= 20 and same,
+                note=f"{n} files, bytes identical: {same}",
+                detail={
+                    "archiver": [r.seconds for r in a],
+                    "loop": [r.seconds for r in b],
+                    "same_bytes": same,
+                },
+            )
+        )
 
     def ab(self, figure: str, a: list[Run], b: list[Run], goal: float, note: str) -> None:
         ratio = median([x.seconds / y.seconds for x, y in zip(a, b, strict=True)])
@@ -411,7 +454,7 @@ class Bench:
                 env = self.base | sim.env()
                 for where in ("local", "s3"):
                     rs = []
-                    for i in range(runs):
+                    for _ in range(runs):
                         dest = str(self.fresh("long")) if where == "local" else "s3://bench/long"
                         rs.append(self.backfill(env, "catapult", dest, "--concurrency", "1", "--force"))
                         if where == "local" and seconds == hours[0] and keep is None:
@@ -458,14 +501,29 @@ class Bench:
             for _ in range(1 if self.quick else self.n_pairs):
                 dest = str(self.fresh("repeat"))
                 catalog = str(self.fresh("catalog").with_suffix(".db"))
-                argv = archiver("backfill", "--provider", "plivo", *RANGE, "--dest", dest, "--catalog", catalog, "--concurrency", "4")
+                argv = archiver(
+                    "backfill",
+                    "--provider",
+                    "plivo",
+                    *RANGE,
+                    "--dest",
+                    dest,
+                    "--catalog",
+                    catalog,
+                    "--concurrency",
+                    "4",
+                )
                 first = run(argv, env)
                 before = sim.stats["plivo.media.requests"]
                 again = run(argv, env)
                 media.append(sim.stats["plivo.media.requests"] - before)
                 firsts.append(first.seconds)
                 repeats.append(again.seconds)
-                print(f"    first {first.seconds:.2f} s, repeat {again.seconds:.2f} s, media requests {media[-1]}", flush=True)
+                print(
+                    f"    first {first.seconds:.2f} s, repeat {again.seconds:.2f} s, "
+                    f"media requests {media[-1]}",
+                    flush=True,
+                )
         frac = median([r / f for r, f in zip(repeats, firsts, strict=True)])
         self.results.add(
             Row(
@@ -494,7 +552,16 @@ class Bench:
         for name, profile in BUILTIN.items():
             out = self.work / f"bare.{profile.ext}"
             _, encode = t.stream_argvs(str(src), "wav", profile, str(out))
-            bare = [self.ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-i", str(src), *encode[encode.index("-acodec") :]]
+            bare = [
+                self.ffmpeg,
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(src),
+                *encode[encode.index("-acodec") :],
+            ]
             mine = archiver("transcode", "--dest", str(archive), "--profile", name, "--force")
             rss_a, rss_b = [], []
 
@@ -519,7 +586,12 @@ class Bench:
                     "ratio <= 1.15",
                     ratio <= 1.15,
                     note=f"peak RSS tree: archiver {median(rss_a):.0f} MB, ffmpeg {median(rss_b):.0f} MB",
-                    detail={"archiver": [r.seconds for r in ra], "bare": [r.seconds for r in rb], "rss_archiver_mb": rss_a, "rss_bare_mb": rss_b},
+                    detail={
+                        "archiver": [r.seconds for r in ra],
+                        "bare": [r.seconds for r in rb],
+                        "rss_archiver_mb": rss_a,
+                        "rss_bare_mb": rss_b,
+                    },
                 )
             )
 
@@ -537,8 +609,16 @@ class Bench:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(body)
         with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda kb: self.moto.client.put_object(Bucket="bench", Key="scale/" + kb[0], Body=kb[1]), files))
-        print(f"    built in {time.perf_counter() - t0:.0f} s; {in_day} recordings on {day:%Y-%m-%d}", flush=True)
+            list(
+                pool.map(
+                    lambda kb: self.moto.client.put_object(Bucket="bench", Key="scale/" + kb[0], Body=kb[1]),
+                    files,
+                )
+            )
+        print(
+            f"    built in {time.perf_counter() - t0:.0f} s; {in_day} recordings on {day:%Y-%m-%d}",
+            flush=True,
+        )
         since = ["--since", f"{day:%Y-%m-%d}", "--until", f"{day + timedelta(days=1):%Y-%m-%d}"]
         for where, dest in (("local", str(local)), ("s3", "s3://bench/scale")):
             catalog = self.work / f"scale-{where}.db"
@@ -587,8 +667,12 @@ class Bench:
             with sqlite3.connect(path) as db:
                 db.executemany(
                     "INSERT INTO recordings (dest, provider, account, recording_id, state, started_at, "
-                    "sidecar_key, sha256, bytes, attempts, updated_at) VALUES (?,?,?,?,'archived',?,?,?,?,0,?)",
-                    ((*scope.key(), rid, "2024-01-01T00:00:00.000000Z", f"k/{rid}.json", "0" * 64, 1, "x") for rid in ids),
+                    "sidecar_key, sha256, bytes, attempts, updated_at) "
+                    "VALUES (?,?,?,?,'archived',?,?,?,?,0,?)",
+                    (
+                        (*scope.key(), rid, "2024-01-01T00:00:00.000000Z", f"k/{rid}.json", "0" * 64, 1, "x")
+                        for rid in ids
+                    ),
                 )
             cat = Catalog(str(path))
             rng = random.Random(1)
@@ -637,19 +721,36 @@ def synthetic_archive(n: int, day: datetime) -> tuple[list[tuple[str, bytes]], i
             "archiver_version": "0.1.0",
             "files": [
                 {
-                    "role": "original", "profile": None, "key": f"{base}.wav", "format": "wav",
-                    "content_type": "audio/wav", "bytes": len(body), "sha256": digest,
-                    "duration_seconds": 0.1, "sample_rate": 8000, "channels": 1, "bitrate": 128000,
-                    "codec": "pcm_s16le", "probe_error": None, "tags": {},
+                    "role": "original",
+                    "profile": None,
+                    "key": f"{base}.wav",
+                    "format": "wav",
+                    "content_type": "audio/wav",
+                    "bytes": len(body),
+                    "sha256": digest,
+                    "duration_seconds": 0.1,
+                    "sample_rate": 8000,
+                    "channels": 1,
+                    "bitrate": 128000,
+                    "codec": "pcm_s16le",
+                    "probe_error": None,
+                    "tags": {},
                 }
             ],
             "provider_record": {"recording_id": rid, "recording_format": "wav"},
             "recording": {
-                "provider": "plivo", "account": ACCOUNT, "recording_id": rid, "call_id": f"call-{i}",
-                "conference_name": None, "from_number": "14155550100", "to_number": "16505550100",
-                "direction": None, "started_at": stamp,
+                "provider": "plivo",
+                "account": ACCOUNT,
+                "recording_id": rid,
+                "call_id": f"call-{i}",
+                "conference_name": None,
+                "from_number": "14155550100",
+                "to_number": "16505550100",
+                "direction": None,
+                "started_at": stamp,
                 "ended_at": (started + timedelta(seconds=0.1)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-                "provider_duration_seconds": 0.1, "state": None,
+                "provider_duration_seconds": 0.1,
+                "state": None,
             },
             "source": {"media_url": f"http://127.0.0.1/recordings/{rid}.wav", "fetched_at": stamp},
         }
@@ -676,7 +777,18 @@ def profile(path: Path, work: Path) -> None:
     with Simulator(recordings=300, seed=42, seconds=(25, 35)) as sim:
         warm(sim, sim.plivo)
         env = {**os.environ, **PACING, **sim.env(), "XDG_STATE_HOME": str(work / "state")}
-        argv = archiver("backfill", "--provider", "plivo", *RANGE, "--dest", str(work / "p"), "--catalog", str(work / "p.db"), "--concurrency", "4")
+        argv = archiver(
+            "backfill",
+            "--provider",
+            "plivo",
+            *RANGE,
+            "--dest",
+            str(work / "p"),
+            "--catalog",
+            str(work / "p.db"),
+            "--concurrency",
+            "4",
+        )
         r = run([spy, "record", "--rate", "250", "--format", "raw", "--output", str(path), "--", *argv], env)
         print(r.out.strip().splitlines()[-1] if r.out.strip() else "")
     own: Counter[str] = Counter()
@@ -731,7 +843,11 @@ def main() -> None:
         if args.profile:
             profile(args.profile, work)
             return
-        only = set(args.only.split(",")) if args.only else {"small", "long", "repeat", "transcode", "scale", "catalog"}
+        only = (
+            set(args.only.split(","))
+            if args.only
+            else {"small", "long", "repeat", "transcode", "scale", "catalog"}
+        )
         started = time.perf_counter()
         bench = Bench(args, work)
         try:
@@ -754,7 +870,8 @@ def main() -> None:
         for row in bench.results.rows:
             print(fmt_row(row))
         print(
-            f"\n{'quick' if args.quick else 'full'} run, {elapsed:.0f} s, {os.cpu_count()} CPUs; simulator pacing "
+            f"\n{'quick' if args.quick else 'full'} run, {elapsed:.0f} s, {os.cpu_count()} CPUs; "
+            "simulator pacing "
             f"lifted to {PACING['PLIVO_REQUESTS_PER_SECOND']} req/s; medians of A B pairs"
         )
         if args.json:
