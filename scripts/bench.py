@@ -33,8 +33,11 @@ run and reported as medians):
 The simulator's pacing is lifted (CATAPULT_/PLIVO_REQUESTS_PER_SECOND=1000) so that pacing,
 which is the provider's limit and not our overhead, does not dominate. The baselines are given
 the media URLs directly (no listing); the archiver lists them through the provider API.
---quick: fewer recordings, shorter long recordings, a 2,000-recording scale archive, fewer
-pairs where a figure allows: a smoke check in about two minutes, not the figures to quote.
+A full run takes about 21 minutes on 2 cores, most of it the S3 scale case (every command
+reads all 20,000 sidecars today) and the curl + aws loop (one `aws` start per file, so the loop
+figure uses its own 100 recordings, 3 pairs). --quick: fewer recordings, shorter long
+recordings, a 2,000-recording scale archive, fewer pairs where a figure allows: a smoke check
+in about two minutes, not the figures to quote.
 --profile PATH: instead of the figures, run the archiver side of small-local under py-spy
 (all threads) and print its top functions; the collapsed stacks go to PATH.
 """
