@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime
 
+from archiver.cli.outputs import write_atomic
 from archiver.runner import STATUSES, RunResult
 
 
@@ -54,13 +53,4 @@ def render_metrics(result: RunResult, last_success: datetime | None) -> str:
 
 def write_metrics(path: str, text: str) -> None:
     """Atomically (temp file + rename), as the textfile collector requires."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".archiver-metrics-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(path, text, 0o644)

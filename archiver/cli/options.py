@@ -36,7 +36,9 @@ def archive_options(fn: F) -> F:
         click.option("--limit", type=click.IntRange(1), help="Stop after this many recordings."),
         click.option("--force", is_flag=True, help="Re-archive recordings already archived."),
         click.option(
-            "--report", type=click.Path(dir_okay=False, writable=True), help="Write a JSON run report here."
+            "--report",
+            type=click.Path(dir_okay=False, writable=True),
+            help="Write a JSON run report here ('-': stdout, and the summary line to stderr).",
         ),
         click.option(
             "--catalog",
