@@ -8,7 +8,7 @@ import time
 import click
 
 from archiver.cli import wiring
-from archiver.cli.options import exit_codes, selection_options
+from archiver.cli.options import exit_codes, nothing_selected, selection_options
 from archiver.cli.output import current_redactor, echo
 from archiver.cli.outputs import check_output_path, write_report
 from archiver.selection import Selection
@@ -62,6 +62,8 @@ def verify(
         result = verify_archive(storage, selection, workers=workers, on_file=progress)
     finally:
         storage.close()
+    if not result.recordings:
+        echo(f"verify: {nothing_selected(selection)}", err=True)
     for f in result.findings:
         who = f" recording {f.recording_id}" if f.recording_id else ""
         echo(f"{f.kind}{who}: {f.key}: {f.detail}", err=True)

@@ -212,5 +212,15 @@ def finish(
         write_metrics(metrics_path, redact(render_metrics(result, last_success)))
     if result.fatal:
         echo(f"error: {result.fatal}", err=True)
+    # The last log event: a log shipper gets the counts without parsing the summary line.
+    log.info(
+        "run.summary: %s",
+        result.summary(),
+        extra={
+            "event": "run.summary",
+            "counts": result.report()["counts"],
+            "exit_code": result.exit_code,
+        },
+    )
     echo(result.summary())
     raise SystemExit(result.exit_code)
