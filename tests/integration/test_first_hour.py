@@ -62,6 +62,10 @@ def test_verify_report_path_is_checked_before_reading_the_archive(cli, tmp_path:
     r = cli("verify", "--dest", str(dest), "--report", str(tmp_path / "missing" / "v.json"))
     assert r.exit_code == 2 and "error: --report" in r.output
     assert "unreadable" not in r.output
+    missing = str(tmp_path / "missing" / "t.json")
+    t = cli("transcode", "--dest", str(dest), "--profile", "flac", "--report", missing)
+    assert t.exit_code == 2 and "error: --report" in t.output
+    assert not list(dest.rglob("*.flac"))  # nothing encoded first
 
 
 def test_report_dash_writes_the_json_report_to_stdout(cli, tmp_path: Path, sim_env) -> None:
