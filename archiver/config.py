@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from importlib import resources
 from typing import Any
 
 from archiver.errors import ConfigError
@@ -342,6 +343,12 @@ def _build(merged: Mapping[str, Any]) -> Settings:
     if settings.s3.sse not in (None, "AES256", "aws:kms"):
         raise ConfigError(f"s3.sse must be AES256 or aws:kms, not {settings.s3.sse!r}")
     return settings
+
+
+def example_config() -> str:
+    """The example config file shipped in the package (``archiver/data``): every key of
+    :data:`SCHEMA` with its default, or commented out where there is none."""
+    return resources.files("archiver.data").joinpath("archiver.example.toml").read_text("utf-8")
 
 
 def config_path_from(flag: str | None, env: Mapping[str, str]) -> str | None:

@@ -140,6 +140,10 @@ def check_storage(storage: Storage) -> Iterator[Finding]:
 
 
 def check_catalog(path: str) -> Finding:
+    """The catalog opens and is sound; one that does not exist yet is only looked for (a check
+    must not create the file or folder it checks: a typo'd path would become a new catalog)."""
+    if path != ":memory:" and not os.path.exists(path):
+        return _future_catalog(path)
     try:
         catalog = Catalog(path)
     except CatalogDamaged as exc:
@@ -169,4 +173,20 @@ def check_pacing(folder: str) -> Finding:
         f"{folder} is missing or not writable: each run paces alone, and two runs on one account "
         "together exceed its rate",
         "let the first run create the catalog there, or point --catalog at a writable folder",
+    )
+
+
+def _future_catalog(path: str) -> Finding:
+    """A catalog the first run will create: can it? (the nearest folder that exists must be
+    writable, since the run makes the rest)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+        return Finding("ok", "catalog", f"{path} does not exist yet: the first run creates it")
+    return Finding(
+        "fail",
+        "catalog",
+        f"{path} does not exist and cannot be created ({folder} is not a writable folder)",
+        "point --catalog / ARCHIVER_CATALOG at a writable place",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -40,6 +41,7 @@ class RunResult:
     # ``new`` is True for those this run found; they alone make the exit code 1.
     unavailable: list[dict[str, str | bool | None]] = field(default_factory=list)
     fatal: str | None = None
+    stopped_by: int | None = None  # the signal that stopped the run (SIGINT, SIGTERM)
     deletions: list[dict[str, str | None]] | None = None  # None: deletion not asked for
 
     def add(self, outcome: Outcome) -> None:
@@ -64,6 +66,8 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
+        if self.stopped_by is not None:  # as a shell reports a process its signal ended
+            return 128 + self.stopped_by
         if self.fatal:
             return 3
         # A recording found unavailable is news once (a typo'd id, a recording the provider
@@ -78,6 +82,8 @@ class RunResult:
             done = sum(1 for d in self.deletions if d["result"] in ("deleted", "already-gone"))
             planned = sum(1 for d in self.deletions if d["result"] == "would-delete")
             line += f" deleted={done}" + (f" would_delete={planned}" if planned else "")
+        if self.stopped_by is not None:
+            line += f" STOPPED by {signal.Signals(self.stopped_by).name}"
         return line + (f" ABORTED: {self.fatal}" if self.fatal else "")
 
     def report(self) -> dict[str, Any]:
@@ -95,6 +101,7 @@ class RunResult:
             "failures": self.failures,
             "unavailable": self.unavailable,
             "fatal": self.fatal,
+            "stopped_by": signal.Signals(self.stopped_by).name if self.stopped_by is not None else None,
             **({"deletions": self.deletions} if self.deletions is not None else {}),
         }
 
@@ -107,6 +114,16 @@ class HasId(Protocol):
 T = TypeVar("T", bound=HasId)
 
 
+class StopFlag(Protocol):
+    """What tells a batch to stop taking work (a ``threading.Event``)."""
+
+    def is_set(self) -> bool: ...
+
+
+class _NotStarted(Exception):
+    """A queued recording the stop reached before a worker did: it was never touched."""
+
+
 def run_batch(
     items: Iterable[T | Outcome],
     process: Callable[[T], Outcome],
@@ -117,6 +134,7 @@ def run_batch(
     on_outcome: Callable[[Outcome], None] | None = None,
     settle: Callable[[Outcome], Outcome] | None = None,
     max_destination_failures: int = 2,
+    stop: StopFlag | None = None,
 ) -> RunResult:
     """Process ``items`` on ``concurrency`` threads, at most ``2 * concurrency`` in flight so a
     long listing never piles up in memory. Items that are already an Outcome (a record the
@@ -126,6 +144,10 @@ def run_batch(
     The run stops taking new work (running work finishes) and ``result.fatal`` says why when
     the listing or a worker raises FatalError, when the listing fails in any other way, or
     after ``max_destination_failures`` consecutive failures of the destination itself.
+
+    Once ``stop`` is set the run takes no new item, recordings already being processed
+    finish, and queued ones are handed back untouched (not counted as listed, so their
+    window stays unfinished and the next run takes them).
     """
     seen: set[str] = set()
     down_in_a_row = 0
@@ -158,7 +180,9 @@ def run_batch(
             for fut in done:
                 rid = in_flight.pop(fut)
                 exc = fut.exception()
-                if isinstance(exc, FatalError):
+                if isinstance(exc, _NotStarted):
+                    result.listed -= 1
+                elif isinstance(exc, FatalError):
                     result.fatal = result.fatal or str(exc)
                 elif exc is not None:  # the catalog could not be told: fail it, window unfinished
                     log.error("internal error on %s: %r", rid, exc, exc_info=exc)
@@ -174,9 +198,22 @@ def run_batch(
                 else:
                     record(fut.result())
 
+    def stopping() -> bool:
+        return stop is not None and stop.is_set()
+
+    def guarded(item: T) -> Outcome:  # on a worker: a stop may have come while it was queued
+        if stopping():
+            raise _NotStarted
+        return process(item)
+
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="archive") as pool:
         try:
-            for item in items:
+            iterator = iter(items)
+            # Checked before each item is asked for: a stopped run does not list further.
+            while not stopping():
+                item = next(iterator, None)
+                if item is None:
+                    break
                 if result.fatal or (limit is not None and result.listed >= limit):
                     break
                 rid = item.recording_id
@@ -187,7 +224,7 @@ def run_batch(
                 if isinstance(item, Outcome):
                     record(settle(item) if settle else item)
                     continue
-                in_flight[pool.submit(process, item)] = rid
+                in_flight[pool.submit(guarded, item)] = rid
                 drain(2 * concurrency)
         except FatalError as exc:
             result.fatal = result.fatal or str(exc)

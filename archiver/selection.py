@@ -34,7 +34,10 @@ class Selection:
             return False
         if self.call_id and rec.get("call_id") != self.call_id:
             return False
-        if self.number and self.number not in (rec.get("from_number"), rec.get("to_number")):
+        if self.number and same_number_key(self.number) not in (
+            same_number_key(rec.get("from_number")),
+            same_number_key(rec.get("to_number")),
+        ):
             return False
         if self.since or self.until:
             started = lenient_time(rec.get("started_at"))
@@ -45,6 +48,20 @@ class Selection:
             if self.until and started >= self.until:
                 return False
         return True
+
+
+_PHONE_PUNCTUATION = re.compile(r"[\s().-]")
+
+
+def same_number_key(value: Any) -> str | None:
+    """A phone number as compared by ``--number``: E.164 (``+14155551229``) and the forms
+    providers write (``14155551229``, a number rather than a string, ``+1 415-555-1229``) are
+    one number; anything else, ``sip:`` URIs included, is compared exactly as written."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    digits = _PHONE_PUNCTUATION.sub("", text).removeprefix("+")
+    return digits if digits.isdigit() and digits.isascii() else text
 
 
 @dataclass(frozen=True)

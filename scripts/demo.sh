@@ -8,14 +8,16 @@ echo "== installing archiver into .venv"
 make_venv '.'
 
 work=$(mktemp -d)
-.venv/bin/archiver sim --recordings 20 >"$work/sim.env" 2>"$work/sim.log" &
+# --env-file: the file appears (whole, by rename) only once the simulator is serving.
+.venv/bin/archiver sim --recordings 20 --env-file "$work/sim.env" 2>"$work/sim.log" &
 sim_pid=$!
 trap 'kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-  grep -q PLIVO_AUTH_TOKEN "$work/sim.env" 2>/dev/null && break
+for _ in $(seq 1 300); do
+  [ -f "$work/sim.env" ] && break
   kill -0 "$sim_pid" 2>/dev/null || { cat "$work/sim.log" >&2; exit 1; }
   sleep 0.1
 done
+[ -f "$work/sim.env" ] || { echo "the simulator did not start in 30 s" >&2; cat "$work/sim.log" >&2; exit 1; }
 # The simulator's own (fake) credentials and loopback URLs:
 set -a; . "$work/sim.env"; set +a
 # Real Catapult allows 1 request/s per endpoint; the simulator does not enforce it, so the demo

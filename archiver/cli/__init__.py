@@ -6,11 +6,13 @@ import click
 
 from archiver import __version__
 from archiver.cli.backfill import backfill
+from archiver.cli.config_cmd import config as config_group
 from archiver.cli.doctor import doctor
 from archiver.cli.export import export
 from archiver.cli.fetch import fetch
 from archiver.cli.forget import forget
 from archiver.cli.legal_hold import legal_hold
+from archiver.cli.options import accept_global_options
 from archiver.cli.reindex import reindex
 from archiver.cli.run import run
 from archiver.cli.sim import sim
@@ -39,6 +41,9 @@ from archiver.cli.wiring import GlobalOptions
 def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool, log_format: str) -> None:
     """Archive call recordings from Bandwidth Catapult v1 and Plivo into a folder or S3.
 
+    The global options may also follow the command (`archiver run ... -v --log-format json`);
+    given in both places, the ones after the command win.
+
     \b
     Example:
       export PLIVO_AUTH_ID=MA... PLIVO_AUTH_TOKEN=...
@@ -59,3 +64,6 @@ main.add_command(transcode)
 main.add_command(reindex)
 main.add_command(doctor)
 main.add_command(sim)
+main.add_command(config_group)
+for _command in main.commands.values():
+    accept_global_options(_command)

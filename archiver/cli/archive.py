@@ -14,7 +14,9 @@ import click
 from archiver.cli import wiring
 from archiver.cli.logs import bind_run
 from archiver.cli.output import echo
+from archiver.cli.outputs import check_output_path
 from archiver.cli.progress import RunProgress
+from archiver.cli.signals import StopOnSignal
 from archiver.config import Settings
 from archiver.deletion import delete_verified
 from archiver.errors import (
@@ -52,7 +54,20 @@ def archive(
     extra_flags: dict[str, Any] | None = None,
 ) -> None:
     """Load settings, wire a session, archive the job's recordings (or plan them with
-    --dry-run), record the run in the catalog, report and exit."""
+    --dry-run), record the run in the catalog, report and exit. Ctrl-C / SIGTERM stop it after
+    the recordings in flight (:mod:`archiver.cli.signals`), from start to write-up."""
+    with StopOnSignal() as stop:
+        _archive(ctx, command, opts, make_job, extra_flags, stop)
+
+
+def _archive(
+    ctx: click.Context,
+    command: str,
+    opts: dict[str, Any],
+    make_job: Callable[[Deps, Settings], Job],
+    extra_flags: dict[str, Any] | None,
+    stop: StopOnSignal,
+) -> None:
     flags = {
         **(extra_flags or {}),
         "archive.dest": opts["dest"],
@@ -68,6 +83,9 @@ def archive(
         "s3.legal_hold": opts["legal_hold"],
     }
     settings = wiring.load(ctx, flags)
+    # Before any work: a bad path must not cost a whole run and then a traceback.
+    check_output_path("--report", opts["report"], dash=True)
+    check_output_path("--metrics-file", opts["metrics_file"])
     provider_name = opts["provider"]
     last_success: datetime | None = None
     with wiring.archive_session(
@@ -97,7 +115,7 @@ def archive(
         older = opts["delete_older_than_days"]
         older_than = timedelta(days=older) if older is not None else None
         if opts["dry_run"]:
-            dry_run(job.items, deps, result, opts["limit"], candidates if deleter else None)
+            dry_run(job.items, deps, result, opts["limit"], candidates if deleter else None, stop.event)
         else:
             deps.catalog.start_run(result.run_id, command, deps.scope, result.started_at)
             with RunProgress(result, enabled=not ctx.obj.quiet) as progress:
@@ -115,6 +133,7 @@ def archive(
                     limit=opts["limit"],
                     on_outcome=on_outcome,
                     settle=lambda outcome: settle_listed(outcome, deps),
+                    stop=stop.event,
                 )
             for gap in job.tracker.gaps if job.tracker else ():
                 # Not every selected recording could even be listed: exit 1, said in the report.
@@ -124,7 +143,8 @@ def archive(
                     job.after(result)
                 except FatalError as exc:
                     result.fatal = result.fatal or str(exc)
-        if deleter is not None and not result.fatal:
+        result.stopped_by = stop.signum
+        if deleter is not None and not result.fatal and not result.stopped_by:
             # Only now, with the listing walk over (PROVIDERS.md: never delete mid-walk).
             done = delete_verified(
                 candidates,
@@ -200,13 +220,14 @@ def dry_run(
     result: RunResult,
     limit: int | None,
     candidates: list[tuple[Recording, str]] | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Print what a real run would do; write nothing."""
     seen: set[str] = set()
     to_archive = 0
     try:
         for item in items:
-            if limit is not None and result.listed >= limit:
+            if (limit is not None and result.listed >= limit) or (stop is not None and stop.is_set()):
                 break
             if item.recording_id in seen:
                 continue

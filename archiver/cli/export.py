@@ -8,7 +8,7 @@ import sys
 import click
 
 from archiver.cli import wiring
-from archiver.cli.options import exit_codes, selection_options
+from archiver.cli.options import exit_codes, nothing_selected, selection_options
 from archiver.cli.output import echo
 from archiver.errors import ConfigError
 from archiver.export import ExportError, FolderSink, Sink, StorageSink, ZipSink, run_export
@@ -73,6 +73,8 @@ def export(
         raise SystemExit(1) from None
     finally:
         source.close()
+    if not result.recordings and not result.excluded:
+        echo(f"export: {nothing_selected(selection)}", err=True)
     for x in result.excluded:
         who = f" (recording {x['recording_id']})" if x["recording_id"] else ""
         echo(f"error: left out {x['kind']} sidecar {x['sidecar']}{who}: {x['detail']}", err=True)

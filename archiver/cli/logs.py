@@ -43,12 +43,17 @@ class RedactSecrets(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
-    """``HH:MM:SS LEVEL message``, one line per record: control characters in the message
-    are escaped (a provider id with a newline or ESC cannot forge a line or drive the
-    terminal), and a traceback's lines are prefixed and escaped the same way."""
+    """``YYYY-MM-DDTHH:MM:SSZ LEVEL message``, one line per record. The date is there and
+    in UTC, as in JSON logs and reports: a line kept in a log file must say which night it is
+    from. Control characters in the message are escaped (a provider id with a newline or ESC
+    cannot forge a line or drive the terminal), and a traceback's lines are prefixed and
+    escaped the same way."""
 
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+        super().__init__("%(asctime)s %(levelname)s %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape_controls(record.message)
@@ -79,7 +84,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ("run_id", "provider", "recording_id", "status", "bytes"):
+        for key in ("run_id", "provider", "recording_id", "status", "bytes", "event", "counts", "exit_code"):
             if hasattr(record, key):
                 doc[key] = getattr(record, key)
         if record.exc_info or record.exc_text:

@@ -1,11 +1,17 @@
-"""Prometheus text-format metrics for node_exporter's textfile collector."""
+"""Prometheus text-format metrics for node_exporter's textfile collector.
+
+Every metric is a gauge (the last run's value), so none ends in ``_total``: promtool keeps that
+suffix for counters. Every sample carries ``provider`` (and account, dest, command) labels:
+each file is rewritten whole by each run, so two providers write two files in the one
+textfile folder (``archiver-plivo.prom``, ``archiver-catapult.prom``) and their samples never
+collide.
+"""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime
 
+from archiver.cli.outputs import write_atomic
 from archiver.runner import STATUSES, RunResult
 
 
@@ -29,7 +35,8 @@ def render_metrics(result: RunResult, last_success: datetime | None) -> str:
         "# TYPE archiver_last_success_timestamp_seconds gauge",
         f"archiver_last_success_timestamp_seconds{{{labels}}} "
         f"{last_success.timestamp() if last_success else 0:.3f}",
-        "# HELP archiver_last_run_exit_code Exit code of the last run (0 ok, 1 some failed, 3 aborted).",
+        "# HELP archiver_last_run_exit_code Exit code of the last run "
+        "(0 ok, 1 some failed, 3 aborted, 130/143 stopped by SIGINT/SIGTERM).",
         "# TYPE archiver_last_run_exit_code gauge",
         f"archiver_last_run_exit_code{{{labels}}} {result.exit_code}",
         "# HELP archiver_last_run_duration_seconds How long the last run took.",
@@ -42,25 +49,16 @@ def render_metrics(result: RunResult, last_success: datetime | None) -> str:
     ]
     lines += [f'archiver_last_run_recordings{{{labels},status="{s}"}} {result.counts[s]}' for s in STATUSES]
     lines += [
-        "# HELP archiver_last_run_bytes_downloaded_total Bytes downloaded by the last run.",
-        "# TYPE archiver_last_run_bytes_downloaded_total gauge",
-        f"archiver_last_run_bytes_downloaded_total{{{labels}}} {result.bytes_downloaded}",
-        "# HELP archiver_last_run_bytes_written_total Bytes written by the last run.",
-        "# TYPE archiver_last_run_bytes_written_total gauge",
-        f"archiver_last_run_bytes_written_total{{{labels}}} {result.bytes_written}",
+        "# HELP archiver_last_run_bytes_downloaded Bytes downloaded by the last run.",
+        "# TYPE archiver_last_run_bytes_downloaded gauge",
+        f"archiver_last_run_bytes_downloaded{{{labels}}} {result.bytes_downloaded}",
+        "# HELP archiver_last_run_bytes_written Bytes written by the last run.",
+        "# TYPE archiver_last_run_bytes_written gauge",
+        f"archiver_last_run_bytes_written{{{labels}}} {result.bytes_written}",
     ]
     return "\n".join(lines) + "\n"
 
 
 def write_metrics(path: str, text: str) -> None:
     """Atomically (temp file + rename), as the textfile collector requires."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".archiver-metrics-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomic(path, text, 0o644)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -9,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from archiver.cli.output import echo
+from archiver.cli.wiring import GlobalOptions
 from archiver.errors import ConfigError, FatalError
 from archiver.selection import Selection
 from archiver.timeutil import parse_when, utcnow
@@ -36,7 +38,9 @@ def archive_options(fn: F) -> F:
         click.option("--limit", type=click.IntRange(1), help="Stop after this many recordings."),
         click.option("--force", is_flag=True, help="Re-archive recordings already archived."),
         click.option(
-            "--report", type=click.Path(dir_okay=False, writable=True), help="Write a JSON run report here."
+            "--report",
+            type=click.Path(dir_okay=False, writable=True),
+            help="Write a JSON run report here ('-': stdout, and the summary line to stderr).",
         ),
         click.option(
             "--catalog",
@@ -126,6 +130,18 @@ def selection_options(fn: F) -> F:
     return decorated
 
 
+def nothing_selected(selection: Selection) -> str:
+    """The line saying a selection matched no archived recording (a typo'd --number or date
+    must not pass for an empty, clean result)."""
+    given = {k: v for k, v in dataclasses.asdict(selection).items() if v is not None}
+    if not given:
+        return "the archive holds no recordings"
+    shown = ", ".join(
+        f"--{k.replace('_', '-')} {v.isoformat() if hasattr(v, 'isoformat') else v}" for k, v in given.items()
+    )
+    return f"no archived recording matches {shown}"
+
+
 def exit_codes(fn: F) -> F:
     """ConfigError -> exit 2, FatalError -> exit 3, each with one clear line on stderr."""
 
@@ -141,3 +157,40 @@ def exit_codes(fn: F) -> F:
             raise SystemExit(3) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def accept_global_options(command: click.Command) -> None:
+    """Let ``command`` take the global options after its name too (``archiver backfill ...
+    -v --log-format json``, as rclone and the AWS CLI allow).
+
+    Given in both places, the one after the command wins (it is later on the line, as with
+    any repeated option); ``-v`` counts add up and ``-q`` holds if given anywhere."""
+
+    def merge(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+        def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+            if value in (None, 0, False):  # not given here
+                return
+            g: GlobalOptions = ctx.obj
+            if field == "verbose":
+                value += g.verbose
+            ctx.obj = dataclasses.replace(g, **{field: value})
+
+        return callback
+
+    command.params += [
+        click.Option(
+            ["--config"],
+            type=click.Path(dir_okay=False),
+            expose_value=False,
+            callback=merge("config"),
+            help="Global options are accepted here too (after the command: these win).",
+        ),
+        click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=merge("verbose")),
+        click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=merge("quiet")),
+        click.Option(
+            ["--log-format"],
+            type=click.Choice(["text", "json"]),
+            expose_value=False,
+            callback=merge("log_format"),
+        ),
+    ]

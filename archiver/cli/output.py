@@ -9,6 +9,7 @@ import click
 from archiver.redact import Redactor, escape_controls
 
 _KEY = "archiver.redactor"
+_STDOUT_TAKEN = "archiver.stdout-reserved"
 
 
 def use_redactor(ctx: click.Context, redactor: Redactor) -> None:
@@ -24,10 +25,20 @@ def current_redactor() -> Redactor:
     return found if isinstance(found, Redactor) else Redactor()
 
 
+def reserve_stdout() -> None:
+    """Keep stdout for one document (``--report -``): from now on every line :func:`echo`
+    prints goes to stderr, so the document can be piped whole."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_STDOUT_TAKEN] = True
+
+
 def echo(*lines: str, err: bool = False) -> None:
-    """Print each argument as one line (stdout, or stderr with ``err``): redacted, and with
-    control characters escaped, so no value inside can break the line or reach the terminal
-    as a control sequence."""
+    """Print each argument as one line (stdout, or stderr with ``err`` or when stdout is
+    reserved): redacted, and with control characters escaped, so no value inside can break
+    the line or reach the terminal as a control sequence."""
     redact = current_redactor()
+    ctx = click.get_current_context(silent=True)
+    err = err or bool(ctx is not None and ctx.meta.get(_STDOUT_TAKEN))
     for line in lines:
         click.echo(escape_controls(redact(line)), err=err)

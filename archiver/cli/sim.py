@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import threading
+from types import FrameType
 
 import click
 
+from archiver.cli.outputs import check_output_path, write_atomic
+from archiver.errors import ConfigError
 from archiver.sim import Simulator
 from archiver.sim.faults import __doc__ as FAULTS_DOC
 
@@ -40,6 +46,12 @@ from archiver.sim.faults import __doc__ as FAULTS_DOC
     show_default=True,
     help="How Plivo's listing pages: legacy offsets, opaque cursors, or cursors that still apply an offset.",
 )
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False),
+    help="Write the `export` lines to this file (atomically, once serving; removed on exit) "
+    "instead of stdout.",
+)
 def sim(
     host: str,
     port: int,
@@ -50,17 +62,25 @@ def sim(
     max_seconds: int,
     stall_seconds: float,
     plivo_paging: str,
+    env_file: str | None,
 ) -> None:
     """Serve simulated Catapult v1 and Plivo APIs (and media) until interrupted.
 
     Recordings span 2024-01-01 to 2024-03-01. Prints `export` lines with the variables a
-    client needs; the credentials are the simulator's own, not real ones.
+    client needs (or writes them to --env-file once it serves, so the file's existence means
+    "ready"); the credentials are the simulator's own, not real ones. Ctrl-C or SIGTERM stops
+    it.
 
     \b
     Example:
-      archiver sim --recordings 20 > sim.env &  . ./sim.env
+      rm -f sim.env; archiver sim --recordings 20 --env-file sim.env &
+      until [ -f sim.env ]; do sleep 0.1; done; . ./sim.env
       archiver backfill --provider plivo --since 2024-01-01 --until 2024-03-01 --dest ./demo
     """
+    try:
+        check_output_path("--env-file", env_file)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     try:
         server = Simulator(
             host=host,
@@ -75,16 +95,30 @@ def sim(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: clean up
     server.start()
-    for key, value in server.env().items():
-        click.echo(f"export {key}={value}")
-    click.echo(f"# simulator ready: API {server.api_url}, Plivo media {server.media_url}", err=True)
     try:
+        lines = "".join(f"export {key}={value}\n" for key, value in server.env().items())
+        if env_file:
+            # Renamed into place only now, serving: a reader never sees half a file or a
+            # file naming ports not yet open.
+            write_atomic(env_file, lines, 0o600)
+        else:
+            click.echo(lines, nl=False)
+        click.echo(f"# simulator ready: API {server.api_url}, Plivo media {server.media_url}", err=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
+        if env_file:  # its URLs die with us
+            with contextlib.suppress(OSError):
+                os.unlink(env_file)
         server.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 # Keep the fault table's own line breaks in --help (click rewraps paragraphs otherwise).

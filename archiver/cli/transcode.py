@@ -9,6 +9,7 @@ import click
 
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, selection_options
+from archiver.cli.outputs import check_output_path
 from archiver.cli.progress import RunProgress
 from archiver.errors import SidecarError
 from archiver.models import Outcome
@@ -26,7 +27,7 @@ from archiver.transcode import pick_profiles
 @click.option(
     "--transcode-workers", type=click.IntRange(1, 64), help="Parallel encodes (default: CPU count)."
 )
-@click.option("--report", type=click.Path(dir_okay=False), help="Write a JSON run report here.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write a JSON run report here ('-': stdout).")
 @click.pass_context
 @exit_codes
 def transcode(
@@ -48,6 +49,7 @@ def transcode(
       archiver transcode --dest s3://acme-calls/recordings --profile flac --since 2024-01-01
     """
     settings = wiring.load(ctx, {"archive.dest": dest, "transcode.workers": transcode_workers})
+    check_output_path("--report", report, dash=True)  # before hours of encoding
     (profile,) = pick_profiles((profile_name,), settings.profiles)
     storage = wiring.build_storage(settings)
     try:

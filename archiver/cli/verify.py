@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 
 import click
 
 from archiver.cli import wiring
-from archiver.cli.options import exit_codes, selection_options
+from archiver.cli.options import exit_codes, nothing_selected, selection_options
 from archiver.cli.output import current_redactor, echo
+from archiver.cli.outputs import check_output_path, write_report
 from archiver.selection import Selection
 from archiver.verify import VerifyResult, verify_archive
 
@@ -24,7 +23,9 @@ log = logging.getLogger("archiver.verify")
 @click.option(
     "--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Files read in parallel."
 )
-@click.option("--report", type=click.Path(dir_okay=False), help="Write the findings as JSON here.")
+@click.option(
+    "--report", type=click.Path(dir_okay=False), help="Write the findings as JSON here ('-': stdout)."
+)
 @click.pass_context
 @exit_codes
 def verify(
@@ -42,6 +43,7 @@ def verify(
       archiver verify --dest s3://acme-calls/recordings --report verify.json
     """
     settings = wiring.load(ctx, {"archive.dest": dest})
+    check_output_path("--report", report, dash=True)  # before reading the whole archive
     storage = wiring.build_storage(settings)
     try:
         storage.check()
@@ -60,14 +62,13 @@ def verify(
         result = verify_archive(storage, selection, workers=workers, on_file=progress)
     finally:
         storage.close()
+    if not result.recordings:
+        echo(f"verify: {nothing_selected(selection)}", err=True)
     for f in result.findings:
         who = f" recording {f.recording_id}" if f.recording_id else ""
         echo(f"{f.kind}{who}: {f.key}: {f.detail}", err=True)
     if report:
-        with open(report, "w", encoding="utf-8") as fh:
-            doc = current_redactor().doc(result.report() | {"dest": storage.url})
-            json.dump(doc, fh, indent=2, sort_keys=True)
-            fh.write(os.linesep)
+        write_report(report, current_redactor().doc(result.report() | {"dest": storage.url}))
     counts = result.report()["counts"]
     echo(
         f"recordings={result.recordings} files={result.files_checked} altered={counts.get('altered', 0)} "

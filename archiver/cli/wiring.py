@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from archiver.catalog import Catalog, Scope, default_path
 from archiver.cli.logs import setup_logging
 from archiver.cli.metrics import render_metrics, write_metrics
 from archiver.cli.output import current_redactor, echo, use_redactor
+from archiver.cli.outputs import write_report
 from archiver.config import Settings, config_path_from, environ, load_settings
 from archiver.errors import ConfigError
 from archiver.locking import RunLock
@@ -220,12 +220,20 @@ def finish(
     Every sink is redacted again here: defence in depth behind the provider boundary."""
     redact = current_redactor()
     if report_path:
-        with open(report_path, "w", encoding="utf-8") as fh:
-            json.dump(redact.doc(result.report()), fh, indent=2, sort_keys=True)
-            fh.write("\n")
+        write_report(report_path, redact.doc(result.report()))
     if metrics_path:
         write_metrics(metrics_path, redact(render_metrics(result, last_success)))
     if result.fatal:
         echo(f"error: {result.fatal}", err=True)
+    # The last log event: a log shipper gets the counts without parsing the summary line.
+    log.info(
+        "run.summary: %s",
+        result.summary(),
+        extra={
+            "event": "run.summary",
+            "counts": result.report()["counts"],
+            "exit_code": result.exit_code,
+        },
+    )
     echo(result.summary())
     raise SystemExit(result.exit_code)

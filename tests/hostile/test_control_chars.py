@@ -21,7 +21,8 @@ HOSTILE_IDS = (
     "r-4\u2028forged\u2029line\u202eevil",  # line/paragraph separators, bidi override
 )
 RAW = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-LOG_LINE = re.compile(r"\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+# Text log lines start with the UTC date and time (issue 9).
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 
 
 def _lines(text: str) -> list[str]:

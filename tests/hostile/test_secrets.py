@@ -101,6 +101,7 @@ class Sinks:
     root: Path
 
     def args(self) -> list[str]:
+        self.root.mkdir(parents=True, exist_ok=True)  # --report's folder must exist (issue 9)
         return [
             "--dest",
             str(self.root / "dest"),

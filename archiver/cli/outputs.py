@@ -1,0 +1,86 @@
+"""Files a command writes beside its work (``--report``, ``--metrics-file``): checked before any
+work is done, written whole or not at all.
+
+A bad path used to be found only when the report was written, after the whole run, as a
+traceback. Each path is now tried before the first request: its folder must exist and take a
+new file, since the file is written as a temp file in that folder and renamed into place (a
+reader, the textfile collector or a second Ctrl-C never sees half a report).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import tempfile
+from typing import Any
+
+import click
+
+from archiver.cli.output import reserve_stdout
+from archiver.errors import ConfigError
+
+STDOUT = "-"
+
+
+def check_output_path(option: str, path: str | None, *, dash: bool = False) -> None:
+    """ConfigError (exit 2, nothing done) unless ``path`` can be written. With ``dash``, ``-``
+    means stdout, which is then kept for that document alone (see :func:`reserve_stdout`)."""
+    if not path:
+        return
+    if dash and path == STDOUT:
+        reserve_stdout()
+        return
+    real = os.path.realpath(path)
+    if os.path.isdir(real):
+        raise ConfigError(f"{option} {path} is a folder: give a file path")
+    if os.path.exists(real) and not _regular(real):  # /dev/stdout, a fifo: written in place
+        if not os.access(real, os.W_OK):
+            raise ConfigError(f"{option} {path}: not writable")
+        return
+    folder = os.path.dirname(real)
+    if not os.path.isdir(folder):
+        what = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise ConfigError(f"{option} {path}: {os.path.dirname(path) or '.'} {what}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".archiver-probe-")
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write in {folder}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def write_report(path: str, doc: Any) -> None:
+    """The JSON document at ``path``, or on stdout for ``-``."""
+    text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    if path == STDOUT:
+        click.echo(text, nl=False)  # JSON escapes every control character already
+    else:
+        write_atomic(path, text)
+
+
+def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
+    """Write ``text`` to ``path`` by temp file + rename in the same folder (through a symlink
+    to its target); a device or fifo is written in place."""
+    real = os.path.realpath(path)
+    if os.path.exists(real) and not _regular(real):
+        with open(real, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(real), prefix=".archiver-write-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, real)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _regular(path: str) -> bool:
+    return stat.S_ISREG(os.stat(path).st_mode)
