@@ -15,12 +15,12 @@ from importlib import resources
 from typing import Any
 
 from archiver.errors import ConfigError
+from archiver.media.transcode import Profile, load_profiles
 from archiver.models import DEFAULT_LAYOUT, validate_layout
 from archiver.providers.catapult import DEFAULT_BASE_URL as CATAPULT_URL
 from archiver.providers.plivo import DEFAULT_BASE_URL as PLIVO_URL
 from archiver.redact import Redactor
 from archiver.timeutil import parse_duration
-from archiver.transcode import Profile, load_profiles
 
 # dotted key -> (type, default)
 SCHEMA: dict[str, tuple[type, Any]] = {

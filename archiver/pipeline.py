@@ -18,8 +18,11 @@ import httpx
 from archiver import __version__
 from archiver.catalog import Catalog, Known, Scope
 from archiver.errors import FatalError, RecordingError, StorageError
-from archiver.fetch import fetch_media
-from archiver.mediacheck import DamagedMedia, verified_probe
+from archiver.media.fetch import fetch_media
+from archiver.media.mediacheck import DamagedMedia, verified_probe
+from archiver.media.probe import probe_file
+from archiver.media.renditions import Made, call_tags, make_rendition
+from archiver.media.transcode import Profile, Transcoder
 from archiver.models import (
     CONTENT_TYPES,
     KNOWN,
@@ -35,14 +38,11 @@ from archiver.models import (
     render_sidecar,
     rendition_ext,
 )
-from archiver.probe import probe_file
 from archiver.providers.base import Provider
 from archiver.redact import Redactor
-from archiver.renditions import Made, call_tags, make_rendition
 from archiver.retry import RetryPolicy
 from archiver.storage.base import Storage
 from archiver.timeutil import utcnow
-from archiver.transcode import Profile, Transcoder
 
 log = logging.getLogger(__name__)
 

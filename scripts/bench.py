@@ -70,8 +70,8 @@ from typing import Any
 from bench_transcode import children
 from bench_transcode import measure as measure_tree
 
+from archiver.media.transcode import BUILTIN, Transcoder, find_ffmpeg
 from archiver.sim import Simulator, audio
-from archiver.transcode import BUILTIN, Transcoder, find_ffmpeg
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -18,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from archiver.media.transcode import BUILTIN, Transcoder, find_ffmpeg
 from archiver.sim import audio
-from archiver.transcode import BUILTIN, Transcoder, find_ffmpeg
 
 CHILD = """
 import sys
-from archiver.transcode import BUILTIN, Transcoder
+from archiver.media.transcode import BUILTIN, Transcoder
 t = Transcoder(sys.argv[1])
 t.encode(sys.argv[2], sys.argv[3], BUILTIN[sys.argv[4]], sys.argv[5], engine=sys.argv[6])
 """

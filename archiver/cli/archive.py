@@ -17,8 +17,8 @@ from archiver.cli.output import echo
 from archiver.cli.outputs import check_output_path
 from archiver.cli.progress import RunProgress
 from archiver.cli.signals import StopOnSignal
+from archiver.compliance.deletion import delete_verified
 from archiver.config import Settings
-from archiver.deletion import delete_verified
 from archiver.errors import (
     ArchiverError,
     ConfigError,

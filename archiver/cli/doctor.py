@@ -10,8 +10,8 @@ from archiver.cli import wiring
 from archiver.cli.options import exit_codes
 from archiver.cli.output import echo
 from archiver.doctor import Finding, check_catalog, check_ffmpeg, check_pacing, check_provider, check_storage
+from archiver.media.transcode import find_ffmpeg
 from archiver.providers.http import make_client
-from archiver.transcode import find_ffmpeg
 
 
 @click.command()

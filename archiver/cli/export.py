@@ -10,9 +10,9 @@ import click
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, nothing_selected, selection_options
 from archiver.cli.output import echo
+from archiver.compliance.export import ExportError, FolderSink, Sink, StorageSink, ZipSink, run_export
 from archiver.errors import ConfigError
-from archiver.export import ExportError, FolderSink, Sink, StorageSink, ZipSink, run_export
-from archiver.selection import Selection
+from archiver.sidecars import Selection
 from archiver.storage import open_storage
 
 

@@ -8,7 +8,7 @@ from archiver.cli import wiring
 from archiver.cli.options import exit_codes, selection_options
 from archiver.cli.output import echo
 from archiver.errors import ConfigError, SidecarError, StorageError
-from archiver.selection import Selection, archived
+from archiver.sidecars import Selection, archived
 from archiver.storage import legal_holds
 
 

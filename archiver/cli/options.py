@@ -12,7 +12,7 @@ import click
 from archiver.cli.output import echo
 from archiver.cli.wiring import GlobalOptions
 from archiver.errors import ConfigError, FatalError
-from archiver.selection import Selection
+from archiver.sidecars import Selection
 from archiver.timeutil import parse_when, utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -12,7 +12,7 @@ from archiver.cli import wiring
 from archiver.cli.options import exit_codes
 from archiver.cli.output import echo
 from archiver.errors import CatalogDamaged, SidecarError
-from archiver.selection import Selection, archived
+from archiver.sidecars import Selection, archived
 from archiver.timeutil import utcnow
 
 log = logging.getLogger("archiver.reindex")

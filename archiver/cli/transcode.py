@@ -12,11 +12,11 @@ from archiver.cli.options import exit_codes, selection_options
 from archiver.cli.outputs import check_output_path
 from archiver.cli.progress import RunProgress
 from archiver.errors import SidecarError
+from archiver.media.retranscode import RetranscodeDeps, add_rendition
+from archiver.media.transcode import pick_profiles
 from archiver.models import Outcome
-from archiver.retranscode import RetranscodeDeps, add_rendition
 from archiver.runner import RunResult, run_batch
-from archiver.selection import Selection, selected
-from archiver.transcode import pick_profiles
+from archiver.sidecars import Selection, selected
 
 
 @click.command()

@@ -11,10 +11,10 @@ from archiver.cli import wiring
 from archiver.cli.options import exit_codes, nothing_selected, selection_options
 from archiver.cli.output import current_redactor, echo
 from archiver.cli.outputs import check_output_path, write_report
-from archiver.selection import Selection
-from archiver.verify import VerifyResult, verify_archive
+from archiver.compliance.verify import VerifyResult, verify_archive
+from archiver.sidecars import Selection
 
-log = logging.getLogger("archiver.verify")
+log = logging.getLogger("archiver.compliance.verify")
 
 
 @click.command()

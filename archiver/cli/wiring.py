@@ -23,6 +23,7 @@ from archiver.cli.outputs import write_report
 from archiver.config import Settings, config_path_from, environ, load_settings
 from archiver.errors import ConfigError
 from archiver.locking import RunLock
+from archiver.media.transcode import Transcoder, find_ffmpeg, pick_profiles
 from archiver.models import scope_prefix
 from archiver.pipeline import Deps
 from archiver.providers.base import Provider
@@ -34,7 +35,6 @@ from archiver.runner import RunResult
 from archiver.storage import Storage, open_storage
 from archiver.storage.s3 import S3Options
 from archiver.timeutil import utcnow
-from archiver.transcode import Transcoder, find_ffmpeg, pick_profiles
 
 log = logging.getLogger("archiver")
 

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from archiver.errors import StorageError, StorageUnavailable, UnsafeKeyError, write_error
 from archiver.models import Protection
-from archiver.staging import Staging, reap
+from archiver.storage.staging import Staging, reap
 
 STAGING = ".archiver-staging"
 TMP_PREFIX = ".archiver-tmp-"  # only where staging is on another file system than a target
@@ -47,7 +47,7 @@ class LocalStorage:
             raise StorageUnavailable(f"cannot write to {self.root}: {exc.strerror or exc}") from None
 
     def staging_dir(self) -> str:
-        """This run's own folder under ``DEST/.archiver-staging`` (see archiver.staging)."""
+        """This run's own folder under ``DEST/.archiver-staging`` (see archiver.storage.staging)."""
         try:
             return self._staging.path()
         except OSError as exc:

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from archiver.errors import ConfigError, StorageError, StorageUnavailable
 from archiver.models import Protection
-from archiver.staging import Staging, reap
+from archiver.storage.staging import Staging, reap
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -189,7 +189,7 @@ class S3Storage:
             raise StorageError(f"cannot {'set' if on else 'clear'} the legal hold of {key}: {exc}") from None
 
     def staging_dir(self) -> str:
-        """This run's own folder for files in flight (see archiver.staging)."""
+        """This run's own folder for files in flight (see archiver.storage.staging)."""
         try:
             return self._staging.path()
         except OSError as exc:

@@ -16,7 +16,7 @@ import pytest
 from archiver.cli.wiring import build_provider
 from archiver.config import load_settings
 from archiver.errors import AuthError, ListingIncomplete, NotFoundError, ProviderUnavailable
-from archiver.fetch import fetch_media
+from archiver.media.fetch import fetch_media
 from archiver.providers.base import Dedupe, PageWalk, Provider
 from archiver.providers.http import make_client
 from archiver.retry import RetryPolicy

@@ -132,13 +132,13 @@ def test_recover_removes_only_what_dead_runs_left(storage: Storage, tmp_path: Pa
     import subprocess
     import sys
 
-    from archiver.staging import Staging
+    from archiver.storage.staging import Staging
 
     parent = Path(storage.staging_dir()).parent
     # A run that died: another process made its staging folder and a download, then ended
     # (its lock went with it, whatever pid it had).
     script = (
-        "import sys; from archiver.staging import Staging; s = Staging(sys.argv[1]); "
+        "import sys; from archiver.storage.staging import Staging; s = Staging(sys.argv[1]); "
         "open(s.path() + '/fetch-x.part', 'wb').write(b'half'); print(s.token)"
     )
     dead = subprocess.run(

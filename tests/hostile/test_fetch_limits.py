@@ -10,7 +10,7 @@ import pytest
 from scripted import Reply, Scripted
 from stand_in import RANGE, plivo_page, plivo_record, wav
 
-from archiver.fetch import download_deadline
+from archiver.media.fetch import download_deadline
 
 
 def test_deadline_scales_with_the_expected_size() -> None:

@@ -14,8 +14,8 @@ import pytest
 from scripted import Reply, Scripted
 from stand_in import PLIVO_ID, RANGE, plivo_page, plivo_record, wav
 
+from archiver.media.transcode import find_ffmpeg
 from archiver.sim import audio
-from archiver.transcode import find_ffmpeg
 
 DELETE = rf"/v1/Account/{PLIVO_ID}/Recording/[^/]+/"
 

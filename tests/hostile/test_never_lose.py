@@ -250,7 +250,7 @@ def test_leftovers_of_a_run_that_was_pid_1_are_cleaned(
 
     dest = tmp_path / "a"
     script = (
-        "import os, sys; from archiver.staging import Staging; s = Staging(sys.argv[1]); "
+        "import os, sys; from archiver.storage.staging import Staging; s = Staging(sys.argv[1]); "
         "open(s.path() + '/fetch-x.part', 'wb').write(b'half'); print(os.getpid(), s.token)"
     )
     died = subprocess.run(

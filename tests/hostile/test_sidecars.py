@@ -23,7 +23,7 @@ from stand_in import PLIVO_ID, RANGE, plivo_page, plivo_record, wav
 
 from archiver.errors import SidecarError, UnsafeKeyError
 from archiver.models import check_key, redact_url
-from archiver.selection import parse_sidecar
+from archiver.sidecars import parse_sidecar
 
 UNTOUCHED = b"untouched: nothing may write here\n"
 DAY = f"plivo/{PLIVO_ID}/2024/02/01"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.export import mask_number
+from archiver.compliance.export import mask_number
 from archiver.sim import Simulator
 
 RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]

@@ -250,7 +250,7 @@ def test_after_the_command_wins_and_text_logs_carry_the_date(cli, tmp_path: Path
 
 
 def test_number_matches_e164_and_provider_forms_alike() -> None:
-    from archiver.selection import Selection
+    from archiver.sidecars import Selection
 
     doc = {"recording": {"from_number": "14155551229", "to_number": "sip:agent@example.com"}}
     for given in ("+14155551229", "14155551229", "+1 415-555-1229"):

@@ -10,11 +10,11 @@ from pathlib import Path
 import mutagen
 import pytest
 
+from archiver.media.probe import probe_file
+from archiver.media.renditions import make_rendition
+from archiver.media.transcode import BUILTIN, TranscodeError, Transcoder, find_ffmpeg
 from archiver.models import Probe
-from archiver.probe import probe_file
-from archiver.renditions import make_rendition
 from archiver.sim import Simulator, audio
-from archiver.transcode import BUILTIN, TranscodeError, Transcoder, find_ffmpeg
 
 RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
 EXPECT = {  # profile -> (codec, sample rate, channels)
@@ -94,7 +94,7 @@ def test_streaming_engine_matches_pydub(sources: dict[str, Path], tmp_path: Path
 
 
 def test_a_rendition_of_the_wrong_length_fails(sources: dict[str, Path], tmp_path: Path) -> None:
-    from archiver.transcode import Profile
+    from archiver.media.transcode import Profile
 
     cut = Profile("cut", "flac", "flac", "flac", options=("-t", "5"))  # drops most of the audio
     with pytest.raises(TranscodeError, match=r"lasts 5\.000 s, the original 12\.345 s"):
@@ -271,7 +271,7 @@ def test_transcode_command_adds_flac_without_the_provider(
     again = cli("transcode", "--dest", dest, "--profile", "flac")
     assert "archived=0 skipped=4" in again.output
     assert sim.stats == stats
-    from archiver.selection import Selection, archived
+    from archiver.sidecars import Selection, archived
     from archiver.storage import open_storage
 
     storage = open_storage(dest)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.mediacheck import (
+from archiver.media.mediacheck import (
     DamagedMedia,
     decoded_duration,
     durations_agree,

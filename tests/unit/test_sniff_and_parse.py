@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from archiver.errors import ListingIncomplete
-from archiver.fetch import describe_non_audio, sniff
+from archiver.media.fetch import describe_non_audio, sniff
 from archiver.providers import catapult, plivo
 from archiver.providers.base import Dedupe, PageWalk
 from archiver.providers.http import CredentialScope

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from archiver.transcode import Transcoder, decoded_bound
+from archiver.media.transcode import Transcoder, decoded_bound
 
 MB = 1024 * 1024
 

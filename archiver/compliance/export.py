@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, Protocol
 from archiver import __version__
 from archiver.errors import ArchiverError, ConfigError, SidecarError, StorageError, UnsafeKeyError
 from archiver.models import check_key
-from archiver.selection import Archived, Selection, archived
+from archiver.sidecars import Archived, Selection, archived
 from archiver.storage import CHUNK, Storage
 from archiver.timeutil import iso_z
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from archiver.errors import SidecarError, StorageError, UnsafeKeyError
-from archiver.selection import NOT_ARCHIVE, Selection, sidecars
+from archiver.sidecars import NOT_ARCHIVE, Selection, sidecars
 from archiver.storage import Storage, iter_chunks
 
 

@@ -1,5 +1,5 @@
 """Deleting recordings at the provider, only after the stored copy is re-read, matches its
-sidecar and decodes as the recording (archiver.mediacheck). Called after the listing walk is
+sidecar and decodes as the recording (archiver.media.mediacheck). Called after the listing walk is
 over: deleting during an offset walk would pull later items onto pages already read."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from archiver.errors import FatalError, RecordingError
-from archiver.mediacheck import DamagedMedia, verified_probe
+from archiver.media.mediacheck import DamagedMedia, verified_probe
+from archiver.media.probe import probe_file
 from archiver.models import Recording
 from archiver.pipeline import Deps
-from archiver.probe import probe_file
 from archiver.providers.base import Deleter
-from archiver.selection import read_sidecar
+from archiver.sidecars import read_sidecar
 from archiver.storage import iter_chunks
 
 log = logging.getLogger(__name__)

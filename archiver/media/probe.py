@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mutagen
 
-from archiver.mediacheck import xing_fields
+from archiver.media.mediacheck import xing_fields
 from archiver.models import Probe
 
 

@@ -9,9 +9,9 @@ import os
 import tempfile
 from dataclasses import dataclass
 
+from archiver.media.probe import probe_file, write_tags
+from archiver.media.transcode import Profile, TranscodeError, Transcoder
 from archiver.models import Probe, StoredFile
-from archiver.probe import probe_file, write_tags
-from archiver.transcode import Profile, TranscodeError, Transcoder
 
 log = logging.getLogger(__name__)
 

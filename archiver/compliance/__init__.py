@@ -1,0 +1,1 @@
+"""Compliance over an archive: exports for auditors, verification, verified deletion at the provider."""
