@@ -42,6 +42,7 @@ class RunResult:
     unavailable: list[dict[str, str | bool | None]] = field(default_factory=list)
     fatal: str | None = None
     stopped_by: int | None = None  # the signal that stopped the run (SIGINT, SIGTERM)
+    last_success: datetime | None = None  # the scope's last clean run (for the metrics file)
     deletions: list[dict[str, str | None]] | None = None  # None: deletion not asked for
 
     def add(self, outcome: Outcome) -> None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from archiver.cli.archive import Job, archive, retry_remembered
+from archiver import api
+from archiver.cli.archive import archive
 from archiver.cli.options import archive_options, exit_codes
-from archiver.config import Settings
 from archiver.errors import ConfigError, UnsafeKeyError
-from archiver.models import Outcome, Recording, check_key_part
-from archiver.pipeline import Deps
+from archiver.models import check_key_part
 
 
 @click.command()
@@ -33,8 +31,10 @@ def fetch(ctx: click.Context, recording_ids: tuple[str, ...], **opts: Any) -> No
         except UnsafeKeyError as exc:
             raise ConfigError(f"{exc}; nothing was done") from None
 
-    def make_job(deps: Deps, settings: Settings) -> Job:
-        items: Iterator[Recording | Outcome] = retry_remembered(deps, recording_ids)
-        return Job(items=items)
-
-    archive(ctx, "fetch", opts, make_job)
+    archive(
+        ctx,
+        opts,
+        lambda settings, options, hooks: api.fetch(
+            settings, opts["provider"], recording_ids, options=options, hooks=hooks
+        ),
+    )

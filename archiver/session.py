@@ -1,0 +1,185 @@
+"""One session of work, from Settings: the provider client, the storage, the catalog, the
+HTTP client and the encoders, opened together and closed together. The library's only place
+that turns Settings into objects (the CLI's wiring and :mod:`archiver.api` both use it)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import httpx
+
+from archiver.catalog import Catalog, Scope, default_path
+from archiver.config import Settings, environ
+from archiver.errors import ConfigError
+from archiver.locking import RunLock
+from archiver.media.transcode import Transcoder, find_ffmpeg, pick_profiles
+from archiver.models import scope_prefix
+from archiver.pipeline import Deps
+from archiver.providers.base import Provider
+from archiver.providers.catapult import CatapultProvider
+from archiver.providers.http import ApiClient, CredentialScope, Pacer, SharedPacer, make_client, pacing_path
+from archiver.providers.plivo import PlivoProvider
+from archiver.retry import RetryPolicy
+from archiver.storage import Storage, open_storage
+from archiver.storage.s3 import S3Options
+from archiver.timeutil import utcnow
+
+log = logging.getLogger("archiver")
+
+
+def build_provider(settings: Settings, name: str, client: httpx.Client) -> Provider:
+    """The named provider's client. Its requests are paced per provider account + endpoint
+    family across every process on this machine that uses a catalog in the same folder."""
+    settings.require_provider(name)
+    policy = retry_policy(settings)
+    folder = os.path.dirname(os.path.abspath(catalog_path(settings)))
+
+    def pacer(base_url: str, account: str, family: str, rate: float) -> Pacer:
+        return SharedPacer(rate, pacing_path(folder, name, base_url, account, family))
+
+    if name == "catapult":
+        c = settings.catapult
+        assert c.user_id and c.api_token and c.api_secret
+        scope = CredentialScope(c.base_url, c.api_token, c.api_secret)
+        pacers = {
+            k: pacer(c.base_url, c.user_id, k, c.requests_per_second)
+            for k in ("recordings", "media", "calls")
+        }
+        return CatapultProvider(
+            ApiClient(client, scope, policy, pacers),
+            base_url=c.base_url,
+            user_id=c.user_id,
+            page_size=c.page_size,
+            call_details=c.call_details,
+        )
+    p = settings.plivo
+    assert p.auth_id and p.auth_token
+    scope = CredentialScope(p.base_url, p.auth_id, p.auth_token, trusted_suffixes=(".plivo.com",))
+    return PlivoProvider(
+        ApiClient(client, scope, policy, {"api": pacer(p.base_url, p.auth_id, "api", p.requests_per_second)}),
+        base_url=p.base_url,
+        auth_id=p.auth_id,
+    )
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(max_attempts=settings.http.max_attempts, max_total=settings.http.max_retry_seconds)
+
+
+def build_storage(settings: Settings) -> Storage:
+    if not settings.archive.dest:
+        raise ConfigError("no destination: pass --dest or set [archive] dest in the config file")
+    s = settings.s3
+    options = S3Options(
+        storage_class=s.storage_class,
+        sse=s.sse,
+        sse_kms_key_id=s.sse_kms_key_id,
+        multipart_threshold_mb=s.multipart_threshold_mb,
+        part_size_mb=s.part_size_mb,
+        max_concurrency=s.max_concurrency,
+        object_lock_mode=s.object_lock_mode,
+        legal_hold=s.legal_hold,
+    )
+    return open_storage(settings.archive.dest, options, pool_size=settings.archive.concurrency * 2)
+
+
+def catalog_path(settings: Settings) -> str:
+    return settings.archive.catalog or default_path(environ())
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    return Catalog(catalog_path(settings), redact=settings.redactor())
+
+
+def quick(settings: Settings) -> Settings:
+    """The same settings with one attempt per request: a check should answer fast."""
+    return dataclasses.replace(settings, http=dataclasses.replace(settings.http, max_attempts=2))
+
+
+@contextlib.contextmanager
+def archive_session(
+    settings: Settings,
+    provider_name: str,
+    *,
+    force: bool,
+    dry_run: bool,
+    profiles: tuple[str, ...] = (),
+    keep_original: bool = True,
+) -> Iterator[Deps]:
+    """Provider, storage, catalog, HTTP client and encoders for one run, closed afterwards.
+
+    A real run takes the run lock, checks the destination and cleans what a run that died
+    left behind; a dry run only reads, so it does none of that.
+    """
+    chosen = pick_profiles(profiles, settings.profiles)
+    if not keep_original and not chosen:
+        raise ConfigError(
+            "--no-keep-original needs at least one --transcode PROFILE: nothing would be stored"
+        )
+    storage = build_storage(settings)
+    client = make_client(
+        timeout=settings.http.timeout_seconds, max_connections=settings.archive.concurrency * 2
+    )
+    catalog: Catalog | None = None
+    # Encoding runs on its own bounded pool, beside (not inside) the download workers.
+    workers = settings.transcode.workers or os.cpu_count() or 2
+    encode_pool = ThreadPoolExecutor(workers, thread_name_prefix="encode") if chosen else None
+    try:
+        provider = build_provider(settings, provider_name, client)
+        path = catalog_path(settings)
+        # A dry run writes nothing: without a catalog yet, it plans from the sidecars alone.
+        catalog = Catalog(
+            path if not dry_run or os.path.exists(path) else ":memory:", redact=settings.redactor()
+        )
+        scope = Scope(storage.url, provider.name, provider.account)
+        deps = Deps(
+            provider=provider,
+            storage=storage,
+            client=client,
+            retry=retry_policy(settings),
+            layout=settings.archive.layout,
+            catalog=catalog,
+            scope=scope,
+            force=force,
+            max_failures=settings.archive.max_failures,
+            profiles=chosen,
+            keep_original=keep_original,
+            transcoder=build_transcoder(settings) if chosen else None,
+            encode_pool=encode_pool,
+            lock_mode=settings.s3.object_lock_mode,
+            retain_days=settings.s3.retain_days,
+            legal_hold=settings.s3.legal_hold,
+            download_deadline=settings.http.download_deadline_seconds,
+            redact=settings.redactor(),
+        )
+        if dry_run:
+            yield deps
+            return
+        with RunLock(catalog.path, scope.dest, scope.provider, scope.account):
+            storage.check()
+            prefix = scope_prefix(settings.archive.layout, scope.provider, scope.account)
+            # An unfinished multipart upload counts as abandoned only after a day: the run lock
+            # lives beside this catalog, so another host, another catalog or a `transcode`
+            # may be uploading under the same prefix right now (S3 cannot tell us).
+            age = timedelta(hours=settings.s3.abandoned_upload_hours)
+            cleaned = storage.recover(prefix, utcnow() - age)
+            if cleaned:
+                log.warning("cleaned up %d leftover(s) of an interrupted run", cleaned)
+            yield deps
+    finally:
+        if encode_pool is not None:
+            encode_pool.shutdown(wait=True)
+        client.close()
+        storage.close()
+        if catalog is not None:
+            catalog.close()
+
+
+def build_transcoder(settings: Settings) -> Transcoder:
+    return Transcoder(find_ffmpeg(settings.transcode.ffmpeg), memory_cap_mb=settings.transcode.memory_cap_mb)
