@@ -64,7 +64,11 @@ def finish(
     if result.fatal:
         echo(f"error: {result.fatal}", err=True)
     # The last log event: a log shipper gets the counts without parsing the summary line.
-    log.info(
+    # In text logs it would only repeat the summary printed below, so it is a debug line there.
+    g = click.get_current_context(silent=True)
+    json_logs = bool(g and isinstance(g.obj, GlobalOptions) and g.obj.log_format == "json")
+    log.log(
+        logging.INFO if json_logs else logging.DEBUG,
         "run.summary: %s",
         result.summary(),
         extra={
