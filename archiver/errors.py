@@ -8,19 +8,22 @@ so callers only ever see these::
     │   └── CatalogDamaged       the catalog database is corrupt; ``archiver reindex`` rebuilds it
     ├── ListingIncomplete        a listing walk ended early; what it yielded is good, the
     │                            window is not finished (listed again next run)
+    ├── ExportError              an export does not match its sidecars; abandoned (exit 1)
     ├── FatalError               the run cannot go on (exit 3)
     │   ├── AuthError            the provider refused our credentials (401/403)
     │   ├── ProviderUnavailable  the provider API stayed down after retries
     │   ├── ListingFailed        a listing answer cannot be used (4xx, not JSON, wrong shape)
     │   ├── CatalogUnavailable   the catalog cannot be written (disk full, read-only, I/O)
-    │   └── StorageUnavailable   the destination cannot be reached or written at all
+    │   ├── StorageUnavailable   the destination cannot be reached or written at all
+    │   └── LockedError          another live run holds this catalog + destination + account
     └── RecordingError           this recording fails; the batch goes on (counted "failed")
         ├── TransientError       worth retrying (429, 5xx, timeouts, cut transfers)
         ├── NotFoundError        the provider has no such recording or media (on the
         │                        get-one: the recording is "unavailable", final)
         ├── NotAudioError        the body is not audio (error page, empty, unknown bytes)
         ├── UnsafeKeyError       provider data would escape the destination
-        ├── StorageError         one object could not be written or read
+        ├── StorageError         one object could not be written, read or listed
+        ├── TranscodeError       one rendition could not be made (ffmpeg, tags, read-back)
         └── SidecarError         a sidecar in the archive is unreadable or unsafe (``kind``)
 
 Behaviour is told by class: ``TransientError`` is retried by :mod:`archiver.retry`;
@@ -75,6 +78,14 @@ class CatalogUnavailable(FatalError):
 
 class StorageUnavailable(FatalError):
     """The destination cannot be used at all."""
+
+
+class LockedError(FatalError):
+    """Another live run holds the run lock (:mod:`archiver.locking`)."""
+
+
+class ExportError(ArchiverError):
+    """The export cannot be trusted (a file does not match its sidecar) and was abandoned."""
 
 
 class RecordingError(ArchiverError):
@@ -145,6 +156,12 @@ def write_error(what: str, exc: OSError, *, stage: str | None = None) -> Storage
     return StorageError(
         f"cannot write {what}: {exc.strerror or exc}", stage=stage, destination_down=exc.errno in DOWN_ERRNOS
     )
+
+
+class TranscodeError(RecordingError):
+    """One rendition could not be made."""
+
+    stage = "transcode"
 
 
 class SidecarError(RecordingError):

@@ -10,8 +10,8 @@ import click
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, nothing_selected, selection_options
 from archiver.cli.output import echo
-from archiver.compliance.export import ExportError, FolderSink, Sink, StorageSink, ZipSink, run_export
-from archiver.errors import ConfigError
+from archiver.compliance.export import FolderSink, Sink, StorageSink, ZipSink, run_export
+from archiver.errors import ConfigError, ExportError
 from archiver.sidecars import Selection
 from archiver.storage import open_storage
 

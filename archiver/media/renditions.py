@@ -9,8 +9,9 @@ import os
 import tempfile
 from dataclasses import dataclass
 
+from archiver.errors import TranscodeError
 from archiver.media.probe import probe_file, write_tags
-from archiver.media.transcode import Profile, TranscodeError, Transcoder
+from archiver.media.transcode import Profile, Transcoder
 from archiver.models import Probe, StoredFile
 
 log = logging.getLogger(__name__)

@@ -16,15 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from archiver.errors import ConfigError, RecordingError
+from archiver.errors import ConfigError, RecordingError, TranscodeError
 
 MB = 1024 * 1024
-
-
-class TranscodeError(RecordingError):
-    """One rendition could not be made."""
-
-    stage = "transcode"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ from pathlib import Path
 import mutagen
 import pytest
 
+from archiver.errors import TranscodeError
 from archiver.media.probe import probe_file
 from archiver.media.renditions import make_rendition
-from archiver.media.transcode import BUILTIN, TranscodeError, Transcoder, find_ffmpeg
+from archiver.media.transcode import BUILTIN, Transcoder, find_ffmpeg
 from archiver.models import Probe
 from archiver.sim import Simulator, audio
 
