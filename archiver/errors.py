@@ -28,11 +28,31 @@ so callers only ever see these::
 
 Behaviour is told by class: ``TransientError`` is retried by :mod:`archiver.retry`;
 ``RecordingError`` ends one recording; ``FatalError`` stops the run.
+
+Every command exits with an :class:`ExitCode` (SPEC.md, "Exit codes"); an error that ends a
+command is turned into one by :func:`exit_code_for`, the only such mapping.
 """
 
 from __future__ import annotations
 
+import enum
 import errno
+
+
+class ExitCode(enum.IntEnum):
+    """The exit codes of every command (SPEC.md)."""
+
+    OK = 0  # every selected recording is archived (verify: no finding)
+    FAILED = 1  # some recordings failed (verify: a mismatch or a missing object)
+    USAGE = 2  # usage or config error: nothing was done
+    CANNOT_PROCEED = 3  # authentication refused, provider or storage unreachable
+    INTERRUPTED = 130  # stopped by SIGINT (128 + 2), as a shell reports it
+    TERMINATED = 143  # stopped by SIGTERM (128 + 15)
+
+    @classmethod
+    def for_signal(cls, signum: int) -> int:
+        """128 + the signal, as a shell reports a process a signal ended."""
+        return 128 + signum
 
 
 class ArchiverError(Exception):
@@ -180,3 +200,16 @@ class SidecarError(RecordingError):
         self.key = key
         self.detail = detail
         self.recording_id = recording_id
+
+
+def exit_code_for(exc: ArchiverError) -> ExitCode:
+    """The exit code of a command that ``exc`` ended: the one map from the tree to codes.
+
+    A ``RecordingError`` is counted against its recording inside a batch; one that escapes a
+    command (a ``StorageError`` listing the destination in ``verify``) means the command could
+    not go on, like a ``FatalError``."""
+    if isinstance(exc, ConfigError):
+        return ExitCode.USAGE
+    if isinstance(exc, ExportError):
+        return ExitCode.FAILED
+    return ExitCode.CANNOT_PROCEED

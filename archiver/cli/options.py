@@ -1,17 +1,17 @@
-"""Options several commands share, and the error -> exit code mapping."""
+"""Options several commands share, and ``exit_codes``: errors -> one line and an exit code."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from archiver.cli.output import echo
 from archiver.cli.wiring import GlobalOptions
-from archiver.errors import ConfigError, FatalError
+from archiver.errors import ArchiverError, ConfigError, exit_code_for
 from archiver.sidecars import Selection
 from archiver.timeutil import parse_when, utcnow
 
@@ -113,8 +113,7 @@ def selection_options(fn: F) -> F:
                 number=kwargs.pop("number"),
             )
         except ConfigError as exc:
-            echo(f"error: {exc}", err=True)
-            raise SystemExit(2) from None
+            fail(exc)
         return fn(*args, **kwargs)
 
     options = [
@@ -142,19 +141,22 @@ def nothing_selected(selection: Selection) -> str:
     return f"no archived recording matches {shown}"
 
 
+def fail(exc: ArchiverError) -> NoReturn:
+    """One clear line on stderr, then exit with the code :func:`archiver.errors.exit_code_for`
+    gives (ConfigError 2, FatalError and anything else that stops a command 3, ...)."""
+    echo(f"error: {exc}", err=True)
+    raise SystemExit(exit_code_for(exc)) from None
+
+
 def exit_codes(fn: F) -> F:
-    """ConfigError -> exit 2, FatalError -> exit 3, each with one clear line on stderr."""
+    """Every command's error handling: an ArchiverError that ends it becomes :func:`fail`."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except ConfigError as exc:
-            echo(f"error: {exc}", err=True)
-            raise SystemExit(2) from None
-        except FatalError as exc:
-            echo(f"error: {exc}", err=True)
-            raise SystemExit(3) from None
+        except ArchiverError as exc:
+            fail(exc)
 
     return wrapper  # type: ignore[return-value]
 
