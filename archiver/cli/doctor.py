@@ -12,7 +12,7 @@ from archiver.cli.output import echo
 from archiver.doctor import Finding, check_catalog, check_ffmpeg, check_pacing, check_provider, check_storage
 from archiver.errors import ExitCode
 from archiver.media.transcode import find_ffmpeg
-from archiver.providers.http import make_client
+from archiver.providers import make_client
 
 
 @click.command()

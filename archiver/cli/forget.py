@@ -12,7 +12,7 @@ from archiver.cli.options import exit_codes
 from archiver.cli.output import echo
 from archiver.errors import ExitCode
 from archiver.locking import RunLock
-from archiver.providers.http import make_client
+from archiver.providers import make_client
 
 
 @click.command()

@@ -12,6 +12,7 @@ import click
 from archiver.cli.output import echo
 from archiver.cli.wiring import GlobalOptions
 from archiver.errors import ArchiverError, ConfigError, exit_code_for
+from archiver.providers import NAMES as PROVIDERS
 from archiver.sidecars import Selection
 from archiver.timeutil import parse_when, utcnow
 
@@ -23,7 +24,7 @@ def archive_options(fn: F) -> F:
     options = [
         click.option(
             "--provider",
-            type=click.Choice(["catapult", "plivo"]),
+            type=click.Choice(PROVIDERS),
             required=True,
             help="Which provider to archive from.",
         ),
@@ -119,7 +120,7 @@ def selection_options(fn: F) -> F:
     options = [
         click.option("--since", help="Recordings that started at or after this (YYYY-MM-DD, -7d...)."),
         click.option("--until", help="... and before this (exclusive)."),
-        click.option("--provider", type=click.Choice(["catapult", "plivo"]), help="Only this provider."),
+        click.option("--provider", type=click.Choice(PROVIDERS), help="Only this provider."),
         click.option("--call-id", help="Only this call."),
         click.option("--number", help="Only calls from or to this number (as the provider wrote it)."),
     ]

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from archiver.errors import TranscodeError
 from archiver.media.probe import probe_file, write_tags
-from archiver.media.transcode import Profile, Transcoder
+from archiver.media.transcode import Transcoder
 from archiver.models import Probe, StoredFile
+from archiver.profiles import Profile
 
 log = logging.getLogger(__name__)
 
