@@ -15,10 +15,8 @@ from importlib import resources
 from typing import Any
 
 from archiver.errors import ConfigError
-from archiver.media.transcode import Profile, load_profiles
 from archiver.models import DEFAULT_LAYOUT, validate_layout
-from archiver.providers.catapult import DEFAULT_BASE_URL as CATAPULT_URL
-from archiver.providers.plivo import DEFAULT_BASE_URL as PLIVO_URL
+from archiver.profiles import Profile, load_profiles
 from archiver.redact import Redactor
 from archiver.timeutil import parse_duration
 
@@ -37,13 +35,13 @@ SCHEMA: dict[str, tuple[type, Any]] = {
     "catapult.user_id": (str, None),
     "catapult.api_token": (str, None),
     "catapult.api_secret": (str, None),
-    "catapult.base_url": (str, CATAPULT_URL),
+    "catapult.base_url": (str, "https://api.catapult.inetwork.com"),
     "catapult.requests_per_second": (float, 0.9),  # the limit is 1/s: keep a margin
     "catapult.page_size": (int, 1000),
     "catapult.call_details": (bool, True),
     "plivo.auth_id": (str, None),
     "plivo.auth_token": (str, None),
-    "plivo.base_url": (str, PLIVO_URL),
+    "plivo.base_url": (str, "https://api.plivo.com"),
     "plivo.requests_per_second": (float, 50.0),
     "transcode.ffmpeg": (str, None),
     "transcode.workers": (int, None),

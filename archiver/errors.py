@@ -8,28 +8,51 @@ so callers only ever see these::
     │   └── CatalogDamaged       the catalog database is corrupt; ``archiver reindex`` rebuilds it
     ├── ListingIncomplete        a listing walk ended early; what it yielded is good, the
     │                            window is not finished (listed again next run)
+    ├── ExportError              an export does not match its sidecars; abandoned (exit 1)
     ├── FatalError               the run cannot go on (exit 3)
     │   ├── AuthError            the provider refused our credentials (401/403)
     │   ├── ProviderUnavailable  the provider API stayed down after retries
     │   ├── ListingFailed        a listing answer cannot be used (4xx, not JSON, wrong shape)
     │   ├── CatalogUnavailable   the catalog cannot be written (disk full, read-only, I/O)
-    │   └── StorageUnavailable   the destination cannot be reached or written at all
+    │   ├── StorageUnavailable   the destination cannot be reached or written at all
+    │   └── LockedError          another live run holds this catalog + destination + account
     └── RecordingError           this recording fails; the batch goes on (counted "failed")
         ├── TransientError       worth retrying (429, 5xx, timeouts, cut transfers)
         ├── NotFoundError        the provider has no such recording or media (on the
         │                        get-one: the recording is "unavailable", final)
         ├── NotAudioError        the body is not audio (error page, empty, unknown bytes)
         ├── UnsafeKeyError       provider data would escape the destination
-        ├── StorageError         one object could not be written or read
+        ├── StorageError         one object could not be written, read or listed
+        ├── TranscodeError       one rendition could not be made (ffmpeg, tags, read-back)
         └── SidecarError         a sidecar in the archive is unreadable or unsafe (``kind``)
 
 Behaviour is told by class: ``TransientError`` is retried by :mod:`archiver.retry`;
 ``RecordingError`` ends one recording; ``FatalError`` stops the run.
+
+Every command exits with an :class:`ExitCode` (SPEC.md, "Exit codes"); an error that ends a
+command is turned into one by :func:`exit_code_for`, the only such mapping.
 """
 
 from __future__ import annotations
 
+import enum
 import errno
+
+
+class ExitCode(enum.IntEnum):
+    """The exit codes of every command (SPEC.md)."""
+
+    OK = 0  # every selected recording is archived (verify: no finding)
+    FAILED = 1  # some recordings failed (verify: a mismatch or a missing object)
+    USAGE = 2  # usage or config error: nothing was done
+    CANNOT_PROCEED = 3  # authentication refused, provider or storage unreachable
+    INTERRUPTED = 130  # stopped by SIGINT (128 + 2), as a shell reports it
+    TERMINATED = 143  # stopped by SIGTERM (128 + 15)
+
+    @classmethod
+    def for_signal(cls, signum: int) -> int:
+        """128 + the signal, as a shell reports a process a signal ended."""
+        return 128 + signum
 
 
 class ArchiverError(Exception):
@@ -75,6 +98,14 @@ class CatalogUnavailable(FatalError):
 
 class StorageUnavailable(FatalError):
     """The destination cannot be used at all."""
+
+
+class LockedError(FatalError):
+    """Another live run holds the run lock (:mod:`archiver.locking`)."""
+
+
+class ExportError(ArchiverError):
+    """The export cannot be trusted (a file does not match its sidecar) and was abandoned."""
 
 
 class RecordingError(ArchiverError):
@@ -147,6 +178,12 @@ def write_error(what: str, exc: OSError, *, stage: str | None = None) -> Storage
     )
 
 
+class TranscodeError(RecordingError):
+    """One rendition could not be made."""
+
+    stage = "transcode"
+
+
 class SidecarError(RecordingError):
     """A ``.json`` in the archive that should be one of our sidecars cannot be used.
 
@@ -163,3 +200,16 @@ class SidecarError(RecordingError):
         self.key = key
         self.detail = detail
         self.recording_id = recording_id
+
+
+def exit_code_for(exc: ArchiverError) -> ExitCode:
+    """The exit code of a command that ``exc`` ended: the one map from the tree to codes.
+
+    A ``RecordingError`` is counted against its recording inside a batch; one that escapes a
+    command (a ``StorageError`` listing the destination in ``verify``) means the command could
+    not go on, like a ``FatalError``."""
+    if isinstance(exc, ConfigError):
+        return ExitCode.USAGE
+    if isinstance(exc, ExportError):
+        return ExitCode.FAILED
+    return ExitCode.CANNOT_PROCEED

@@ -16,13 +16,9 @@ import socket
 from datetime import UTC, datetime
 from typing import IO
 
-from archiver.errors import FatalError
+from archiver.errors import LockedError
 
 log = logging.getLogger(__name__)
-
-
-class LockedError(FatalError):
-    """Another live run holds the lock."""
 
 
 def pid_alive(pid: int) -> bool:

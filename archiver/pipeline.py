@@ -12,17 +12,15 @@ import os
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-
-import httpx
+from typing import TYPE_CHECKING
 
 from archiver import __version__
 from archiver.catalog import Catalog, Known, Scope
 from archiver.errors import FatalError, RecordingError, StorageError
-from archiver.media.fetch import fetch_media
 from archiver.media.mediacheck import DamagedMedia, verified_probe
 from archiver.media.probe import probe_file
 from archiver.media.renditions import Made, call_tags, make_rendition
-from archiver.media.transcode import Profile, Transcoder
+from archiver.media.transcode import Transcoder
 from archiver.models import (
     CONTENT_TYPES,
     KNOWN,
@@ -38,11 +36,15 @@ from archiver.models import (
     render_sidecar,
     rendition_ext,
 )
+from archiver.profiles import Profile
 from archiver.providers.base import Provider
 from archiver.redact import Redactor
 from archiver.retry import RetryPolicy
 from archiver.storage.base import Storage
 from archiver.timeutil import utcnow
+
+if TYPE_CHECKING:  # httpx is imported when a run fetches (media.fetch), not for `--help`
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +208,8 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
     replacing = deps.force and deps.storage.exists(sc_key)
     rec = deps.provider.enrich(rec)
     try:
+        from archiver.media.fetch import fetch_media  # httpx: imported when a run fetches
+
         fetched = fetch_media(
             deps.client,
             deps.provider,

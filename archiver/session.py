@@ -11,60 +11,38 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-
-import httpx
+from typing import TYPE_CHECKING
 
 from archiver.catalog import Catalog, Scope, default_path
 from archiver.config import Settings, environ
 from archiver.errors import ConfigError
 from archiver.locking import RunLock
-from archiver.media.transcode import Transcoder, find_ffmpeg, pick_profiles
+from archiver.media.transcode import Transcoder, find_ffmpeg
 from archiver.models import scope_prefix
 from archiver.pipeline import Deps
-from archiver.providers.base import Provider
-from archiver.providers.catapult import CatapultProvider
-from archiver.providers.http import ApiClient, CredentialScope, Pacer, SharedPacer, make_client, pacing_path
-from archiver.providers.plivo import PlivoProvider
+from archiver.profiles import pick_profiles
+from archiver.providers import make_client, open_provider, pacing_folder_of
 from archiver.retry import RetryPolicy
-from archiver.storage import Storage, open_storage
-from archiver.storage.s3 import S3Options
+from archiver.storage import S3Options, Storage, open_storage
 from archiver.timeutil import utcnow
+
+if TYPE_CHECKING:  # httpx is imported when a client is made, not for `archiver --help`
+    import httpx
+
+    from archiver.providers.base import Provider
 
 log = logging.getLogger("archiver")
 
 
 def build_provider(settings: Settings, name: str, client: httpx.Client) -> Provider:
-    """The named provider's client. Its requests are paced per provider account + endpoint
-    family across every process on this machine that uses a catalog in the same folder."""
-    settings.require_provider(name)
-    policy = retry_policy(settings)
-    folder = os.path.dirname(os.path.abspath(catalog_path(settings)))
-
-    def pacer(base_url: str, account: str, family: str, rate: float) -> Pacer:
-        return SharedPacer(rate, pacing_path(folder, name, base_url, account, family))
-
-    if name == "catapult":
-        c = settings.catapult
-        assert c.user_id and c.api_token and c.api_secret
-        scope = CredentialScope(c.base_url, c.api_token, c.api_secret)
-        pacers = {
-            k: pacer(c.base_url, c.user_id, k, c.requests_per_second)
-            for k in ("recordings", "media", "calls")
-        }
-        return CatapultProvider(
-            ApiClient(client, scope, policy, pacers),
-            base_url=c.base_url,
-            user_id=c.user_id,
-            page_size=c.page_size,
-            call_details=c.call_details,
-        )
-    p = settings.plivo
-    assert p.auth_id and p.auth_token
-    scope = CredentialScope(p.base_url, p.auth_id, p.auth_token, trusted_suffixes=(".plivo.com",))
-    return PlivoProvider(
-        ApiClient(client, scope, policy, {"api": pacer(p.base_url, p.auth_id, "api", p.requests_per_second)}),
-        base_url=p.base_url,
-        auth_id=p.auth_id,
+    """The named provider's client (:func:`archiver.providers.open_provider`), paced with the
+    other processes that use a catalog in the same folder."""
+    return open_provider(
+        name,
+        settings,
+        client,
+        policy=retry_policy(settings),
+        pacing_folder=pacing_folder_of(catalog_path(settings)),
     )
 
 

@@ -70,7 +70,8 @@ from typing import Any
 from bench_transcode import children
 from bench_transcode import measure as measure_tree
 
-from archiver.media.transcode import BUILTIN, Transcoder, find_ffmpeg
+from archiver.media.transcode import Transcoder, find_ffmpeg
+from archiver.profiles import BUILTIN
 from archiver.sim import Simulator, audio
 
 HERE = Path(__file__).resolve().parent

@@ -18,12 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from archiver.media.transcode import BUILTIN, Transcoder, find_ffmpeg
+from archiver.media.transcode import Transcoder, find_ffmpeg
+from archiver.profiles import BUILTIN
 from archiver.sim import audio
 
 CHILD = """
 import sys
-from archiver.media.transcode import BUILTIN, Transcoder
+from archiver.media.transcode import Transcoder
+from archiver.profiles import BUILTIN
 t = Transcoder(sys.argv[1])
 t.encode(sys.argv[2], sys.argv[3], BUILTIN[sys.argv[4]], sys.argv[5], engine=sys.argv[6])
 """

@@ -10,8 +10,9 @@ from archiver.cli import wiring
 from archiver.cli.options import exit_codes
 from archiver.cli.output import echo
 from archiver.doctor import Finding, check_catalog, check_ffmpeg, check_pacing, check_provider, check_storage
+from archiver.errors import ExitCode
 from archiver.media.transcode import find_ffmpeg
-from archiver.providers.http import make_client
+from archiver.providers import make_client
 
 
 @click.command()
@@ -79,4 +80,4 @@ def doctor(ctx: click.Context, providers: tuple[str, ...], dest: str | None, cat
     failed = sum(f.level == "fail" for f in findings)
     warned = sum(f.level == "warn" for f in findings)
     echo(f"doctor: {len(findings)} checks, {failed} failed, {warned} warnings")
-    raise SystemExit(1 if failed else 0)
+    raise SystemExit(ExitCode.FAILED if failed else ExitCode.OK)

@@ -10,8 +10,8 @@ import click
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, nothing_selected, selection_options
 from archiver.cli.output import echo
-from archiver.compliance.export import ExportError, FolderSink, Sink, StorageSink, ZipSink, run_export
-from archiver.errors import ConfigError
+from archiver.compliance.export import FolderSink, Sink, StorageSink, ZipSink, run_export
+from archiver.errors import ConfigError, ExitCode
 from archiver.sidecars import Selection
 from archiver.storage import open_storage
 
@@ -68,10 +68,7 @@ def export(
             mask_numbers=mask_numbers,
             command_line=shlex.join(["archiver", *sys.argv[1:]]),
         )
-    except ExportError as exc:
-        echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
-    finally:
+    finally:  # an ExportError (a copy does not match its sidecar) exits 1 through exit_codes
         source.close()
     if not result.recordings and not result.excluded:
         echo(f"export: {nothing_selected(selection)}", err=True)
@@ -82,4 +79,4 @@ def export(
         f"exported recordings={result.recordings} files={result.files} bytes={result.bytes} "
         f"excluded={len(result.excluded)} out={out}"
     )
-    raise SystemExit(1 if result.excluded else 0)
+    raise SystemExit(ExitCode.FAILED if result.excluded else ExitCode.OK)

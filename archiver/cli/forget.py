@@ -10,8 +10,9 @@ from archiver.catalog import Catalog, Scope
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes
 from archiver.cli.output import echo
+from archiver.errors import ExitCode
 from archiver.locking import RunLock
-from archiver.providers.http import make_client
+from archiver.providers import make_client
 
 
 @click.command()
@@ -67,7 +68,7 @@ def forget(
     if not os.path.exists(path):  # nothing to forget: never create a catalog for that
         echo(*(f"unknown {rid}: no catalog at {path}" for rid in dict.fromkeys(recording_ids)), err=True)
         echo(f"forgot=0 kept=0 unknown={len(set(recording_ids))}")
-        raise SystemExit(1)
+        raise SystemExit(ExitCode.FAILED)
     db: Catalog = wiring.open_catalog(settings)
     try:
         # Not under a running run's feet: it could remember an id again right after.
@@ -89,4 +90,4 @@ def forget(
             kept += 1
             echo(f"kept {rid}: archived (--archived forgets the catalog's memory of it)", err=True)
     echo(f"forgot={len(gone)} kept={kept} unknown={unknown}")
-    raise SystemExit(1 if kept or unknown else 0)
+    raise SystemExit(ExitCode.FAILED if kept or unknown else ExitCode.OK)

@@ -7,7 +7,7 @@ import click
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, selection_options
 from archiver.cli.output import echo
-from archiver.errors import ConfigError, SidecarError, StorageError
+from archiver.errors import ConfigError, ExitCode, SidecarError, StorageError
 from archiver.sidecars import Selection, archived
 from archiver.storage import legal_holds
 
@@ -53,4 +53,4 @@ def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Sel
     finally:
         storage.close()
     echo(f"legal hold {action}: recordings={recordings} objects={objects} failed={failed}")
-    raise SystemExit(1 if failed else 0)
+    raise SystemExit(ExitCode.FAILED if failed else ExitCode.OK)

@@ -1,17 +1,18 @@
-"""Options several commands share, and the error -> exit code mapping."""
+"""Options several commands share, and ``exit_codes``: errors -> one line and an exit code."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from archiver.cli.output import echo
 from archiver.cli.wiring import GlobalOptions
-from archiver.errors import ConfigError, FatalError
+from archiver.errors import ArchiverError, ConfigError, exit_code_for
+from archiver.providers import NAMES as PROVIDERS
 from archiver.sidecars import Selection
 from archiver.timeutil import parse_when, utcnow
 
@@ -23,7 +24,7 @@ def archive_options(fn: F) -> F:
     options = [
         click.option(
             "--provider",
-            type=click.Choice(["catapult", "plivo"]),
+            type=click.Choice(PROVIDERS),
             required=True,
             help="Which provider to archive from.",
         ),
@@ -113,14 +114,13 @@ def selection_options(fn: F) -> F:
                 number=kwargs.pop("number"),
             )
         except ConfigError as exc:
-            echo(f"error: {exc}", err=True)
-            raise SystemExit(2) from None
+            fail(exc)
         return fn(*args, **kwargs)
 
     options = [
         click.option("--since", help="Recordings that started at or after this (YYYY-MM-DD, -7d...)."),
         click.option("--until", help="... and before this (exclusive)."),
-        click.option("--provider", type=click.Choice(["catapult", "plivo"]), help="Only this provider."),
+        click.option("--provider", type=click.Choice(PROVIDERS), help="Only this provider."),
         click.option("--call-id", help="Only this call."),
         click.option("--number", help="Only calls from or to this number (as the provider wrote it)."),
     ]
@@ -142,19 +142,22 @@ def nothing_selected(selection: Selection) -> str:
     return f"no archived recording matches {shown}"
 
 
+def fail(exc: ArchiverError) -> NoReturn:
+    """One clear line on stderr, then exit with the code :func:`archiver.errors.exit_code_for`
+    gives (ConfigError 2, FatalError and anything else that stops a command 3, ...)."""
+    echo(f"error: {exc}", err=True)
+    raise SystemExit(exit_code_for(exc)) from None
+
+
 def exit_codes(fn: F) -> F:
-    """ConfigError -> exit 2, FatalError -> exit 3, each with one clear line on stderr."""
+    """Every command's error handling: an ArchiverError that ends it becomes :func:`fail`."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except ConfigError as exc:
-            echo(f"error: {exc}", err=True)
-            raise SystemExit(2) from None
-        except FatalError as exc:
-            echo(f"error: {exc}", err=True)
-            raise SystemExit(3) from None
+        except ArchiverError as exc:
+            fail(exc)
 
     return wrapper  # type: ignore[return-value]
 

@@ -6,11 +6,12 @@ import logging
 import sys
 import time
 from types import TracebackType
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING
 
 from archiver.runner import RunResult
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 log = logging.getLogger("archiver.progress")
 
@@ -41,6 +42,10 @@ class RunProgress:
         self.interval = interval
         self.start = time.monotonic()
         self._last_log = self.start
+        # rich is imported for a run, not for `archiver --help` or shell completion
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
         console = Console(file=sys.stderr)
         self._bar: Progress | None = None
         if enabled and console.is_terminal:

@@ -11,7 +11,7 @@ from archiver.catalog import Catalog, Scope
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes
 from archiver.cli.output import echo
-from archiver.errors import CatalogDamaged, SidecarError
+from archiver.errors import CatalogDamaged, ExitCode, SidecarError
 from archiver.sidecars import Selection, archived
 from archiver.timeutil import utcnow
 
@@ -78,7 +78,7 @@ def reindex(ctx: click.Context, dest: str | None, catalog: str | None) -> None:
         db.close()
     unsafe = sum(1 for p in problems if p.kind == "unsafe")
     echo(f"reindexed={found} unreadable={len(problems) - unsafe} unsafe={unsafe} dest={storage.url}")
-    raise SystemExit(1 if problems else 0)
+    raise SystemExit(ExitCode.FAILED if problems else ExitCode.OK)
 
 
 def move_aside(path: str) -> str:

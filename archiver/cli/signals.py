@@ -24,6 +24,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from archiver.cli.output import echo
+from archiver.errors import ExitCode
 
 log = logging.getLogger("archiver.run")
 
@@ -69,4 +70,4 @@ class StopOnSignal:
             sys.stderr.write("\x1b[?25h")  # the progress bar hides the cursor
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(128 + signum)
+        os._exit(ExitCode.for_signal(signum))

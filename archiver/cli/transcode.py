@@ -13,8 +13,8 @@ from archiver.cli.outputs import check_output_path
 from archiver.cli.progress import RunProgress
 from archiver.errors import SidecarError
 from archiver.media.retranscode import RetranscodeDeps, add_rendition
-from archiver.media.transcode import pick_profiles
 from archiver.models import Outcome
+from archiver.profiles import pick_profiles
 from archiver.runner import RunResult, run_batch
 from archiver.sidecars import Selection, selected
 

@@ -12,6 +12,7 @@ from archiver.cli.options import exit_codes, nothing_selected, selection_options
 from archiver.cli.output import current_redactor, echo
 from archiver.cli.outputs import check_output_path, write_report
 from archiver.compliance.verify import VerifyResult, verify_archive
+from archiver.errors import ExitCode
 from archiver.sidecars import Selection
 
 log = logging.getLogger("archiver.compliance.verify")
@@ -76,4 +77,4 @@ def verify(
         f"unreadable={counts.get('unreadable', 0)} unsafe={counts.get('unsafe', 0)}"
         + ("" if result.orphans_checked else " (orphans not checked)")
     )
-    raise SystemExit(1 if result.findings else 0)
+    raise SystemExit(ExitCode.FAILED if result.findings else ExitCode.OK)

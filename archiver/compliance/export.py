@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from archiver import __version__
-from archiver.errors import ArchiverError, ConfigError, SidecarError, StorageError, UnsafeKeyError
+from archiver.errors import (
+    ArchiverError,
+    ConfigError,
+    ExportError,
+    SidecarError,
+    StorageError,
+    UnsafeKeyError,
+)
 from archiver.models import check_key
 from archiver.sidecars import Archived, Selection, archived
 from archiver.storage import CHUNK, Storage
@@ -42,10 +49,6 @@ MANIFEST_FIELDS = (
     "sha256",
     "duration_seconds",
 )
-
-
-class ExportError(ArchiverError):
-    """The export cannot be trusted (a file does not match its sidecar) and was abandoned."""
 
 
 class Sink(Protocol):

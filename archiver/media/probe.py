@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import mutagen
+from typing import TYPE_CHECKING
 
 from archiver.media.mediacheck import xing_fields
 from archiver.models import Probe
+
+if TYPE_CHECKING:
+    import mutagen
 
 
 def probe_file(path: str) -> Probe:
     """What mutagen can tell about ``path``. Never raises: what it cannot read is in
     ``Probe.error``, and the file is archived all the same."""
+    import mutagen  # here, not at the top: `archiver --help` and listings never need it
+
     try:
         audio = mutagen.File(path)
     except Exception as exc:  # mutagen raises many unrelated types for bad files
@@ -90,6 +95,7 @@ def _text(value: object) -> str:
 def write_tags(path: str, fmt: str, tags: dict[str, str]) -> None:
     """Write call metadata into a rendition: ID3 (TXXX frames) for MP3 and WAV, Vorbis
     comments for Ogg and FLAC. Raises ``ValueError`` with mutagen's reason on failure."""
+    import mutagen
     from mutagen.id3 import ID3, TXXX, ID3NoHeaderError
 
     try:

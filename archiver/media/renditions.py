@@ -9,9 +9,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 
+from archiver.errors import TranscodeError
 from archiver.media.probe import probe_file, write_tags
-from archiver.media.transcode import Profile, TranscodeError, Transcoder
+from archiver.media.transcode import Transcoder
 from archiver.models import Probe, StoredFile
+from archiver.profiles import Profile
 
 log = logging.getLogger(__name__)
 

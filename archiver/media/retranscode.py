@@ -11,8 +11,9 @@ from typing import Any
 
 from archiver.errors import RecordingError, StorageError, UnsafeKeyError
 from archiver.media.renditions import call_tags, make_rendition
-from archiver.media.transcode import Profile, Transcoder
+from archiver.media.transcode import Transcoder
 from archiver.models import CONTENT_TYPES, Outcome, Probe, Protection, render_sidecar, rendition_ext
+from archiver.profiles import Profile
 from archiver.sidecars import Archived
 from archiver.storage import Storage, iter_chunks
 from archiver.timeutil import lenient_time

@@ -8,12 +8,13 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from archiver.errors import ListingIncomplete, RecordingError
 from archiver.models import Outcome, Recording
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,6 @@ from archiver.timeutil import lenient_time
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.catapult.inetwork.com"
 STATES: Mapping[str, State] = {
     "complete": "complete",
     "recording": "pending",

@@ -37,7 +37,6 @@ from archiver.timeutil import lenient_time, windows
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.plivo.com"
 MAX_WINDOW = timedelta(days=30)
 PAGE_LIMIT = 20
 

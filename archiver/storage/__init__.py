@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 from archiver.errors import ConfigError
-from archiver.storage.base import LegalHolds, Storage
+from archiver.storage.base import LegalHolds, S3Options, Storage
 from archiver.storage.local import LocalStorage
 
-__all__ = ["LegalHolds", "LocalStorage", "Storage", "iter_chunks", "legal_holds", "open_storage"]
+__all__ = ["LegalHolds", "LocalStorage", "S3Options", "Storage", "iter_chunks", "legal_holds", "open_storage"]
 
 CHUNK = 1024 * 1024
 
@@ -31,7 +31,7 @@ def open_storage(url: str, s3_options: object | None = None, *, pool_size: int =
         raise ConfigError("no destination: pass --dest or set [archive] dest in the config file")
     scheme = urlsplit(url).scheme
     if scheme == "s3":
-        from archiver.storage.s3 import S3Options, S3Storage
+        from archiver.storage.s3 import S3Storage
 
         opts = s3_options if isinstance(s3_options, S3Options) else S3Options()
         return S3Storage(url, opts, pool_size=pool_size)

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
 from archiver.models import Protection
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """Upload settings of an S3 destination (``[s3]`` in the config file). Plain data, here
+    so settings can be handed down without importing boto3 (:mod:`archiver.storage.s3`)."""
+
+    storage_class: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    multipart_threshold_mb: int = 64
+    part_size_mb: int = 16
+    max_concurrency: int = 4
+    object_lock_mode: str | None = None
+    legal_hold: bool = False
 
 
 class LegalHolds(Protocol):

@@ -12,7 +12,6 @@ import logging
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from archiver.errors import ConfigError, StorageError, StorageUnavailable
 from archiver.models import Protection
+from archiver.storage.base import S3Options
 from archiver.storage.staging import Staging, reap
 
 log = logging.getLogger(__name__)
@@ -52,20 +52,6 @@ DOWN_CODES = frozenset(
 # S3's bucket naming rules (general purpose buckets), checked before boto3 answers with a regex.
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 IPV4 = re.compile(r"\d+\.\d+\.\d+\.\d+")
-
-
-@dataclass(frozen=True)
-class S3Options:
-    """Upload settings (``[s3]`` in the config file)."""
-
-    storage_class: str | None = None
-    sse: str | None = None
-    sse_kms_key_id: str | None = None
-    multipart_threshold_mb: int = 64
-    part_size_mb: int = 16
-    max_concurrency: int = 4
-    object_lock_mode: str | None = None
-    legal_hold: bool = False
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:

@@ -8,11 +8,15 @@ import io
 import json
 import subprocess
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from archiver.cli import main
 from archiver.compliance.export import mask_number
+from archiver.errors import StorageError
 from archiver.sim import Simulator
 
 RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
@@ -260,3 +264,25 @@ def test_preflight_refuses_a_bucket_without_object_lock(
         assert sim.stats["plivo.media.requests"] == 0 and sim.stats["plivo.list.requests"] == 0
         local = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path), "--legal-hold")
         assert local.exit_code == 2 and "need an s3:// destination" in local.output
+
+
+@pytest.mark.parametrize("command", [["verify"], ["reindex"], ["legal-hold", "set"]])
+def test_destination_that_cannot_be_listed_exits_3_with_one_line(
+    command: list[str], tmp_path: Path, monkeypatch, s3
+) -> None:
+    """The bucket answers HeadBucket but ListObjectsV2 fails (AccessDenied, the network drops):
+    the command could not proceed (SPEC: 3), not "verify found something" (1), and no
+    traceback is printed."""
+    from archiver.storage.s3 import S3Storage
+
+    def denied(self: S3Storage, prefix: str = "") -> Iterator[str]:
+        raise StorageError(f"cannot list s3://{self.bucket}/{self.prefix}{prefix}: AccessDenied")
+        yield ""  # pragma: no cover - a generator, as list_keys is
+
+    monkeypatch.setattr(S3Storage, "list_keys", denied)
+    monkeypatch.setenv("ARCHIVER_CATALOG", str(tmp_path / "catalog.db"))
+    result = CliRunner().invoke(main, [*command, "--dest", f"s3://{s3.bucket}/rec"])
+    assert result.exit_code == 3, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert f"error: cannot list s3://{s3.bucket}/rec/" in result.output

@@ -10,10 +10,12 @@ from pathlib import Path
 import mutagen
 import pytest
 
+from archiver.errors import TranscodeError
 from archiver.media.probe import probe_file
 from archiver.media.renditions import make_rendition
-from archiver.media.transcode import BUILTIN, TranscodeError, Transcoder, find_ffmpeg
+from archiver.media.transcode import Transcoder, find_ffmpeg
 from archiver.models import Probe
+from archiver.profiles import BUILTIN
 from archiver.sim import Simulator, audio
 
 RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
@@ -94,7 +96,7 @@ def test_streaming_engine_matches_pydub(sources: dict[str, Path], tmp_path: Path
 
 
 def test_a_rendition_of_the_wrong_length_fails(sources: dict[str, Path], tmp_path: Path) -> None:
-    from archiver.media.transcode import Profile
+    from archiver.profiles import Profile
 
     cut = Profile("cut", "flac", "flac", "flac", options=("-t", "5"))  # drops most of the audio
     with pytest.raises(TranscodeError, match=r"lasts 5\.000 s, the original 12\.345 s"):
