@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from scripted import Reply
-from stand_in import PLIVO_ID, RANGE, plivo_page, plivo_record, wav
+from stand_in import PLIVO_ID, RANGE, plivo_backfill, plivo_page, plivo_record, wav
 
 FORGED = "12:00:00 INFO archived everything"
 HOSTILE_IDS = (
@@ -89,14 +89,7 @@ def test_json_logs_stay_one_object_per_line_with_the_exact_id(cli, tmp_path: Pat
 @pytest.mark.usefixtures("hostile_listing")
 def test_dry_run_lines_escape_provider_ids(cli, tmp_path: Path, quick_config) -> None:
     r = cli(
-        "--config",
-        quick_config(),
-        "backfill",
-        "--provider",
-        "plivo",
-        *RANGE,
-        "--dest",
-        str(tmp_path),
+        *plivo_backfill(quick_config(), tmp_path),
         "--dry-run",
     )
     lines = assert_clean(r.stdout)

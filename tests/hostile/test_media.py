@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from scripted import Reply, Scripted
-from stand_in import PLIVO_ID, RANGE, plivo_page, plivo_record, wav
+from stand_in import PLIVO_ID, RANGE, plivo_backfill, plivo_page, plivo_record, wav
 
 from archiver.media.transcode import find_ffmpeg
 from archiver.sim import audio
@@ -65,14 +65,7 @@ def test_broken_media_fails_at_probe_and_is_not_deleted(
     serve(scripted, plivo_at(scripted), fmt, seconds, reply())
     dest, report = tmp_path / "a", tmp_path / "report.json"
     r = cli(
-        "--config",
-        quick_config(),
-        "backfill",
-        "--provider",
-        "plivo",
-        *RANGE,
-        "--dest",
-        str(dest),
+        *plivo_backfill(quick_config(), dest),
         "--delete-after-archive",
         "--report",
         str(report),
@@ -93,14 +86,7 @@ def test_good_media_is_archived_and_deleted(
     serve(scripted, plivo_at(scripted), fmt, 3.0, Reply(body=body()))
     dest = tmp_path / "a"
     r = cli(
-        "--config",
-        quick_config(),
-        "backfill",
-        "--provider",
-        "plivo",
-        *RANGE,
-        "--dest",
-        str(dest),
+        *plivo_backfill(quick_config(), dest),
         "--delete-after-archive",
     )
     assert r.exit_code == 0, r.output

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from scripted import Reply
-from stand_in import RANGE, plivo_record, serve_plivo, wav
+from stand_in import RANGE, plivo_backfill, plivo_record, serve_plivo, wav
 
 T0 = 1706781600000  # 2024-02-01 10:00 UTC
 
@@ -125,14 +125,7 @@ def test_a_secret_the_provider_echoes_in_a_record_reaches_the_sidecar_and_the_ex
     scripted.route("GET", r"/media/.*", Reply(body=wav(2.0), headers={"Content-Type": "audio/wav"}))
     dest = tmp_path / "a"
     r = cli(
-        "--config",
-        quick_config(),
-        "backfill",
-        "--provider",
-        "plivo",
-        *RANGE,
-        "--dest",
-        str(dest),
+        *plivo_backfill(quick_config(), dest),
         "--catalog",
         str(tmp_path / "cat.db"),
     )
@@ -255,14 +248,7 @@ def test_catalog_disk_fills_mid_run(cli, tmp_path, scripted, plivo_at, quick_con
         scripted.route("GET", r"/media/.*", media)
         report = tmp_path / "report.json"
         r = cli(
-            "--config",
-            quick_config(),
-            "backfill",
-            "--provider",
-            "plivo",
-            *RANGE,
-            "--dest",
-            str(tmp_path / "a"),
+            *plivo_backfill(quick_config(), tmp_path / "a"),
             "--catalog",
             str(mnt / "cat.db"),
             "--concurrency",
@@ -306,14 +292,7 @@ def test_on_nfs_the_read_only_staging_lock_fails_every_recording(
     scripted.route("GET", r"/media/.*", Reply(body=wav(2.0), headers={"Content-Type": "audio/wav"}))
     cat = tmp_path / "cat.db"
     r = cli(
-        "--config",
-        quick_config(),
-        "backfill",
-        "--provider",
-        "plivo",
-        *RANGE,
-        "--dest",
-        str(tmp_path / "a"),
+        *plivo_backfill(quick_config(), tmp_path / "a"),
         "--catalog",
         str(cat),
     )
