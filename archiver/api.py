@@ -1,4 +1,5 @@
-"""The archiver as a library: ``backfill``, ``run`` and ``fetch`` in-process.
+"""The archiver as a library: ``backfill``, ``run``, ``fetch``, ``verify`` and ``export``
+in-process.
 
 The CLI is one caller; an Airflow or Dagster task is another::
 
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from archiver.compliance.deletion import delete_verified
+from archiver.compliance.export import ExportResult, FolderSink, Sink, StorageSink, ZipSink, run_export
+from archiver.compliance.verify import VerifyResult, verify_archive
 from archiver.config import Settings
 from archiver.errors import ArchiverError, ConfigError, FatalError, RecordingError
 from archiver.jobs import Job, feed, plan_backfill, plan_fetch, plan_run, settle_marks
@@ -34,7 +37,9 @@ from archiver.models import Outcome, Recording, check_key_part
 from archiver.pipeline import Deps, plan_one, process_one, recall, settle_listed, sidecar_key
 from archiver.providers.base import Deleter
 from archiver.runner import GroupTracker, RunResult, run_batch
-from archiver.session import archive_session
+from archiver.session import archive_session, build_storage
+from archiver.sidecars import Selection
+from archiver.storage import open_storage
 from archiver.timeutil import check_window_count, iso_z, parse_duration, utcnow
 
 log = logging.getLogger("archiver.run")
@@ -158,6 +163,64 @@ def fetch(
     for rid in ids:
         check_key_part("recording id", rid)  # UnsafeKeyError: before anything is done
     return execute(settings, provider, lambda deps: plan_fetch(ids), options or Options(), hooks)
+
+
+def verify(
+    settings: Settings,
+    selection: Selection | None = None,
+    *,
+    workers: int = 4,
+    on_file: Callable[[VerifyResult], None] | None = None,
+) -> VerifyResult:
+    """Re-read the archived files of ``settings.archive.dest`` (those ``selection`` picks) and
+    compare each with its sidecar: the findings (altered, missing, orphaned, unreadable,
+    unsafe) are in the result; nothing is raised for them."""
+    storage = build_storage(settings)
+    try:
+        storage.check()
+        result = verify_archive(storage, selection or Selection(), workers=workers, on_file=on_file)
+        result.dest = storage.url
+        return result
+    finally:
+        storage.close()
+
+
+def export(
+    settings: Settings,
+    out: str,
+    selection: Selection | None = None,
+    *,
+    with_renditions: bool = False,
+    mask_numbers: bool = False,
+    command_line: str = "",
+) -> ExportResult:
+    """Export the selected recordings of ``settings.archive.dest`` to ``out`` (a folder, a
+    ``.zip`` path or ``s3://bucket/prefix``), re-verified as they are copied; raises
+    ExportError (and leaves nothing at ``out``) when a copy does not match its sidecar."""
+    source = build_storage(settings)
+    try:
+        source.check()
+        return run_export(
+            source,
+            open_sink(out),
+            selection or Selection(),
+            with_renditions=with_renditions,
+            mask_numbers=mask_numbers,
+            command_line=command_line,
+        )
+    finally:
+        source.close()
+
+
+def open_sink(out: str) -> Sink:
+    """Where an export goes: ``s3://...``, a ``.zip`` file, or a folder."""
+    if out.startswith("s3://"):
+        return StorageSink(open_storage(out))
+    if out.endswith(".zip"):
+        return ZipSink(out)
+    if "://" in out and not out.startswith("file://"):
+        raise ConfigError(f"bad --out {out!r}: use a folder, a .zip path or s3://bucket/prefix")
+    return FolderSink(out.removeprefix("file://"))
 
 
 def execute(

@@ -7,13 +7,12 @@ import sys
 
 import click
 
+from archiver import api
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, nothing_selected, selection_options
 from archiver.cli.output import echo
-from archiver.compliance.export import FolderSink, Sink, StorageSink, ZipSink, run_export
-from archiver.errors import ConfigError, ExitCode
+from archiver.errors import ExitCode
 from archiver.sidecars import Selection
-from archiver.storage import open_storage
 
 
 @click.command()
@@ -48,28 +47,15 @@ def export(
           --number +14155550100 --out ./audit-2024-01.zip
     """
     settings = wiring.load(ctx, {"archive.dest": dest})
-    source = wiring.build_storage(settings)
-    source.check()
-    sink: Sink
-    if out.startswith("s3://"):
-        sink = StorageSink(open_storage(out))
-    elif out.endswith(".zip"):
-        sink = ZipSink(out)
-    elif "://" in out and not out.startswith("file://"):
-        raise ConfigError(f"bad --out {out!r}: use a folder, a .zip path or s3://bucket/prefix")
-    else:
-        sink = FolderSink(out.removeprefix("file://"))
-    try:
-        result = run_export(
-            source,
-            sink,
-            selection,
-            with_renditions=with_renditions,
-            mask_numbers=mask_numbers,
-            command_line=shlex.join(["archiver", *sys.argv[1:]]),
-        )
-    finally:  # an ExportError (a copy does not match its sidecar) exits 1 through exit_codes
-        source.close()
+    # An ExportError (a copy does not match its sidecar) exits 1 through exit_codes.
+    result = api.export(
+        settings,
+        out,
+        selection,
+        with_renditions=with_renditions,
+        mask_numbers=mask_numbers,
+        command_line=shlex.join(["archiver", *sys.argv[1:]]),
+    )
     if not result.recordings and not result.excluded:
         echo(f"export: {nothing_selected(selection)}", err=True)
     for x in result.excluded:

@@ -7,11 +7,12 @@ import time
 
 import click
 
+from archiver import api
 from archiver.cli import wiring
 from archiver.cli.options import exit_codes, nothing_selected, selection_options
 from archiver.cli.output import current_redactor, echo
 from archiver.cli.outputs import check_output_path, write_report
-from archiver.compliance.verify import VerifyResult, verify_archive
+from archiver.compliance.verify import VerifyResult
 from archiver.errors import ExitCode
 from archiver.sidecars import Selection
 
@@ -45,31 +46,28 @@ def verify(
     """
     settings = wiring.load(ctx, {"archive.dest": dest})
     check_output_path("--report", report, dash=True)  # before reading the whole archive
-    storage = wiring.build_storage(settings)
-    try:
-        storage.check()
-        last = [time.monotonic()]
+    last = [time.monotonic()]
 
-        def progress(r: VerifyResult) -> None:  # a line every 10 s on long checks
-            if time.monotonic() - last[0] >= 10:
-                last[0] = time.monotonic()
-                log.info(
-                    "verify: %d files, %.1f MB read, %d findings so far",
-                    r.files_checked,
-                    r.bytes_read / 1e6,
-                    len(r.findings),
-                )
+    def progress(r: VerifyResult) -> None:  # a line every 10 s on long checks
+        if time.monotonic() - last[0] >= 10:
+            last[0] = time.monotonic()
+            log.info(
+                "verify: %d files, %.1f MB read, %d findings so far",
+                r.files_checked,
+                r.bytes_read / 1e6,
+                len(r.findings),
+            )
 
-        result = verify_archive(storage, selection, workers=workers, on_file=progress)
-    finally:
-        storage.close()
+    result = api.verify(settings, selection, workers=workers, on_file=progress)
     if not result.recordings:
         echo(f"verify: {nothing_selected(selection)}", err=True)
     for f in result.findings:
         who = f" recording {f.recording_id}" if f.recording_id else ""
         echo(f"{f.kind}{who}: {f.key}: {f.detail}", err=True)
     if report:
-        write_report(report, current_redactor().doc(result.report() | {"dest": storage.url}))
+        write_report(
+            report, current_redactor().doc(result.report() | {"dest": wiring.build_storage(settings).url})
+        )
     counts = result.report()["counts"]
     echo(
         f"recordings={result.recordings} files={result.files_checked} altered={counts.get('altered', 0)} "

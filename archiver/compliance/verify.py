@@ -28,6 +28,7 @@ class VerifyResult:
     files_checked: int = 0
     bytes_read: int = 0
     orphans_checked: bool = True
+    dest: str = ""  # the destination's URL (what the report says was verified)
     findings: list[Finding] = field(default_factory=list)
 
     def report(self) -> dict[str, Any]:

@@ -60,3 +60,24 @@ def test_errors_are_raised_not_exits(tmp_path: Path) -> None:
     settings = load_settings(None, {}, {"archive.dest": str(tmp_path / "a")})
     with pytest.raises(ConfigError, match="credentials missing"):
         api.run(settings, "plivo", since=datetime(2024, 1, 1, tzinfo=UTC))
+
+
+def test_verify_and_export_in_process(tmp_path: Path, use_sim, freeze) -> None:
+    from archiver.errors import StorageUnavailable
+
+    freeze(datetime(2024, 6, 1, tzinfo=UTC))
+    with Simulator(recordings=4, seed=62) as sim:
+        use_sim(sim)
+        flags = {"archive.dest": str(tmp_path / "a"), "archive.catalog": str(tmp_path / "cat.db")}
+        settings = load_settings(None, os.environ, flags)
+        api.backfill(settings, "plivo", datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC))
+    checked = api.verify(settings)
+    assert (
+        checked.recordings == 4 and not checked.findings and checked.dest == str((tmp_path / "a").resolve())
+    )
+    done = api.export(settings, str(tmp_path / "out.zip"))
+    assert done.recordings == 4 and (tmp_path / "out.zip").exists()
+    (tmp_path / "file").write_text("x")
+    broken = load_settings(None, {}, {"archive.dest": str(tmp_path / "file")})
+    with pytest.raises(StorageUnavailable):
+        api.verify(broken)
