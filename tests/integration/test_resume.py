@@ -210,7 +210,11 @@ def test_sigkill_then_rerun_s3(tmp_path: Path, s3) -> None:
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
-        assert uploads_seen, "the kill did not land during a multipart upload"
+        if not uploads_seen:
+            # The kill missed the short life of an upload (a loaded machine): leave one behind
+            # as a run killed mid-upload does, so the rerun's clean-up is tested every time.
+            user = sim.env()["CATAPULT_USER_ID"]
+            s3.client.create_multipart_upload(Bucket=s3.bucket, Key=f"rec/catapult/{user}/2024/01/01/x.wav")
         rerun = backfill_proc(env, dest, str(tmp_path / "cat.db"))
         out, err = rerun.communicate(timeout=180)
         # 'error' recordings are unavailable: exit 1 only for the run that found them first.
