@@ -21,6 +21,7 @@ CLI builds from flags, environment and config file.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -243,7 +244,8 @@ def execute(
         dry_run=options.dry_run,
         profiles=options.profiles,
         keep_original=options.keep_original,
-    ) as deps:
+    ) as session_deps:
+        deps = dataclasses.replace(session_deps, stop=hooks.stop)  # downloads stop retrying on a stop
         job = plan(deps)
         result = RunResult(
             command=job.command, provider=provider_name, account=deps.provider.account, dest=deps.storage.url

@@ -168,6 +168,9 @@ class Outcome:
     destination_down: bool = False
     # False when the catalog could not be told: then its window is not finished this run.
     remembered: bool = True
+    # False when the attempt does not count against the recording's max_failures (a run
+    # stopping cut it short).
+    counted: bool = True
 
 
 # --- keys -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from archiver import __version__
 from archiver.catalog import Catalog, Known, Scope
-from archiver.errors import FatalError, RecordingError, StorageError
+from archiver.errors import FatalError, RecordingError, StorageError, TransientError
 from archiver.media.mediacheck import DamagedMedia, verified_probe
 from archiver.media.probe import probe_file
 from archiver.media.renditions import Made, call_tags, make_rendition
@@ -73,6 +74,8 @@ class Deps:
     # Removes the configured credentials from what goes into a sidecar: a provider may echo
     # them inside a record (a URL's query, a copied Authorization header).
     redact: Redactor = field(default_factory=Redactor)
+    # Set when the run is stopping (Ctrl-C): downloads are not retried any more.
+    stop: threading.Event | None = None
 
 
 def sidecar_key(rec: Recording, layout: str) -> str:
@@ -128,6 +131,10 @@ def process_one(rec: Recording, deps: Deps) -> Outcome:
             error=str(exc),
             destination_down=exc.destination_down,
         )
+    except TransientError as exc:
+        # Cut short by a stop (Ctrl-C), it was not the recording's fault: no attempt counted.
+        stopping = deps.stop is not None and deps.stop.is_set()
+        outcome = Outcome(rec.recording_id, "failed", stage=exc.stage, error=str(exc), counted=not stopping)
     except RecordingError as exc:
         outcome = Outcome(rec.recording_id, "failed", stage=exc.stage, error=str(exc))
     except Exception as exc:  # a bug must cost one recording, remembered, never the batch
@@ -198,7 +205,7 @@ def remember(outcome: Outcome, rec: Recording | None, deps: Deps) -> None:
             outcome.stage,
             outcome.error,
             rec.started_at if rec else None,
-            count=not outcome.destination_down,
+            count=outcome.counted and not outcome.destination_down,
         )
 
 
@@ -217,6 +224,7 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
             deps.storage.staging_dir(),
             deps.retry,
             deadline_floor=deps.download_deadline,
+            stop=deps.stop,
         )
     except RecordingError as exc:
         exc.stage = "fetch"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -91,10 +92,13 @@ def retry_call(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     rng: Callable[[], float] = random.random,
+    stop: threading.Event | None = None,
 ) -> T:
     """Call ``fn`` until it returns, retrying TransientError as ``policy`` allows.
 
-    The last TransientError is re-raised, its message saying how many attempts were made.
+    The last TransientError is re-raised, its message saying how many attempts were made. Once
+    ``stop`` is set (the run is stopping: Ctrl-C) nothing is retried any more, and a wait for
+    the next attempt ends at once.
     """
     start = clock()
     attempt = 0
@@ -104,8 +108,16 @@ def retry_call(
             return fn()
         except TransientError as exc:
             delay = policy.next_delay(attempt, clock() - start, exc.retry_after, rng)
+            if stop is not None and stop.is_set():
+                exc.args = (f"{exc} (not retried: the run is stopping)",)
+                raise
             if delay is None:
                 exc.args = (f"{exc} (gave up after {attempt} attempt{'s' if attempt > 1 else ''})",)
                 raise
             log.info("retrying %s in %.1fs after: %s", what, delay, exc)
-            sleep(delay)
+            if stop is not None:
+                if stop.wait(delay):
+                    exc.args = (f"{exc} (not retried: the run is stopping)",)
+                    raise
+            else:
+                sleep(delay)

@@ -122,7 +122,11 @@ def selection_options(fn: F) -> F:
         click.option("--until", help="... and before this (exclusive)."),
         click.option("--provider", type=click.Choice(PROVIDERS), help="Only this provider."),
         click.option("--call-id", help="Only this call."),
-        click.option("--number", help="Only calls from or to this number (as the provider wrote it)."),
+        click.option(
+            "--number",
+            help="Only calls from or to this number (+14155551229, 14155551229 and +1 415-555-1229 "
+            "match alike; sip: URIs as written).",
+        ),
     ]
     decorated: Any = wrapper
     for option in reversed(options):

@@ -27,9 +27,9 @@ def run(ctx: click.Context, since: str | None, overlap: str | None, **opts: Any)
     """Archive what the provider added since the last run (for cron).
 
     Lists from this provider account + destination's watermark minus --overlap to now, retries
-    pending and failed recordings by id, and moves the watermark to this run's start unless
-    the run was aborted. The first run needs --since; later runs ignore it (use backfill for
-    an older range).
+    pending and failed recordings by id, and moves the watermark past the windows it settled
+    (a limited, cut-short or stopped run only as far as it got). The first run needs --since;
+    later runs ignore it (use backfill for an older range).
 
     \b
     Example (crontab):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import signal
 import threading
@@ -122,4 +123,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 # Keep the fault table's own line breaks in --help (click rewraps paragraphs otherwise).
-sim.help = (sim.help or "") + "\n\n" + "\n\n".join("\b\n" + p for p in (FAULTS_DOC or "").split("\n\n"))
+sim.help = (
+    inspect.cleandoc(sim.help or "")
+    + "\n\n"
+    + "\n\n".join("\b\n" + p for p in (FAULTS_DOC or "").split("\n\n"))
+)

@@ -8,6 +8,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
@@ -101,6 +102,7 @@ def fetch_media(
     policy: RetryPolicy,
     *,
     deadline_floor: float = 120.0,
+    stop: threading.Event | None = None,
 ) -> Fetched:
     """Download ``rec``'s media into ``staging_dir``; the caller owns (and removes) the file.
 
@@ -116,6 +118,7 @@ def fetch_media(
         lambda: _attempt(client, provider, rec, url, staging_dir, deadline_floor),
         policy,
         what=f"download of {rec.recording_id}",
+        stop=stop,
     )
 
 

@@ -1,5 +1,5 @@
-"""The encoder of transcode profiles (:mod:`archiver.profiles`): pydub on ffmpeg, or one
-streaming ffmpeg process for recordings too long to decode in memory. No shell, stdin closed,
+"""The encoder of transcode profiles (:mod:`archiver.profiles`): pydub on ffmpeg, or two
+piped ffmpeg processes (decode | encode) for recordings too long to decode in memory. No shell, stdin closed,
 stderr kept for the error, partial output removed.
 """
 

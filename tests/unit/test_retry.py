@@ -65,3 +65,34 @@ def test_retry_call_says_how_often_it_tried() -> None:
 
     with pytest.raises(TransientError, match=r"gave up after 3 attempts"):
         retry_call(down, RetryPolicy(max_attempts=3), what="x", sleep=lambda s: None)
+
+
+def test_a_stopping_run_retries_nothing_and_waits_for_nothing() -> None:
+    import threading
+
+    from archiver.errors import TransientError
+    from archiver.retry import RetryPolicy, retry_call
+
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def fn() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            stop.set()  # Ctrl-C arrives during the second attempt
+        raise TransientError("503")
+
+    waited: list[float] = []
+    with pytest.raises(TransientError, match="not retried: the run is stopping"):
+        retry_call(fn, RetryPolicy(max_attempts=6), what="x", sleep=waited.append, rng=lambda: 0.0, stop=stop)
+    assert len(calls) == 2  # the first failure was retried, the one after the stop was not
+    # and a wait already begun ends when the stop comes
+    stop2 = threading.Event()
+    threading.Timer(0.05, stop2.set).start()
+    with pytest.raises(TransientError, match="the run is stopping"):
+        retry_call(
+            lambda: (_ for _ in ()).throw(TransientError("503", retry_after=3600)),
+            RetryPolicy(max_total=1e6),
+            what="y",
+            stop=stop2,
+        )
