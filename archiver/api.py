@@ -40,7 +40,7 @@ from archiver.providers.base import Deleter
 from archiver.runner import GroupTracker, RunResult, run_batch
 from archiver.session import archive_session, build_storage
 from archiver.sidecars import Selection
-from archiver.storage import open_storage
+from archiver.storage import LocalStorage, Storage, open_storage
 from archiver.timeutil import check_window_count, iso_z, parse_duration, utcnow
 
 log = logging.getLogger("archiver.run")
@@ -178,6 +178,7 @@ def verify(
     unsafe) are in the result; nothing is raised for them."""
     storage = build_storage(settings)
     try:
+        must_exist(storage)
         storage.check()
         result = verify_archive(storage, selection or Selection(), workers=workers, on_file=on_file)
         result.dest = storage.url
@@ -200,6 +201,7 @@ def export(
     ExportError (and leaves nothing at ``out``) when a copy does not match its sidecar."""
     source = build_storage(settings)
     try:
+        must_exist(source)
         source.check()
         return run_export(
             source,
@@ -211,6 +213,13 @@ def export(
         )
     finally:
         source.close()
+
+
+def must_exist(storage: Storage) -> None:
+    """A local archive to read must be there: a typo'd --dest is an error, not a clean verify
+    of nothing (``check`` would create the folder)."""
+    if isinstance(storage, LocalStorage) and not storage.root.is_dir():
+        raise ConfigError(f"no archive at {storage.url}: no such folder")
 
 
 def open_sink(out: str) -> Sink:

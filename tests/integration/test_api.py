@@ -63,8 +63,6 @@ def test_errors_are_raised_not_exits(tmp_path: Path) -> None:
 
 
 def test_verify_and_export_in_process(tmp_path: Path, use_sim, freeze) -> None:
-    from archiver.errors import StorageUnavailable
-
     freeze(datetime(2024, 6, 1, tzinfo=UTC))
     with Simulator(recordings=4, seed=62) as sim:
         use_sim(sim)
@@ -79,5 +77,12 @@ def test_verify_and_export_in_process(tmp_path: Path, use_sim, freeze) -> None:
     assert done.recordings == 4 and (tmp_path / "out.zip").exists()
     (tmp_path / "file").write_text("x")
     broken = load_settings(None, {}, {"archive.dest": str(tmp_path / "file")})
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(ConfigError, match="no such folder"):
         api.verify(broken)
+
+
+def test_verify_or_export_of_a_folder_that_does_not_exist_is_a_usage_error(cli, tmp_path: Path) -> None:
+    for args in (["verify"], ["export", "--out", str(tmp_path / "out")]):
+        r = cli(*args, "--dest", str(tmp_path / "typo"))
+        assert r.exit_code == 2 and "no archive at" in r.output, r.output
+    assert not (tmp_path / "typo").exists()
