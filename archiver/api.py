@@ -273,9 +273,9 @@ def execute(
 
         def process(rec: Recording) -> Outcome:
             outcome = process_one(rec, deps)
-            if deleter is not None and outcome.status in ("archived", "skipped") and outcome.keys:
+            if deleter is not None and outcome.status in ("archived", "skipped") and outcome.sidecar_key:
                 with guard:
-                    candidates.append((rec, outcome.keys[-1]))
+                    candidates.append((rec, outcome.sidecar_key))
             return outcome
 
         if options.dry_run:
@@ -379,8 +379,8 @@ def dry_run(
                 to_archive += 1
                 say(f"would archive {item.recording_id} -> {key}")
             else:
-                if candidates is not None and outcome.status == "skipped" and outcome.keys:
-                    candidates.append((item, outcome.keys[-1]))
+                if candidates is not None and outcome.status == "skipped" and outcome.sidecar_key:
+                    candidates.append((item, outcome.sidecar_key))
                 result.add(outcome)
                 say(f"{outcome.status} {item.recording_id}" + (f": {outcome.error}" if outcome.error else ""))
     except FatalError as exc:

@@ -172,6 +172,11 @@ class Outcome:
     # stopping cut it short).
     counted: bool = True
 
+    @property
+    def sidecar_key(self) -> str | None:
+        """The key of the recording's sidecar, when it is archived (written last: the last key)."""
+        return self.keys[-1] if self.keys else None
+
 
 # --- keys -------------------------------------------------------------------------------------
 

@@ -192,7 +192,7 @@ def remember(outcome: Outcome, rec: Recording | None, deps: Deps) -> None:
         catalog.mark_archived(
             scope,
             rid,
-            sidecar_key=outcome.keys[-1] if outcome.keys else "",
+            sidecar_key=outcome.sidecar_key or "",
             sha256=outcome.sha256,
             size=outcome.bytes_downloaded or None,
             started_at=rec.started_at if rec else None,

@@ -7,7 +7,7 @@ import os
 import click
 
 from archiver.cli import wiring
-from archiver.cli.options import exit_codes
+from archiver.cli.options import dest_option, exit_codes
 from archiver.cli.output import echo
 from archiver.doctor import Finding, check_catalog, check_ffmpeg, check_pacing, check_provider, check_storage
 from archiver.errors import ExitCode
@@ -23,7 +23,7 @@ from archiver.providers import make_client
     type=click.Choice(["catapult", "plivo"]),
     help="Providers to check (default: every one with credentials configured).",
 )
-@click.option("--dest", help="Destination to check: a folder, file:///path or s3://bucket/prefix.")
+@dest_option
 @click.option("--catalog", type=click.Path(dir_okay=False), help="Catalog database to check.")
 @click.pass_context
 @exit_codes

@@ -9,14 +9,14 @@ import click
 
 from archiver import api
 from archiver.cli import wiring
-from archiver.cli.options import exit_codes, nothing_selected, selection_options
+from archiver.cli.options import dest_option, exit_codes, nothing_selected, selection_options
 from archiver.cli.output import echo
 from archiver.errors import ExitCode
 from archiver.sidecars import Selection
 
 
 @click.command()
-@click.option("--dest", help="The archive to export from: a folder, file:///path or s3://bucket/prefix.")
+@dest_option
 @click.option("--out", required=True, help="A new folder, a new .zip file, or an empty s3://bucket/prefix.")
 @selection_options
 @click.option("--with-renditions", is_flag=True, help="Export renditions too, not only the originals.")

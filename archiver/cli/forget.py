@@ -8,7 +8,7 @@ import click
 
 from archiver.catalog import Catalog, Scope
 from archiver.cli import wiring
-from archiver.cli.options import exit_codes
+from archiver.cli.options import dest_option, exit_codes
 from archiver.cli.output import echo
 from archiver.errors import ExitCode
 from archiver.locking import RunLock
@@ -18,9 +18,7 @@ from archiver.providers import make_client
 @click.command()
 @click.argument("recording_ids", nargs=-1, required=True)
 @click.option("--provider", type=click.Choice(["catapult", "plivo"]), required=True, help="Whose recordings.")
-@click.option(
-    "--dest", help="Destination they were archived into: a folder, file:///path or s3://bucket/prefix."
-)
+@dest_option
 @click.option(
     "--catalog",
     type=click.Path(dir_okay=False),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from archiver.cli import wiring
-from archiver.cli.options import exit_codes, selection_options
+from archiver.cli.options import dest_option, exit_codes, selection_options
 from archiver.cli.output import echo
 from archiver.errors import ConfigError, ExitCode, SidecarError, StorageError
 from archiver.sidecars import Selection, archived
@@ -14,7 +14,7 @@ from archiver.storage import legal_holds
 
 @click.command("legal-hold")
 @click.argument("action", type=click.Choice(["set", "clear"]))
-@click.option("--dest", help="The archive: s3://bucket/prefix in a bucket with Object Lock.")
+@dest_option
 @selection_options
 @click.pass_context
 @exit_codes

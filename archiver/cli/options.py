@@ -19,6 +19,11 @@ from archiver.timeutil import parse_when, utcnow
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+DEST_HELP = "The archive: a folder, file:///path or s3://bucket/prefix (default: [archive] dest)."
+# Declared once: every command that reads or writes an archive takes it the same way.
+dest_option = click.option("--dest", help=DEST_HELP)
+
+
 def archive_options(fn: F) -> F:
     """The options of ``backfill`` and ``fetch`` (and later ``run``)."""
     options = [
@@ -28,7 +33,7 @@ def archive_options(fn: F) -> F:
             required=True,
             help="Which provider to archive from.",
         ),
-        click.option("--dest", help="Destination: a folder, file:///path or s3://bucket/prefix."),
+        dest_option,
         click.option(
             "--layout",
             help="Key template (see README); default "

@@ -9,7 +9,7 @@ import click
 
 from archiver.catalog import Catalog, Scope
 from archiver.cli import wiring
-from archiver.cli.options import exit_codes
+from archiver.cli.options import dest_option, exit_codes
 from archiver.cli.output import echo
 from archiver.errors import CatalogDamaged, ExitCode, SidecarError
 from archiver.sidecars import Selection, archived
@@ -19,7 +19,7 @@ log = logging.getLogger("archiver.reindex")
 
 
 @click.command()
-@click.option("--dest", help="Destination to read: a folder, file:///path or s3://bucket/prefix.")
+@dest_option
 @click.option("--catalog", type=click.Path(dir_okay=False), help="Catalog database to rebuild.")
 @click.pass_context
 @exit_codes

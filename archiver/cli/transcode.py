@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from archiver.cli import wiring
-from archiver.cli.options import exit_codes, selection_options
+from archiver.cli.options import dest_option, exit_codes, selection_options
 from archiver.cli.outputs import check_output_path
 from archiver.cli.progress import RunProgress
 from archiver.errors import SidecarError
@@ -20,7 +20,7 @@ from archiver.sidecars import Selection, selected
 
 
 @click.command()
-@click.option("--dest", help="The archive: a folder, file:///path or s3://bucket/prefix.")
+@dest_option
 @click.option("--profile", "profile_name", required=True, help="Profile of the rendition to add.")
 @selection_options
 @click.option("--force", is_flag=True, help="Encode again where the rendition exists already.")

@@ -9,7 +9,7 @@ import click
 
 from archiver import api
 from archiver.cli import wiring
-from archiver.cli.options import exit_codes, nothing_selected, selection_options
+from archiver.cli.options import dest_option, exit_codes, nothing_selected, selection_options
 from archiver.cli.output import current_redactor, echo
 from archiver.cli.outputs import check_output_path, write_report
 from archiver.compliance.verify import VerifyResult
@@ -20,7 +20,7 @@ log = logging.getLogger("archiver.compliance.verify")
 
 
 @click.command()
-@click.option("--dest", help="The archive: a folder, file:///path or s3://bucket/prefix.")
+@dest_option
 @selection_options
 @click.option(
     "--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Files read in parallel."
