@@ -121,3 +121,26 @@ def serve_plivo(srv: Scripted, list_path: str, records: list[dict[str, Any]]) ->
 def plivo_backfill(config: str, dest: Any, *extra: str) -> list[str]:
     """The argv of a Plivo backfill over RANGE into ``dest`` with a ``--config`` file."""
     return ["--config", config, "backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), *extra]
+
+
+def hold_media(srv: Scripted, free: int, body: bytes, wait: float = 60.0) -> tuple[Any, Any]:
+    """Serve ``/media/...`` with ``body``, the first ``free`` downloads at once and the others
+    only once the returned gate is set: a run then certainly has work in flight. Returns
+    (gate, served), ``served`` counting requests per path."""
+    import threading
+    from collections import Counter
+
+    gate = threading.Event()
+    served: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def media(req: Any) -> Reply:
+        with lock:
+            served[req.path] += 1
+            n = sum(served.values())
+        if n > free:
+            gate.wait(wait)
+        return Reply(body=body, headers={"Content-Type": "audio/wav"})
+
+    srv.route("GET", r"/media/.*", media)
+    return gate, served

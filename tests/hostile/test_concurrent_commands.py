@@ -9,13 +9,10 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from pathlib import Path
 
-from scripted import Reply
-from stand_in import PLIVO_ID, PLIVO_TOKEN, RANGE, plivo_listing, plivo_record, wav
+from stand_in import PLIVO_ID, PLIVO_TOKEN, RANGE, hold_media, plivo_listing, plivo_record, wav
 
 N = 30
 FREE = 3  # downloads served before the gate
@@ -35,19 +32,7 @@ def test_live_backfill_survives_verify_doctor_dry_run_export_and_refused_runs(
     plist = plivo_at(scripted)
     records = [plivo_record(scripted, f"r-{i:02d}", start_ms=1706781600000 + i * 60_000) for i in range(N)]
     scripted.route("GET", plist, plivo_listing(records))
-    gate = threading.Event()
-    served: Counter[str] = Counter()
-    lock = threading.Lock()
-
-    def media(req) -> Reply:
-        with lock:
-            served[req.path] += 1
-            n = sum(served.values())
-        if n > FREE:
-            gate.wait(30)
-        return Reply(body=wav(1.0), headers={"Content-Type": "audio/wav"})
-
-    scripted.route("GET", r"/media/.*", media)
+    gate, served = hold_media(scripted, FREE, wav(1.0), wait=30)
     dest = tmp_path / "archive"
     catalog = tmp_path / "cat.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLIVO_", "CATAPULT_", "ARCHIVER_"))} | {

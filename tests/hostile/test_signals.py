@@ -21,8 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from scripted import Reply
-from stand_in import PLIVO_ID, PLIVO_TOKEN, RANGE, plivo_listing, plivo_record, wav
+from stand_in import PLIVO_ID, PLIVO_TOKEN, RANGE, hold_media, plivo_listing, plivo_record, wav
 
 N = 30
 FREE = 3  # downloads served before the gate
@@ -81,19 +80,7 @@ def held(scripted, plivo_at):
         for i in range(N)
     ]
     scripted.route("GET", plist, plivo_listing(records))
-    gate = threading.Event()
-    served: Counter[str] = Counter()
-    lock = threading.Lock()
-
-    def media(req) -> Reply:
-        with lock:
-            served[req.path] += 1
-            n = sum(served.values())
-        if n > FREE:
-            gate.wait(60)
-        return Reply(body=wav(1.0), headers={"Content-Type": "audio/wav"})
-
-    scripted.route("GET", r"/media/.*", media)
+    gate, served = hold_media(scripted, FREE, wav(1.0), wait=60)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLIVO_", "CATAPULT_", "ARCHIVER_"))}
     env |= {
         "PLIVO_AUTH_ID": PLIVO_ID,
