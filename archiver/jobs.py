@@ -95,8 +95,6 @@ def plan_backfill(
     """``[since, until)`` in windows of ``size`` (one window when the provider cannot filter by
     date: Catapult's one walk serves the whole range). ``revisit`` (--force, --dry-run) lists
     finished windows too and does not report given-up recordings."""
-    if since >= until:
-        raise ConfigError(f"the range must not be empty ({iso_z(since)} is not before {iso_z(until)})")
     lo = since - REMEMBERED_SLACK if date_filter else since
     ranges = list(windows(since, until, size)) if date_filter else [(since, until)]
     return Job(
@@ -150,9 +148,9 @@ def feed(job: Job, deps: Deps, tracker: GroupTracker) -> Iterator[Recording | Ou
     """The recordings (and listing-made Outcomes) the runner archives for ``job``, unit by unit;
     each listing window is added to ``tracker``, closed only when its listing ended completely."""
     catalog, scope = deps.catalog, deps.scope
-    todo = [
+    todo = {
         w for w in job.windows if not (job.skip_finished and catalog.window_done(scope, w.since, w.until))
-    ]
+    }
     if len(todo) < len(job.windows):
         log.info(
             "%d of %d windows already finished; listing the other %d",

@@ -35,7 +35,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def stale_temp(name: str, prefix: str) -> bool:
-    """Whether ``name`` is one of our temp files (``{prefix}{pid}-...``) whose process is dead."""
+    """Whether ``name`` is a pid-named temp file (``{prefix}{pid}-...``, as versions before
+    per-run staging folders named them) whose process is dead."""
     if not name.startswith(prefix):
         return False
     pid = name[len(prefix) :].split("-", 1)[0]

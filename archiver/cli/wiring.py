@@ -16,14 +16,12 @@ from archiver.cli.outputs import write_report
 from archiver.config import Settings, config_path_from, environ, load_settings
 from archiver.runner import RunResult
 from archiver.session import (  # noqa: F401 - the CLI's commands build through wiring
-    archive_session,
     build_provider,
     build_storage,
     build_transcoder,
     catalog_path,
     open_catalog,
     quick,
-    retry_policy,
 )
 
 log = logging.getLogger("archiver")

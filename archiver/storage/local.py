@@ -33,7 +33,7 @@ class LocalStorage:
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
-        if key.startswith("/") or not path.is_relative_to(self.root.resolve()):
+        if key.startswith("/") or not path.is_relative_to(self.root):  # root is resolved already
             raise UnsafeKeyError(f"key {key!r} points outside {self.root}")
         return path
 

@@ -280,7 +280,8 @@ def _down(exc: Exception) -> bool:
     if isinstance(exc, ClientError):
         return _code(exc) in DOWN_CODES
     text = str(exc)
-    return any(code in text for code in DOWN_CODES) or "Could not connect" in text
+    # s3transfer wraps the ClientError's text: "An error occurred (AccessDenied) when ...".
+    return any(f"({code})" in text for code in DOWN_CODES) or "Could not connect" in text
 
 
 def _code(exc: ClientError) -> str:

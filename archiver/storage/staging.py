@@ -25,9 +25,13 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 
+from archiver.locking import stale_temp
+
 LOCK_SUFFIX = ".lock"
+NEW_LOCK_GRACE = 60.0  # seconds a lock being taken (".new-*") is left alone by reapers
 
 
 class Staging:
@@ -111,17 +115,20 @@ def reap(parent: str | os.PathLike[str]) -> int:
     for entry in sorted(root.iterdir()):
         name = entry.name
         if name.endswith(LOCK_SUFFIX):
-            if _reap_run(root, name[: -len(LOCK_SUFFIX)]):
+            token = name[: -len(LOCK_SUFFIX)]
+            if _if_unlocked(entry, root / token):
                 removed += 1
         elif name.startswith(".new-"):
-            if _reap_file(entry):  # a run died while taking its lock
+            # A run died while taking its lock, or one is taking it right now (between its
+            # mkstemp and its flock): only an old one is a leftover.
+            if _older_than(entry, NEW_LOCK_GRACE) and _if_unlocked(entry):
                 removed += 1
         elif entry.is_dir() and not (root / f"{name}{LOCK_SUFFIX}").exists():
             # A run makes its folder only after its lock is in place and removes it before
             # the lock, so a folder without a lock belongs to no live run.
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
-        elif entry.is_file() and name.startswith(".fetch-") and _legacy_dead(name):
+        elif entry.is_file() and stale_temp(name, ".fetch-"):
             # Downloads in flight of versions before per-run folders (pid-named): kept
             # only while that pid lives, as those versions did.
             with contextlib.suppress(OSError):
@@ -130,12 +137,11 @@ def reap(parent: str | os.PathLike[str]) -> int:
     return removed
 
 
-def _reap_run(root: Path, token: str) -> bool:
-    return _if_unlocked(root / f"{token}{LOCK_SUFFIX}", root / token)
-
-
-def _reap_file(path: Path) -> bool:
-    return _if_unlocked(path)
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _locked(path: str, writable: int) -> int:
@@ -181,10 +187,3 @@ def _if_unlocked(lock: Path, folder: Path | None = None) -> bool:
     finally:
         os.close(fd)
     return True
-
-
-def _legacy_dead(name: str) -> bool:
-    from archiver.locking import pid_alive
-
-    pid = name[len(".fetch-") :].split("-", 1)[0]
-    return pid.isdigit() and not pid_alive(int(pid))

@@ -185,41 +185,45 @@ def test_a_broken_copy_an_earlier_version_archived_is_not_deleted_at_the_provide
     assert "does not decode as the recording" in r.output
 
 
-def test_only_uploads_older_than_the_abandoned_age_are_aborted(scripted, monkeypatch) -> None:
+def test_a_run_aborts_only_uploads_older_than_the_abandoned_age(
+    cli, tmp_path, scripted, plivo_at, quick_config, monkeypatch, freeze
+) -> None:
     """The run lock lives beside one catalog: another host, another catalog or `archiver
-    transcode` may be uploading under the same prefix. recover() aborts only uploads begun
-    before the age the run passes (a day by default). moto reports every upload as begun in
-    2010, so S3 is played here by the scripted server."""
+    transcode` may be uploading under the same prefix. A run aborts only uploads begun more
+    than `[s3] abandoned_upload_hours` (24) ago. moto reports every upload as begun in 2010,
+    so S3 is played here by the scripted server (beside the Plivo API)."""
     from datetime import UTC, datetime, timedelta
 
-    from archiver.storage import open_storage
+    from stand_in import PLIVO_ID, plivo_backfill
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", scripted.url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    now = freeze(datetime(2026, 6, 1, 12, tzinfo=UTC))
+    prefix = f"arch/plivo/{PLIVO_ID}/2024/02/01"
 
-    def upload(key: str, upload_id: str, begun: datetime) -> str:
+    def upload(name: str, upload_id: str, begun: datetime) -> str:
         return (
-            f"<Upload><Key>arch/{key}</Key><UploadId>{upload_id}</UploadId>"
+            f"<Upload><Key>{prefix}/{name}</Key><UploadId>{upload_id}</UploadId>"
             f"<Initiated>{begun.strftime('%Y-%m-%dT%H:%M:%S.000Z')}</Initiated></Upload>"
         )
 
     listing = (
         '<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>bkt</Bucket>'
         "<IsTruncated>false</IsTruncated>"
-        + upload("p/a/live.flac", "LIVE", now - timedelta(minutes=5))
-        + upload("p/a/dead.wav", "DEAD", now - timedelta(days=2))
+        + upload("live.flac", "LIVE", now - timedelta(minutes=5))
+        + upload("dead.wav", "DEAD", now - timedelta(days=2))
         + "</ListMultipartUploadsResult>"
     ).encode()
+    scripted.route("HEAD", r"/bkt/?", Reply())
     scripted.route("GET", r"/bkt/?", Reply(body=listing, headers={"Content-Type": "application/xml"}))
     scripted.route("DELETE", r"/bkt/arch/.*", Reply(status=204))
-    store = open_storage("s3://bkt/arch")
-    assert store.recover("p/a/", now - timedelta(hours=24)) == 1
+    serve_plivo(scripted, plivo_at(scripted), [])  # nothing to archive: the run only cleans up
+    r = cli(*plivo_backfill(quick_config(), "s3://bkt/arch", "--catalog", str(tmp_path / "c.db")))
+    assert r.exit_code == 0, r.output
     aborted = scripted.hits(r"/bkt/arch/.*", "DELETE")
-    assert [(r.path, r.query["uploadId"]) for r in aborted] == [("/bkt/arch/p/a/dead.wav", ["DEAD"])]
-    store.close()
+    assert [(r.path, r.query["uploadId"]) for r in aborted] == [(f"/bkt/{prefix}/dead.wav", ["DEAD"])]
 
 
 def test_catalog_disk_fills_mid_run(cli, tmp_path, scripted, plivo_at, quick_config) -> None:
