@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from archiver import pipeline
 from archiver.compliance.deletion import delete_verified
 from archiver.compliance.export import ExportResult, FolderSink, Sink, StorageSink, ZipSink, run_export
 from archiver.compliance.verify import VerifyResult, verify_archive
@@ -35,9 +36,9 @@ from archiver.config import Settings
 from archiver.errors import ArchiverError, ConfigError, FatalError, RecordingError
 from archiver.jobs import Job, feed, plan_backfill, plan_fetch, plan_run, settle_marks
 from archiver.models import Outcome, Recording, check_key_part
-from archiver.pipeline import Deps, plan_one, process_one, recall, settle_listed, sidecar_key
+from archiver.pipeline import Deps
 from archiver.providers.base import Deleter
-from archiver.runner import GroupTracker, RunResult, run_batch
+from archiver.runner import Executor, GroupTracker, RunResult, first_seen, run_batch
 from archiver.session import archive_session, build_storage
 from archiver.sidecars import Selection
 from archiver.storage import LocalStorage, Storage, open_storage
@@ -83,6 +84,7 @@ def backfill(
     window: timedelta | str = "1d",
     options: Options | None = None,
     hooks: Hooks | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Archive every recording that started in ``[since, until)`` (``until`` at most now),
     window by window; finished windows are remembered, so a second call resumes."""
@@ -103,7 +105,7 @@ def backfill(
             revisit=opts.force or opts.dry_run,
         )
 
-    return execute(settings, provider, plan, opts, hooks)
+    return execute(settings, provider, plan, opts, hooks, executor=executor)
 
 
 def run(
@@ -113,6 +115,7 @@ def run(
     since: datetime | None = None,
     options: Options | None = None,
     hooks: Hooks | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Archive what the provider added since this provider account + destination's watermark
     (minus ``[archive] overlap``); ``since`` starts a first run and is ignored afterwards."""
@@ -148,7 +151,7 @@ def run(
         )
         return job
 
-    return execute(settings, provider, plan, options or Options(), hooks, now=now)
+    return execute(settings, provider, plan, options or Options(), hooks, now=now, executor=executor)
 
 
 def fetch(
@@ -158,12 +161,17 @@ def fetch(
     *,
     options: Options | None = None,
     hooks: Hooks | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Archive the named recordings (the provider's get-one endpoint)."""
     ids = tuple(recording_ids)
     for rid in ids:
         check_key_part("recording id", rid)  # UnsafeKeyError: before anything is done
-    return execute(settings, provider, lambda deps: plan_fetch(ids), options or Options(), hooks)
+
+    def plan(deps: Deps) -> Job:
+        return plan_fetch(ids)
+
+    return execute(settings, provider, plan, options or Options(), hooks, executor=executor)
 
 
 def verify(
@@ -241,10 +249,13 @@ def execute(
     hooks: Hooks | None = None,
     *,
     now: datetime | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Open a session, plan the job, archive its recordings (or plan them, for a dry run),
     record the run in the catalog, delete verified copies at the provider when asked, and
-    return the result. The one place a job is run."""
+    return the result. The one place a job is run. The recordings' work (fetch, probe,
+    transcode, store) runs on ``executor`` (by default ``[archive] concurrency`` threads);
+    this thread alone reads and writes the catalog."""
     hooks = hooks or Hooks()
     with archive_session(
         settings,
@@ -263,7 +274,6 @@ def execute(
             hooks.started(result)
         deleter = deleter_for(deps, options)
         candidates: list[tuple[Recording, str]] = []
-        guard = threading.Lock()
         tracker = GroupTracker(
             (lambda w: deps.catalog.finish_window(deps.scope, w.since, w.until))
             if job.finish_windows
@@ -271,17 +281,21 @@ def execute(
         )
         items = feed(job, deps, tracker)
 
-        def process(rec: Recording) -> Outcome:
-            outcome = process_one(rec, deps)
-            if deleter is not None and outcome.status in ("archived", "skipped") and outcome.sidecar_key:
-                with guard:
-                    candidates.append((rec, outcome.sidecar_key))
-            return outcome
-
         if options.dry_run:
             dry_run(items, deps, result, options.limit, candidates if deleter else None, hooks)
         else:
             deps.catalog.start_run(result.run_id, job.command, deps.scope, result.started_at)
+
+            def triage(rec: Recording) -> Outcome | None:  # the driver reads the catalog...
+                return pipeline.triage(rec, deps.catalog.get(deps.scope, rec.recording_id), deps)
+
+            def settle(outcome: Outcome, rec: Recording | None) -> Outcome:  # ...and writes it
+                if rec is None:  # made by the listing itself: what does the catalog know of it?
+                    outcome = pipeline.recall(outcome, deps)
+                pipeline.remember(outcome, deps)
+                if deleter and rec and outcome.status in ("archived", "skipped") and outcome.sidecar_key:
+                    candidates.append((rec, outcome.sidecar_key))
+                return outcome
 
             def on_outcome(outcome: Outcome) -> None:
                 tracker.completed(outcome)
@@ -290,12 +304,14 @@ def execute(
 
             run_batch(
                 items,
-                process,
+                lambda rec: pipeline.work_one(rec, deps),
                 result,
                 concurrency=settings.archive.concurrency,
+                executor=executor,
+                triage=triage,
+                settle=settle,
                 limit=options.limit,
                 on_outcome=on_outcome,
-                settle=lambda outcome: settle_listed(outcome, deps),
                 stop=hooks.stop,
             )
             for gap in tracker.gaps:
@@ -354,25 +370,21 @@ def dry_run(
     hooks: Hooks,
 ) -> None:
     """Say what a real run would do; write nothing."""
-    seen: set[str] = set()
     to_archive = 0
     say = hooks.say
     try:
-        for item in items:
+        for item in first_seen(items):
             if (limit is not None and result.listed >= limit) or hooks.stop.is_set():
                 break
-            if item.recording_id in seen:
-                continue
-            seen.add(item.recording_id)
             result.listed += 1
             if isinstance(item, Outcome):
-                item = recall(item, deps)
+                item = pipeline.recall(item, deps)
                 result.add(item)
                 say(f"{item.status} {item.recording_id}" + (f": {item.error}" if item.error else ""))
                 continue
             try:
-                outcome = plan_one(item, deps)
-                key = sidecar_key(item, deps.layout) if outcome is None else None
+                outcome = pipeline.plan_one(item, deps)
+                key = pipeline.sidecar_key(item, deps.layout) if outcome is None else None
             except RecordingError as exc:
                 outcome = Outcome(item.recording_id, "failed", stage=exc.stage, error=str(exc))
             if outcome is None:

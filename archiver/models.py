@@ -171,6 +171,9 @@ class Outcome:
     # False when the attempt does not count against the recording's max_failures (a run
     # stopping cut it short).
     counted: bool = True
+    # When the recording started (from its listing): the catalog keeps it, so the driver can
+    # remember an Outcome a worker sent back without the Recording.
+    started_at: datetime | None = None
 
     @property
     def sidecar_key(self) -> str | None:

@@ -1,12 +1,15 @@
-"""One recording, start to finish: fetch -> probe -> store original -> store sidecar -> catalog.
+"""One recording, start to finish: triage (the catalog, on the driver) -> fetch -> probe ->
+store original -> store sidecar (on a worker) -> remember (the catalog, on the driver).
 
 The sidecar is written last: a recording counts as archived exactly when its sidecar exists.
-The catalog is told last of all; it only saves work (skips without a storage round trip).
+The catalog is told last of all, by the driver alone; it only saves work (skips without a
+storage round trip). Workers never touch it, so they can run anywhere the destination is.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -52,7 +55,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Deps:
-    """What :func:`process_one` needs, handed in by the CLI's wiring."""
+    """What :func:`triage`, :func:`work_one` and :func:`remember` need, built by the session."""
 
     provider: Provider
     storage: Storage
@@ -83,25 +86,30 @@ def sidecar_key(rec: Recording, layout: str) -> str:
 
 
 def plan_one(rec: Recording, deps: Deps) -> Outcome | None:
-    """Decide without downloading: an Outcome for pending, unavailable, failed-too-often and
-    done recordings, or None when the recording must be archived. Raises RecordingError for
-    unsafe keys. The catalog answers first (no storage round trip); the sidecar is the fallback."""
+    """Decide without downloading (a dry run): what the catalog knows, then whether the
+    sidecar is there; None when the recording must be archived."""
+    return triage(rec, deps.catalog.get(deps.scope, rec.recording_id), deps) or stored(rec, deps)
+
+
+def triage(rec: Recording, known: Known | None, deps: Deps) -> Outcome | None:
+    """What the catalog's record of a recording (``known``) and its listing decide alone, on
+    the driver: pending, unavailable, failed too often, or archived before. None when a worker
+    must look at it. Raises RecordingError for an unsafe key, before anything is done."""
     rid = rec.recording_id
     if rec.state == "pending":  # may lack what a key needs (start, media) until it completes
         error = f"provider state {rec.provider_state!r}: not downloadable yet"
-        return Outcome(rid, "pending", stage="provider", error=error)
+        return _at(rec, Outcome(rid, "pending", stage="provider", error=error))
     key = sidecar_key(rec, deps.layout)  # refuses unsafe ids before anything else
-    known = deps.catalog.get(deps.scope, rid)
     if not deps.force and known is not None and known.state == "archived":
-        return Outcome(rid, "skipped", stage=KNOWN, keys=(key,))  # remember() has nothing to add
+        return _at(rec, Outcome(rid, "skipped", stage=KNOWN, keys=(key,)))  # nothing to remember
     if rec.state == "error":
         # Final: the provider will never serve it (PROVIDERS.md). Listed again every night, it
         # is the catalog's known answer, not news. Only while the provider still says so: a
         # recording it serves again is archived.
         if not deps.force and known is not None and known.state == "unavailable":
-            return Outcome(rid, "unavailable", stage=KNOWN, error=known.last_error)
+            return _at(rec, Outcome(rid, "unavailable", stage=KNOWN, error=known.last_error))
         said = f"marked the recording as {rec.provider_state!r}" if rec.provider_state else "gave no state"
-        return Outcome(rid, "unavailable", stage="provider", error=f"the provider {said}")
+        return _at(rec, Outcome(rid, "unavailable", stage="provider", error=f"the provider {said}"))
     if (
         not deps.force
         and known is not None
@@ -109,18 +117,26 @@ def plan_one(rec: Recording, deps: Deps) -> Outcome | None:
         and known.attempts >= deps.max_failures
     ):
         return given_up(known)
-    if not deps.force and deps.storage.exists(key):
-        return Outcome(rid, "skipped", keys=(key,))
     return None
 
 
-def process_one(rec: Recording, deps: Deps) -> Outcome:
-    """Archive one recording. Never raises for a recording's own fault: that becomes a
-    ``failed`` Outcome with its stage and reason, remembered in the catalog. A bug (any other
-    exception) fails the recording at stage ``internal``, remembered too. FatalError
-    propagates (stop the run)."""
+def stored(rec: Recording, deps: Deps) -> Outcome | None:
+    """``skipped`` when the recording's sidecar is in the destination (the sidecar rule: a
+    recording is archived exactly when its sidecar exists), unless forced."""
+    key = sidecar_key(rec, deps.layout)
+    if not deps.force and deps.storage.exists(key):
+        return _at(rec, Outcome(rec.recording_id, "skipped", keys=(key,)))
+    return None
+
+
+def work_one(rec: Recording, deps: Deps) -> Outcome:
+    """Archive one recording the driver's :func:`triage` let through; runs on a worker and
+    never touches the catalog (the driver remembers the Outcome). Never raises for a
+    recording's own fault: that becomes a ``failed`` Outcome with its stage and reason; a bug
+    (any other exception) fails the recording at stage ``internal``. FatalError propagates
+    (stop the run)."""
     try:
-        outcome = plan_one(rec, deps) or _archive(rec, deps)
+        outcome = stored(rec, deps) or _archive(rec, deps)
     except FatalError:
         raise
     except StorageError as exc:
@@ -140,8 +156,12 @@ def process_one(rec: Recording, deps: Deps) -> Outcome:
     except Exception as exc:  # a bug must cost one recording, remembered, never the batch
         log.error("internal error on %s: %r", rec.recording_id, exc, exc_info=exc)
         outcome = Outcome(rec.recording_id, "failed", stage="internal", error=f"internal error: {exc!r}")
-    remember(outcome, rec, deps)
-    return outcome
+    return _at(rec, outcome)
+
+
+def _at(rec: Recording, outcome: Outcome) -> Outcome:
+    """The Outcome, carrying when its recording started (the catalog keeps it for retries)."""
+    return dataclasses.replace(outcome, started_at=rec.started_at) if rec.started_at else outcome
 
 
 def given_up(known: Known) -> Outcome:
@@ -172,15 +192,7 @@ def recall(outcome: Outcome, deps: Deps) -> Outcome:
     return outcome
 
 
-def settle_listed(outcome: Outcome, deps: Deps) -> Outcome:
-    """An Outcome the listing produced itself, after :func:`recall`: remembered like any other
-    (the catalog's own answers add nothing)."""
-    outcome = recall(outcome, deps)
-    remember(outcome, None, deps)
-    return outcome
-
-
-def remember(outcome: Outcome, rec: Recording | None, deps: Deps) -> None:
+def remember(outcome: Outcome, deps: Deps) -> None:
     """Tell the catalog: archived (and skipped-but-unknown) recordings so later runs skip them
     cheaply; pending and failed ones so later runs retry them by id; unavailable ones so later
     runs neither retry them nor report them as news. A failure of the destination is
@@ -195,7 +207,7 @@ def remember(outcome: Outcome, rec: Recording | None, deps: Deps) -> None:
             sidecar_key=outcome.sidecar_key or "",
             sha256=outcome.sha256,
             size=outcome.bytes_downloaded or None,
-            started_at=rec.started_at if rec else None,
+            started_at=outcome.started_at,
         )
     else:
         catalog.mark_unsettled(
@@ -204,7 +216,7 @@ def remember(outcome: Outcome, rec: Recording | None, deps: Deps) -> None:
             outcome.status,
             outcome.stage,
             outcome.error,
-            rec.started_at if rec else None,
+            outcome.started_at,
             count=outcome.counted and not outcome.destination_down,
         )
 

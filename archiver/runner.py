@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from archiver.errors import ArchiverError, FatalError
+from archiver.errors import ArchiverError, ExitCode, FatalError, RecordingError
 from archiver.models import KNOWN, Outcome
 from archiver.timeutil import iso_z
 
@@ -68,13 +69,13 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         if self.stopped_by is not None:  # as a shell reports a process its signal ended
-            return 128 + self.stopped_by
+            return ExitCode.for_signal(self.stopped_by)
         if self.fatal:
-            return 3
+            return ExitCode.CANNOT_PROCEED
         # A recording found unavailable is news once (a typo'd id, a recording the provider
         # lost): that run exits 1; later runs count it as known and stay 0.
         news = any(u["new"] for u in self.unavailable)
-        return 1 if self.counts["failed"] or self.failures or news else 0
+        return ExitCode.FAILED if self.counts["failed"] or self.failures or news else ExitCode.OK
 
     def summary(self) -> str:
         counts = " ".join(f"{s}={self.counts[s]}" for s in STATUSES)
@@ -121,40 +122,79 @@ class StopFlag(Protocol):
     def is_set(self) -> bool: ...
 
 
+class Executor(Protocol):
+    """Where the work of a batch runs: ``submit(fn, item)`` returns a
+    ``concurrent.futures.Future`` of its Outcome. The local thread pool
+    (:func:`local_executor`) is one; a cluster's client behind the same two methods another.
+    What is submitted never needs the catalog: the driver alone reads and writes it."""
+
+    def submit(self, fn: Callable[[T], Outcome], item: T, /) -> Future[Outcome]: ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+
+def local_executor(workers: int) -> Executor:
+    """``workers`` threads in this process."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archive")
+
+
+def first_seen(items: Iterable[T | Outcome]) -> Iterator[T | Outcome]:
+    """Each recording id once, where it first came: the one place a run drops the ids its
+    units share (a remembered id listed again in the overlap, an id named twice)."""
+    seen: set[str] = set()
+    for item in items:
+        if item.recording_id not in seen:
+            seen.add(item.recording_id)
+            yield item
+
+
 class _NotStarted(Exception):
     """A queued recording the stop reached before a worker did: it was never touched."""
 
 
 def run_batch(
     items: Iterable[T | Outcome],
-    process: Callable[[T], Outcome],
+    work: Callable[[T], Outcome],
     result: RunResult,
     *,
     concurrency: int,
+    executor: Executor | None = None,
+    triage: Callable[[T], Outcome | None] | None = None,
+    settle: Callable[[Outcome, T | None], Outcome] | None = None,
     limit: int | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
-    settle: Callable[[Outcome], Outcome] | None = None,
     max_destination_failures: int = 2,
     stop: StopFlag | None = None,
 ) -> RunResult:
-    """Process ``items`` on ``concurrency`` threads, at most ``2 * concurrency`` in flight so a
-    long listing never piles up in memory. Items that are already an Outcome (a record the
-    listing could not parse, a fetch of an unknown id) go through ``settle`` (which remembers
-    them) as they come. Each recording id is processed once.
+    """Archive ``items`` (each id once) and count what happened, on the calling thread (the
+    driver) except for ``work``, which runs on ``executor`` (by default ``concurrency``
+    threads), at most ``2 * concurrency`` in flight so a long listing never piles up in memory.
+
+    For each item, on the driver: an Outcome the listing made itself (a record it could not
+    parse, a get of an unknown id) goes straight to ``settle``; a recording goes to ``triage``
+    first (what the catalog knows decides it without work), and only when that says nothing to
+    ``work``. Every Outcome then goes through ``settle(outcome, item)`` (which remembers it;
+    a FatalError there stops the run and leaves the outcome unremembered) before it is counted
+    and given to ``on_outcome``.
 
     The run stops taking new work (running work finishes) and ``result.fatal`` says why when
-    the listing or a worker raises FatalError, when the listing fails in any other way, or
-    after ``max_destination_failures`` consecutive failures of the destination itself.
+    the listing, ``settle`` or a worker raises FatalError, when the listing fails in any other
+    way, or after ``max_destination_failures`` consecutive failures of the destination itself.
 
     Once ``stop`` is set the run takes no new item, recordings already being processed
     finish, and queued ones are handed back untouched (not counted as listed, so their
     window stays unfinished and the next run takes them).
     """
-    seen: set[str] = set()
     down_in_a_row = 0
 
-    def record(outcome: Outcome) -> None:  # only ever on this (the calling) thread
+    def record(outcome: Outcome, item: T | None) -> None:  # only ever on this (the driver) thread
         nonlocal down_in_a_row
+        if settle is not None:
+            try:
+                outcome = settle(outcome, item)
+            except FatalError as exc:  # the catalog is gone: what happened cannot be remembered
+                result.fatal = result.fatal or str(exc)
+                outcome = dataclasses.replace(outcome, remembered=False)
         result.add(outcome)
         _log_outcome(outcome)
         if on_outcome:
@@ -173,31 +213,25 @@ def run_batch(
         elif outcome.status in ("archived", "skipped"):
             down_in_a_row = 0
 
-    in_flight: dict[Future[Outcome], str] = {}
+    in_flight: dict[Future[Outcome], T] = {}
 
     def drain(block_until: int) -> None:
         while len(in_flight) > block_until:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for fut in done:
-                rid = in_flight.pop(fut)
+                item = in_flight.pop(fut)
                 exc = fut.exception()
                 if isinstance(exc, _NotStarted):
                     result.listed -= 1
                 elif isinstance(exc, FatalError):
                     result.fatal = result.fatal or str(exc)
-                elif exc is not None:  # the catalog could not be told: fail it, window unfinished
+                elif exc is not None:  # a bug outside work's own guard: fail it, window unfinished
+                    rid = item.recording_id
                     log.error("internal error on %s: %r", rid, exc, exc_info=exc)
-                    record(
-                        Outcome(
-                            rid,
-                            "failed",
-                            stage="internal",
-                            error=f"internal error: {exc!r}",
-                            remembered=False,
-                        )
-                    )
+                    outcome = Outcome(rid, "failed", stage="internal", error=f"internal error: {exc!r}")
+                    record(dataclasses.replace(outcome, remembered=False), None)
                 else:
-                    record(fut.result())
+                    record(fut.result(), item)
 
     def stopping() -> bool:
         return stop is not None and stop.is_set()
@@ -205,37 +239,42 @@ def run_batch(
     def guarded(item: T) -> Outcome:  # on a worker: a stop may have come while it was queued
         if stopping():
             raise _NotStarted
-        return process(item)
+        return work(item)
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="archive") as pool:
-        try:
-            iterator = iter(items)
-            # Checked before each item is asked for: a stopped run does not list further.
-            while not stopping():
-                item = next(iterator, None)
-                if item is None:
-                    break
-                if result.fatal or (limit is not None and result.listed >= limit):
-                    break
-                rid = item.recording_id
-                if rid in seen:
-                    continue
-                seen.add(rid)
-                result.listed += 1
-                if isinstance(item, Outcome):
-                    record(settle(item) if settle else item)
-                    continue
-                in_flight[pool.submit(guarded, item)] = rid
-                drain(2 * concurrency)
-        except FatalError as exc:
-            result.fatal = result.fatal or str(exc)
-        except ArchiverError as exc:
-            result.fatal = result.fatal or f"listing failed: {exc}"
-        except Exception as exc:  # a bug in a listing: stop cleanly, report, never a traceback
-            log.error("internal error while listing: %r", exc, exc_info=exc)
-            result.fatal = result.fatal or f"internal error while listing: {exc!r}"
-        finally:
-            drain(0)
+    pool = executor or local_executor(concurrency)
+    try:
+        iterator = iter(first_seen(items))
+        # Checked before each item is asked for: a stopped run does not list further.
+        while not stopping():
+            item = next(iterator, None)
+            if item is None:
+                break
+            if result.fatal or (limit is not None and result.listed >= limit):
+                break
+            result.listed += 1
+            if isinstance(item, Outcome):
+                record(item, None)
+                continue
+            try:
+                early = triage(item) if triage else None
+            except RecordingError as exc:  # an unsafe id: refused before anything is done
+                early = Outcome(item.recording_id, "failed", stage=exc.stage, error=str(exc))
+            if early is not None:
+                record(early, item)
+                continue
+            in_flight[pool.submit(guarded, item)] = item
+            drain(2 * concurrency)
+    except FatalError as exc:
+        result.fatal = result.fatal or str(exc)
+    except ArchiverError as exc:
+        result.fatal = result.fatal or f"listing failed: {exc}"
+    except Exception as exc:  # a bug in a listing: stop cleanly, report, never a traceback
+        log.error("internal error while listing: %r", exc, exc_info=exc)
+        result.fatal = result.fatal or f"internal error while listing: {exc!r}"
+    finally:
+        drain(0)
+        if executor is None:
+            pool.shutdown()
     result.finished_at = datetime.now(UTC)
     return result
 

@@ -119,3 +119,28 @@ class CliInvoker:
 
     def __call__(self, *args: str) -> Result:
         return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+# The two months the integration tests' simulators fill (Simulator(seed=...) dates).
+RANGE = ("--since", "2024-01-01", "--until", "2024-03-01")
+
+
+class Backfill:
+    """``backfill(provider, dest, *extra)``: ``archiver backfill`` over :data:`RANGE` (or
+    ``since``/``until``), in-process; ``.range`` is the range's flags for other commands."""
+
+    range = RANGE
+
+    def __init__(self, cli: CliInvoker) -> None:
+        self._cli = cli
+
+    def __call__(
+        self, provider: str, dest: str, *extra: str, since: str | None = None, until: str | None = None
+    ) -> Result:
+        span = ("--since", since or RANGE[1], "--until", until or RANGE[3])
+        return self._cli("backfill", "--provider", provider, *span, "--dest", dest, *extra)
+
+
+@pytest.fixture
+def backfill(cli: CliInvoker) -> Backfill:
+    return Backfill(cli)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,3 +89,56 @@ def test_verify_or_export_of_a_folder_that_does_not_exist_is_a_usage_error(cli, 
         r = cli(*args, "--dest", str(tmp_path / "typo"))
         assert r.exit_code == 2 and "no archive at" in r.output, r.output
     assert not (tmp_path / "typo").exists()
+
+
+class CountingExecutor:
+    """A thread pool of its own, counting what the run hands it."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="elsewhere")
+        self.submitted: list[str] = []
+        self.ran_on: set[str] = set()
+
+    def submit(self, fn, item, /):  # type: ignore[no-untyped-def]
+        self.submitted.append(item.recording_id)
+
+        def run():  # type: ignore[no-untyped-def]
+            self.ran_on.add(threading.current_thread().name)
+            return fn(item)
+
+        return self.pool.submit(run)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.pool.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def test_work_runs_on_the_given_executor_and_only_the_driver_touches_the_catalog(
+    tmp_path: Path, use_sim, freeze, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The executor seam: what a worker runs never needs the catalog (a Dask worker has
+    none), and what the catalog already knows is decided on the driver, never submitted."""
+    freeze(datetime(2024, 6, 1, tzinfo=UTC))
+    sql_threads: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args, **kwargs):  # type: ignore[no-untyped-def]
+        db = connect(*args, **kwargs)
+        db.set_trace_callback(lambda _sql: sql_threads.append(threading.current_thread().name))
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    executor = CountingExecutor()
+    with Simulator(recordings=8, seed=63) as sim:
+        use_sim(sim)
+        flags = {"archive.dest": str(tmp_path / "a"), "archive.catalog": str(tmp_path / "cat.db")}
+        settings = load_settings(None, os.environ, flags)
+        since, until = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)
+        first = api.backfill(settings, "plivo", since, until, executor=executor)
+        assert first.exit_code == 0 and first.counts["archived"] == 8, first.summary()
+        assert sorted(executor.submitted) == sorted(r.id for r in sim.plivo)
+        assert executor.ran_on and all(n.startswith("elsewhere") for n in executor.ran_on)
+        # Known to the catalog: skipped on the driver, nothing handed to a worker.
+        again = api.fetch(settings, "plivo", [r.id for r in sim.plivo], executor=executor)
+        assert again.counts["skipped"] == 8 and len(executor.submitted) == 8
+    executor.shutdown()
+    assert sql_threads and set(sql_threads) == {threading.current_thread().name}

@@ -14,8 +14,6 @@ import pytest
 
 from archiver.sim import Simulator
 
-RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
-
 
 def sidecars(root: Path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in root.rglob("*.json")}
@@ -34,10 +32,12 @@ def assert_true_copies(sim: Simulator, root: Path, provider: str) -> dict[str, d
     return docs
 
 
-def test_plivo_backfill_two_months_local(sim: Simulator, sim_env: dict, cli, tmp_path: Path) -> None:
+def test_plivo_backfill_two_months_local(
+    backfill, sim: Simulator, sim_env: dict, cli, tmp_path: Path
+) -> None:
     dest = tmp_path / "arch"
     report = tmp_path / "report.json"
-    result = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), "--report", str(report))
+    result = backfill("plivo", str(dest), "--report", str(report))
     assert result.exit_code == 0, result.output
     assert (
         result.output.strip().splitlines()[-1]
@@ -59,20 +59,20 @@ def test_plivo_backfill_two_months_local(sim: Simulator, sim_env: dict, cli, tmp
     assert not list(dest.rglob(".archiver-tmp-*")) and not list(dest.rglob("*.part"))
     # The second run knows every window is finished: no listing, no download.
     before = dict(sim.stats)
-    again = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest))
+    again = backfill("plivo", str(dest))
     assert again.exit_code == 0
     assert "listed=0 archived=0" in again.output
     assert sim.stats == before
     # Without its catalog, the sidecars still say what is done: listed again, nothing fetched.
     for db in Path(os.environ["XDG_STATE_HOME"]).rglob("catalog.db*"):
         db.unlink()
-    third = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest))
+    third = backfill("plivo", str(dest))
     assert "listed=30 archived=0 skipped=30" in third.output
     assert sim.stats["plivo.media.requests"] == before["plivo.media.requests"]
 
 
-def test_catapult_backfill_into_s3(sim: Simulator, sim_env: dict, s3, cli, tmp_path: Path) -> None:
-    result = cli("backfill", "--provider", "catapult", *RANGE, "--dest", f"s3://{s3.bucket}/rec")
+def test_catapult_backfill_into_s3(backfill, sim: Simulator, sim_env: dict, s3, cli, tmp_path: Path) -> None:
+    result = backfill("catapult", f"s3://{s3.bucket}/rec")
     complete = [r for r in sim.catapult if r.state == "complete"]
     errors = [r for r in sim.catapult if r.state == "error"]
     pending = [r for r in sim.catapult if r.state in ("recording", "saving")]
@@ -93,7 +93,7 @@ def test_catapult_backfill_into_s3(sim: Simulator, sim_env: dict, s3, cli, tmp_p
 
 
 def test_bad_recordings_are_reported_by_id_and_leave_nothing(
-    sim_env: dict, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_sim
+    backfill, sim_env: dict, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_sim
 ) -> None:
     with Simulator(recordings=10, seed=5) as probe:
         victims = [r.id for r in probe.plivo[:4]]
@@ -103,7 +103,7 @@ def test_bad_recordings_are_reported_by_id_and_leave_nothing(
         monkeypatch.setenv("ARCHIVER_CONFIG", str(_fast_retry_config(tmp_path)))
         dest = tmp_path / "arch"
         report = tmp_path / "r.json"
-        result = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), "--report", str(report))
+        result = backfill("plivo", str(dest), "--report", str(report))
         assert result.exit_code == 1, result.output
         assert "listed=10 archived=6 skipped=0 pending=0 failed=4" in result.output
         failures = {f["recording_id"]: f for f in json.loads(report.read_text())["failures"]}
@@ -125,7 +125,7 @@ def _fast_retry_config(tmp_path: Path) -> Path:
 
 
 def test_transient_media_faults_are_retried_to_a_true_copy(
-    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_sim
+    backfill, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_sim
 ) -> None:
     with Simulator(
         recordings=6, seed=9, faults="truncate:media*2,503:media*2,429:media*1,stall:media*1", stall_seconds=3
@@ -134,7 +134,14 @@ def test_transient_media_faults_are_retried_to_a_true_copy(
         cfg = tmp_path / "c.toml"
         cfg.write_text("[http]\ntimeout_seconds = 1.0\n[catapult]\nrequests_per_second = 500\n")
         result = cli(
-            "--config", str(cfg), "backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path / "a")
+            "--config",
+            str(cfg),
+            "backfill",
+            "--provider",
+            "plivo",
+            *backfill.range,
+            "--dest",
+            str(tmp_path / "a"),
         )
         assert result.exit_code == 0, result.output
         assert "archived=6" in result.output
@@ -151,7 +158,7 @@ def test_fetch_named_recordings(sim: Simulator, sim_env: dict, cli, tmp_path: Pa
 
 
 def test_unsafe_recording_id_is_refused(
-    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_sim
+    backfill, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_sim
 ) -> None:
     # On the command line: a usage error, nothing done.
     result = cli("fetch", "--provider", "catapult", "../../etc/x", "--dest", str(tmp_path / "a"))
@@ -161,22 +168,22 @@ def test_unsafe_recording_id_is_refused(
         use_sim(sim)
         for provider in ("catapult", "plivo"):
             out = tmp_path / provider
-            result = cli("backfill", "--provider", provider, *RANGE, "--dest", str(out))
+            result = backfill(provider, str(out))
             assert "unsafe recording id '../../etc/x'" in result.output
             assert result.exit_code == 1
             assert all(out in p.parents for p in tmp_path.rglob("*") if p.is_file() and provider in str(p))
         assert not (tmp_path.parent / "etc").exists()
 
 
-def test_usage_errors_exit_2(sim_env: dict, cli, tmp_path: Path) -> None:
+def test_usage_errors_exit_2(backfill, sim_env: dict, cli, tmp_path: Path) -> None:
     cases = [
         (["backfill", "--provider", "plivo", "--since", "yesterday", "--dest", str(tmp_path)], "bad date"),
         (
-            ["backfill", "--provider", "nope", *RANGE, "--dest", str(tmp_path)],
+            ["backfill", "--provider", "nope", *backfill.range, "--dest", str(tmp_path)],
             "Invalid value for '--provider'",
         ),
-        (["backfill", "--provider", "plivo", *RANGE, "--dest", "ftp://x/y"], "bad destination"),
-        (["backfill", "--provider", "plivo", *RANGE], "no destination"),
+        (["backfill", "--provider", "plivo", *backfill.range, "--dest", "ftp://x/y"], "bad destination"),
+        (["backfill", "--provider", "plivo", *backfill.range], "no destination"),
         (
             [
                 "backfill",
@@ -198,14 +205,14 @@ def test_usage_errors_exit_2(sim_env: dict, cli, tmp_path: Path) -> None:
         assert message in result.output, (args, result.output)
 
 
-def test_missing_credentials_exit_2(cli, tmp_path: Path) -> None:
-    result = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path))
+def test_missing_credentials_exit_2(backfill, cli, tmp_path: Path) -> None:
+    result = backfill("plivo", str(tmp_path))
     assert result.exit_code == 2
     assert "PLIVO_AUTH_ID, PLIVO_AUTH_TOKEN" in result.output
 
 
 def test_wrong_token_exits_3_quickly_and_is_never_echoed(
-    sim: Simulator, sim_env: dict, cli, tmp_path: Path, monkeypatch
+    backfill, sim: Simulator, sim_env: dict, cli, tmp_path: Path, monkeypatch
 ) -> None:
     monkeypatch.setenv("PLIVO_AUTH_TOKEN", "wrong-token-4f8e1a")
     report = tmp_path / "r.json"
@@ -216,7 +223,7 @@ def test_wrong_token_exits_3_quickly_and_is_never_echoed(
         "backfill",
         "--provider",
         "plivo",
-        *RANGE,
+        *backfill.range,
         "--dest",
         str(tmp_path / "a"),
         "--report",
@@ -229,20 +236,22 @@ def test_wrong_token_exits_3_quickly_and_is_never_echoed(
     assert sim.stats["plivo.unauthorized"] == 1
 
 
-def test_unreachable_provider_exits_3(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_provider_exits_3(backfill, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLIVO_BASE_URL", "http://127.0.0.1:9")  # discard port: refused
     monkeypatch.setenv("PLIVO_AUTH_ID", "MA0000000000000000")
     monkeypatch.setenv("PLIVO_AUTH_TOKEN", "x-token")
     cfg = tmp_path / "c.toml"
     cfg.write_text("[http]\nmax_attempts = 2\n")
-    result = cli("--config", str(cfg), "backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path))
+    result = cli(
+        "--config", str(cfg), "backfill", "--provider", "plivo", *backfill.range, "--dest", str(tmp_path)
+    )
     assert result.exit_code == 3
     assert "ConnectError" in result.output
 
 
-def test_dry_run_writes_nothing(sim: Simulator, sim_env: dict, cli, tmp_path: Path) -> None:
+def test_dry_run_writes_nothing(backfill, sim: Simulator, sim_env: dict, cli, tmp_path: Path) -> None:
     dest = tmp_path / "never"
-    result = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), "--dry-run", "--limit", "5")
+    result = backfill("plivo", str(dest), "--dry-run", "--limit", "5")
     assert result.exit_code == 0
     assert result.output.count("would archive") == 5
     assert not dest.exists()
@@ -289,10 +298,10 @@ def test_python_dash_m_subprocess(sim: Simulator, sim_env: dict, tmp_path: Path)
 
 
 def test_catapult_sidecars_carry_the_calls_numbers(
-    sim: Simulator, sim_env: dict, cli, tmp_path: Path
+    backfill, sim: Simulator, sim_env: dict, cli, tmp_path: Path
 ) -> None:
     dest = tmp_path / "a"
-    cli("backfill", "--provider", "catapult", *RANGE, "--dest", str(dest))
+    backfill("catapult", str(dest))
     complete = [r for r in sim.catapult if r.state == "complete"]
     gone = [r for r in complete if r.extra["call"] is None]
     assert gone and len(gone) < len(complete)  # both cases are exercised
@@ -308,7 +317,7 @@ def test_catapult_sidecars_carry_the_calls_numbers(
 
 
 def test_unreadable_audio_fails_at_probe_and_is_archived_by_the_next_run(
-    cli, tmp_path: Path, monkeypatch, use_sim
+    backfill, cli, tmp_path: Path, monkeypatch, use_sim
 ) -> None:
     """A body with audio magic bytes but no decodable audio is not archived (it could
     otherwise be taken for a verified copy); the next run, served good media, archives it."""
@@ -317,7 +326,7 @@ def test_unreadable_audio_fails_at_probe_and_is_archived_by_the_next_run(
         victim = probe.plivo[1].id
     with Simulator(recordings=3, seed=61, faults=f"garbled:{victim}") as sim:
         use_sim(sim)
-        r = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), "--report", str(report))
+        r = backfill("plivo", str(dest), "--report", str(report))
         assert r.exit_code == 1 and "archived=2" in r.output and "failed=1" in r.output
         failure = json.loads(report.read_text())["failures"]
         assert [(f["recording_id"], f["stage"]) for f in failure] == [(victim, "probe")]
@@ -325,7 +334,7 @@ def test_unreadable_audio_fails_at_probe_and_is_archived_by_the_next_run(
         assert not list(dest.rglob(f"{victim}.*"))
     with Simulator(recordings=3, seed=61) as sim:
         use_sim(sim)
-        r = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest))
+        r = backfill("plivo", str(dest))
         assert r.exit_code == 0 and "archived=1" in r.output
         doc = json.loads(next(dest.rglob(f"{victim}.json")).read_text())
         original = doc["files"][0]
@@ -335,12 +344,12 @@ def test_unreadable_audio_fails_at_probe_and_is_archived_by_the_next_run(
 
 
 def test_reindex_rebuilds_the_catalog_from_sidecars(
-    sim: Simulator, sim_env: dict, cli, tmp_path: Path
+    backfill, sim: Simulator, sim_env: dict, cli, tmp_path: Path
 ) -> None:
     import sqlite3
 
     dest, catalog = tmp_path / "a", tmp_path / "cat.db"
-    cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), "--catalog", str(catalog))
+    backfill("plivo", str(dest), "--catalog", str(catalog))
     catalog.unlink()
     (dest / "notes.json").write_text('{"not": "a sidecar"}')
     r = cli("reindex", "--dest", str(dest), "--catalog", str(catalog))
@@ -353,7 +362,7 @@ def test_reindex_rebuilds_the_catalog_from_sidecars(
         "backfill",
         "--provider",
         "plivo",
-        *RANGE,
+        *backfill.range,
         "--window",
         "2d",
         "--dest",

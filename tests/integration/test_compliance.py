@@ -19,15 +19,13 @@ from archiver.compliance.export import mask_number
 from archiver.errors import StorageError
 from archiver.sim import Simulator
 
-RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
-
 
 @pytest.fixture
-def archive(cli, tmp_path: Path, use_sim) -> tuple[Simulator, Path]:
+def archive(backfill, cli, tmp_path: Path, use_sim) -> tuple[Simulator, Path]:
     with Simulator(recordings=8, seed=31) as sim:
         use_sim(sim)
         dest = tmp_path / "arch"
-        r = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest), "--transcode", "mp3-mono-32k")
+        r = backfill("plivo", str(dest), "--transcode", "mp3-mono-32k")
         assert r.exit_code == 0, r.output
     return sim, dest
 
@@ -77,12 +75,10 @@ def test_zip_export_with_renditions(cli, archive, tmp_path: Path) -> None:
     assert {m["role"] for m in manifest} == {"original", "rendition"}
 
 
-def test_s3_archive_exports_to_s3(cli, tmp_path: Path, monkeypatch, s3, use_sim) -> None:
+def test_s3_archive_exports_to_s3(backfill, cli, tmp_path: Path, monkeypatch, s3, use_sim) -> None:
     with Simulator(recordings=4, seed=32) as sim:
         use_sim(sim)
-        assert (
-            cli("backfill", "--provider", "plivo", *RANGE, "--dest", f"s3://{s3.bucket}/arch").exit_code == 0
-        )
+        assert backfill("plivo", f"s3://{s3.bucket}/arch").exit_code == 0
     r = cli("export", "--dest", f"s3://{s3.bucket}/arch", "--out", f"s3://{s3.bucket}/exports/one")
     assert r.exit_code == 0, r.output
     local = tmp_path / "dl"
@@ -151,10 +147,10 @@ def test_verify_finds_altered_missing_and_orphaned(cli, archive, tmp_path: Path)
     )
 
 
-def test_verify_s3(cli, tmp_path: Path, monkeypatch, s3, use_sim) -> None:
+def test_verify_s3(backfill, cli, tmp_path: Path, monkeypatch, s3, use_sim) -> None:
     with Simulator(recordings=3, seed=33) as sim:
         use_sim(sim)
-        r0 = cli("backfill", "--provider", "plivo", *RANGE, "--dest", f"s3://{s3.bucket}/a")
+        r0 = backfill("plivo", f"s3://{s3.bucket}/a")
         assert r0.exit_code == 0, r0.output
     keys = [o["Key"] for o in s3.client.list_objects_v2(Bucket=s3.bucket)["Contents"]]
     media = next(k for k in keys if not k.endswith(".json"))
@@ -174,18 +170,14 @@ def lock_bucket(s3) -> str:
 
 
 def test_object_lock_retention_counts_from_the_call(
-    cli, tmp_path: Path, monkeypatch, s3, lock_bucket, use_sim
+    backfill, cli, tmp_path: Path, monkeypatch, s3, lock_bucket, use_sim
 ) -> None:
     from datetime import timedelta
 
     with Simulator(recordings=4, seed=34) as sim:
         use_sim(sim)
-        r = cli(
-            "backfill",
-            "--provider",
+        r = backfill(
             "plivo",
-            *RANGE,
-            "--dest",
             f"s3://{lock_bucket}/a",
             "--object-lock-mode",
             "COMPLIANCE",
@@ -219,12 +211,8 @@ def test_object_lock_retention_counts_from_the_call(
                 (rec.started + timedelta(days=3650)).strftime("%Y-%m-%d")
             )
         # Short retention from calls in 2024 has passed already: stored without it, and said so.
-        r2 = cli(
-            "backfill",
-            "--provider",
+        r2 = backfill(
             "plivo",
-            *RANGE,
-            "--dest",
             f"s3://{lock_bucket}/b",
             "--object-lock-mode",
             "GOVERNANCE",
@@ -244,16 +232,12 @@ def test_object_lock_retention_counts_from_the_call(
 
 
 def test_preflight_refuses_a_bucket_without_object_lock(
-    cli, tmp_path: Path, monkeypatch, s3, use_sim
+    backfill, cli, tmp_path: Path, monkeypatch, s3, use_sim
 ) -> None:
     with Simulator(recordings=3, seed=35) as sim:
         use_sim(sim)
-        r = cli(
-            "backfill",
-            "--provider",
+        r = backfill(
             "plivo",
-            *RANGE,
-            "--dest",
             f"s3://{s3.bucket}/a",
             "--object-lock-mode",
             "COMPLIANCE",
@@ -262,7 +246,7 @@ def test_preflight_refuses_a_bucket_without_object_lock(
         )
         assert r.exit_code == 2 and "does not have Object Lock enabled" in r.output
         assert sim.stats["plivo.media.requests"] == 0 and sim.stats["plivo.list.requests"] == 0
-        local = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path), "--legal-hold")
+        local = backfill("plivo", str(tmp_path), "--legal-hold")
         assert local.exit_code == 2 and "need an s3:// destination" in local.output
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from archiver.sim import Simulator
 
-RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
 
-
-def test_deletes_after_the_walk_and_only_verified_copies(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
+def test_deletes_after_the_walk_and_only_verified_copies(
+    backfill, cli, tmp_path: Path, monkeypatch, use_sim
+) -> None:
     with Simulator(recordings=25, seed=41) as sim:
         use_sim(sim)
         dest = tmp_path / "a"
@@ -24,12 +24,8 @@ def test_deletes_after_the_walk_and_only_verified_copies(cli, tmp_path: Path, mo
         ).mkdir(parents=True)
         report = tmp_path / "r.json"
         catalog = tmp_path / "cat.db"
-        r = cli(
-            "backfill",
-            "--provider",
+        r = backfill(
             "plivo",
-            *RANGE,
-            "--dest",
             str(dest),
             "--catalog",
             str(catalog),
@@ -52,20 +48,18 @@ def test_deletes_after_the_walk_and_only_verified_copies(cli, tmp_path: Path, mo
         assert {rid for rid, _ in rows} == sim.deleted
 
 
-def test_altered_copy_is_not_deleted_and_dry_run_only_says(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
+def test_altered_copy_is_not_deleted_and_dry_run_only_says(
+    backfill, cli, tmp_path: Path, monkeypatch, use_sim
+) -> None:
     with Simulator(recordings=5, seed=42) as sim:
         use_sim(sim)
         dest = tmp_path / "a"
-        assert cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest)).exit_code == 0
+        assert backfill("plivo", str(dest)).exit_code == 0
         side = json.loads(next(dest.rglob(f"{sim.plivo[1].id}.json")).read_text())
         with open(dest / side["files"][0]["key"], "ab") as fh:
             fh.write(b"x")
-        dry = cli(
-            "backfill",
-            "--provider",
+        dry = backfill(
             "plivo",
-            *RANGE,
-            "--dest",
             str(dest),
             "--force",
             "--delete-after-archive",
@@ -94,19 +88,17 @@ def test_altered_copy_is_not_deleted_and_dry_run_only_says(cli, tmp_path: Path, 
         assert sim.stats["plivo.delete"] == 0
 
 
-def test_older_than_keeps_recent_recordings(cli, tmp_path: Path, monkeypatch, use_sim, freeze) -> None:
+def test_older_than_keeps_recent_recordings(
+    backfill, cli, tmp_path: Path, monkeypatch, use_sim, freeze
+) -> None:
     with Simulator(recordings=10, seed=43) as sim:
         use_sim(sim)
         cutoff = datetime(2024, 2, 1, tzinfo=UTC)
         days = 700
         # "now" is frozen so that now - N days is exactly the cutoff, whatever the hour.
         freeze(cutoff + timedelta(days=days))
-        r = cli(
-            "backfill",
-            "--provider",
+        r = backfill(
             "plivo",
-            *RANGE,
-            "--dest",
             str(tmp_path / "a"),
             "--delete-after-archive",
             "--delete-older-than-days",
@@ -117,10 +109,8 @@ def test_older_than_keeps_recent_recordings(cli, tmp_path: Path, monkeypatch, us
         assert sim.deleted == old and 0 < len(old) < 10
 
 
-def test_catapult_has_no_delete(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
+def test_catapult_has_no_delete(backfill, cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=2, seed=44) as sim:
         use_sim(sim)
-        r = cli(
-            "backfill", "--provider", "catapult", *RANGE, "--dest", str(tmp_path), "--delete-after-archive"
-        )
+        r = backfill("catapult", str(tmp_path), "--delete-after-archive")
         assert r.exit_code == 2 and "no recording delete" in r.output

@@ -16,8 +16,6 @@ import pytest
 from archiver.locking import RunLock
 from archiver.sim import Simulator
 
-RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
-
 
 def test_run_needs_since_first_then_follows_its_watermark(
     cli, tmp_path: Path, monkeypatch, use_sim, freeze
@@ -48,7 +46,7 @@ def test_run_needs_since_first_then_follows_its_watermark(
 
 
 def test_failed_recordings_are_retried_next_run_up_to_the_limit(
-    cli, tmp_path: Path, monkeypatch, use_sim
+    backfill, cli, tmp_path: Path, monkeypatch, use_sim
 ) -> None:
     with Simulator(recordings=6, seed=8) as probe:
         victim = probe.plivo[2].id
@@ -62,7 +60,7 @@ def test_failed_recordings_are_retried_next_run_up_to_the_limit(
             "backfill",
             "--provider",
             "plivo",
-            *RANGE,
+            *backfill.range,
             "--dest",
             str(tmp_path / "a"),
         ]
@@ -80,14 +78,14 @@ def test_failed_recordings_are_retried_next_run_up_to_the_limit(
 
 
 def test_overlapping_runs_are_refused_and_a_dead_runs_lock_taken_over(
-    cli, tmp_path: Path, monkeypatch, use_sim
+    backfill, cli, tmp_path: Path, monkeypatch, use_sim
 ) -> None:
     with Simulator(recordings=4, seed=1) as sim:
         env = use_sim(sim)
         dest = str(tmp_path / "a")
         catalog = str(tmp_path / "cat.db")
         with RunLock(catalog, dest, "plivo", env["PLIVO_AUTH_ID"]):
-            busy = cli("backfill", "--provider", "plivo", *RANGE, "--dest", dest, "--catalog", catalog)
+            busy = backfill("plivo", dest, "--catalog", catalog)
             assert busy.exit_code == 3 and "another run is archiving" in busy.output
         assert sim.stats["plivo.list.requests"] == 0
         # A lock file left by a process that no longer exists is taken over.
@@ -95,12 +93,12 @@ def test_overlapping_runs_are_refused_and_a_dead_runs_lock_taken_over(
         dead.wait()
         lock = RunLock(catalog, dest, "plivo", env["PLIVO_AUTH_ID"])
         Path(lock.path).write_text(json.dumps({"pid": dead.pid, "started_at": "then"}))
-        ok = cli("backfill", "--provider", "plivo", *RANGE, "--dest", dest, "--catalog", catalog)
+        ok = backfill("plivo", dest, "--catalog", catalog)
         assert ok.exit_code == 0 and "archived=4" in ok.output
         assert f"pid {dead.pid}" in ok.output and "taking over" in ok.output
 
 
-def test_json_logs_and_metrics_file(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
+def test_json_logs_and_metrics_file(backfill, cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=5, seed=3) as sim:
         use_sim(sim)
         metrics = tmp_path / "archiver.prom"
@@ -111,7 +109,7 @@ def test_json_logs_and_metrics_file(cli, tmp_path: Path, monkeypatch, use_sim) -
             "backfill",
             "--provider",
             "plivo",
-            *RANGE,
+            *backfill.range,
             "--dest",
             str(tmp_path / "a"),
             "--metrics-file",
@@ -131,7 +129,9 @@ def test_json_logs_and_metrics_file(cli, tmp_path: Path, monkeypatch, use_sim) -
 # --- SIGKILL at any moment ------------------------------------------------------------------
 
 
-def backfill_proc(env: dict[str, str], dest: str, catalog: str) -> subprocess.Popen[str]:
+def backfill_proc(
+    span: tuple[str, ...], env: dict[str, str], dest: str, catalog: str
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -141,7 +141,7 @@ def backfill_proc(env: dict[str, str], dest: str, catalog: str) -> subprocess.Po
             "backfill",
             "--provider",
             "catapult",
-            *RANGE,
+            *span,
             "--dest",
             dest,
             "--catalog",
@@ -157,12 +157,14 @@ def backfill_proc(env: dict[str, str], dest: str, catalog: str) -> subprocess.Po
     )
 
 
-def crash_and_resume(sim: Simulator, env: dict[str, str], dest: str, catalog: str, kill_after: float) -> str:
-    proc = backfill_proc(env, dest, catalog)
+def crash_and_resume(
+    span: tuple[str, ...], env: dict[str, str], dest: str, catalog: str, kill_after: float
+) -> str:
+    proc = backfill_proc(span, env, dest, catalog)
     time.sleep(kill_after)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
-    rerun = backfill_proc(env, dest, catalog)
+    rerun = backfill_proc(span, env, dest, catalog)
     out, err = rerun.communicate(timeout=120)
     # The simulator's 'error' recordings are unavailable: news (exit 1) only to the run that
     # finds them first, which may be the killed one; nothing ever failed.
@@ -171,11 +173,11 @@ def crash_and_resume(sim: Simulator, env: dict[str, str], dest: str, catalog: st
 
 
 @pytest.mark.parametrize("kill_after", [0.8, 1.6, 2.6])
-def test_sigkill_then_rerun_local(tmp_path: Path, kill_after: float) -> None:
+def test_sigkill_then_rerun_local(backfill, tmp_path: Path, kill_after: float) -> None:
     with Simulator(recordings=24, seed=12, seconds=(60, 120)) as sim:
         env = {**os.environ, **sim.env(), "CATAPULT_REQUESTS_PER_SECOND": "6"}
         dest = tmp_path / "a"
-        out = crash_and_resume(sim, env, str(dest), str(tmp_path / "cat.db"), kill_after)
+        out = crash_and_resume(backfill.range, env, str(dest), str(tmp_path / "cat.db"), kill_after)
         complete = {r.id: r for r in sim.catapult if r.state == "complete"}
         assert "archived=" in out
         files = [p for p in dest.rglob("*") if p.is_file()]
@@ -192,7 +194,7 @@ def test_sigkill_then_rerun_local(tmp_path: Path, kill_after: float) -> None:
         assert not [p for p in dest.rglob(".*")]
 
 
-def test_sigkill_then_rerun_s3(tmp_path: Path, s3) -> None:
+def test_sigkill_then_rerun_s3(backfill, tmp_path: Path, s3) -> None:
     # Large recordings and a 5 MB multipart threshold, so the kill lands in multipart uploads.
     with Simulator(recordings=10, seed=13, seconds=(330, 480)) as sim:
         cfg = tmp_path / "c.toml"
@@ -200,7 +202,7 @@ def test_sigkill_then_rerun_s3(tmp_path: Path, s3) -> None:
         cfg.write_text("[s3]\nmultipart_threshold_mb = 5\npart_size_mb = 5\nabandoned_upload_hours = 0\n")
         env = {**os.environ, **sim.env(), "CATAPULT_REQUESTS_PER_SECOND": "50", "ARCHIVER_CONFIG": str(cfg)}
         dest = f"s3://{s3.bucket}/rec"
-        proc = backfill_proc(env, dest, str(tmp_path / "cat.db"))
+        proc = backfill_proc(backfill.range, env, dest, str(tmp_path / "cat.db"))
         uploads_seen = 0
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
@@ -215,7 +217,7 @@ def test_sigkill_then_rerun_s3(tmp_path: Path, s3) -> None:
             # as a run killed mid-upload does, so the rerun's clean-up is tested every time.
             user = sim.env()["CATAPULT_USER_ID"]
             s3.client.create_multipart_upload(Bucket=s3.bucket, Key=f"rec/catapult/{user}/2024/01/01/x.wav")
-        rerun = backfill_proc(env, dest, str(tmp_path / "cat.db"))
+        rerun = backfill_proc(backfill.range, env, dest, str(tmp_path / "cat.db"))
         out, err = rerun.communicate(timeout=180)
         # 'error' recordings are unavailable: exit 1 only for the run that found them first.
         assert rerun.returncode in (0, 1) and " failed=0 " in out, err

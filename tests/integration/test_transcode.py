@@ -18,7 +18,6 @@ from archiver.models import Probe
 from archiver.profiles import BUILTIN
 from archiver.sim import Simulator, audio
 
-RANGE = ["--since", "2024-01-01", "--until", "2024-03-01"]
 EXPECT = {  # profile -> (codec, sample rate, channels)
     "mp3-mono-32k": ("mp3", 8000, 1),
     "opus-16k": ("opus", 48000, 1),
@@ -136,16 +135,12 @@ def test_failed_encode_leaves_nothing(sources: dict[str, Path], tmp_path: Path) 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_backfill_with_two_renditions(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
+def test_backfill_with_two_renditions(backfill, cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=6, seed=21) as sim:
         use_sim(sim)
         dest = tmp_path / "a"
-        result = cli(
-            "backfill",
-            "--provider",
+        result = backfill(
             "plivo",
-            *RANGE,
-            "--dest",
             str(dest),
             "--transcode",
             "mp3-mono-32k",
@@ -168,16 +163,12 @@ def test_backfill_with_two_renditions(cli, tmp_path: Path, monkeypatch, use_sim)
                 assert tags["recording_id"] == rec.id and tags["source_sha256"] == original["sha256"]
 
 
-def test_no_keep_original_stores_renditions_only(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
+def test_no_keep_original_stores_renditions_only(backfill, cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=3, seed=22) as sim:
         use_sim(sim)
         dest = tmp_path / "a"
-        result = cli(
-            "backfill",
-            "--provider",
+        result = backfill(
             "catapult",
-            *RANGE,
-            "--dest",
             str(dest),
             "--transcode",
             "flac",
@@ -194,7 +185,7 @@ def test_no_keep_original_stores_renditions_only(cli, tmp_path: Path, monkeypatc
 
 
 def test_rendition_failure_keeps_the_original_and_is_reported(
-    cli, tmp_path: Path, monkeypatch, use_sim
+    backfill, cli, tmp_path: Path, monkeypatch, use_sim
 ) -> None:
     with Simulator(recordings=3, seed=23) as sim:
         use_sim(sim)
@@ -213,7 +204,7 @@ def test_rendition_failure_keeps_the_original_and_is_reported(
             "backfill",
             "--provider",
             "plivo",
-            *RANGE,
+            *backfill.range,
             "--dest",
             str(dest),
             "--transcode",
@@ -236,16 +227,14 @@ def test_rendition_failure_keeps_the_original_and_is_reported(
         assert list(scratch.iterdir()) == []
 
 
-def test_missing_ffmpeg_fails_renditions_not_recordings(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
+def test_missing_ffmpeg_fails_renditions_not_recordings(
+    backfill, cli, tmp_path: Path, monkeypatch, use_sim
+) -> None:
     with Simulator(recordings=2, seed=24) as sim:
         use_sim(sim)
         monkeypatch.setenv("ARCHIVER_FFMPEG", str(tmp_path / "missing-ffmpeg"))
-        result = cli(
-            "backfill",
-            "--provider",
+        result = backfill(
             "plivo",
-            *RANGE,
-            "--dest",
             str(tmp_path / "a"),
             "--transcode",
             "mp3-mono-32k",
@@ -256,7 +245,7 @@ def test_missing_ffmpeg_fails_renditions_not_recordings(cli, tmp_path: Path, mon
 
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_transcode_command_adds_flac_without_the_provider(
-    cli, tmp_path: Path, monkeypatch, request, where, use_sim
+    backfill, cli, tmp_path: Path, monkeypatch, request, where, use_sim
 ) -> None:
     dest = str(tmp_path / "a")
     if where == "s3":
@@ -264,7 +253,7 @@ def test_transcode_command_adds_flac_without_the_provider(
         dest = f"s3://{s3.bucket}/arch"
     with Simulator(recordings=4, seed=25) as sim:
         use_sim(sim)
-        assert cli("backfill", "--provider", "plivo", *RANGE, "--dest", dest).exit_code == 0
+        assert backfill("plivo", dest).exit_code == 0
         stats = dict(sim.stats)
     # The simulator is gone: any provider request would fail.
     first = cli("transcode", "--dest", dest, "--profile", "flac")
@@ -285,12 +274,12 @@ def test_transcode_command_adds_flac_without_the_provider(
 
 
 def test_transcode_command_reports_undecodable_and_altered_originals(
-    cli, tmp_path: Path, monkeypatch, use_sim
+    backfill, cli, tmp_path: Path, monkeypatch, use_sim
 ) -> None:
     with Simulator(recordings=3, seed=26) as sim:
         use_sim(sim)
         dest = tmp_path / "a"
-        cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(dest))
+        backfill("plivo", str(dest))
     sides = sorted(dest.rglob("*.json"))
     # 1: an original that is not decodable, but matches its sidecar (garbage archived as mp3)
     doc = json.loads(sides[0].read_text())
@@ -313,10 +302,10 @@ def test_transcode_command_reports_undecodable_and_altered_originals(
     assert not [p for p in dest.rglob(".*") if p.is_file()]
 
 
-def test_unknown_or_bad_profiles_exit_2(cli, tmp_path: Path, monkeypatch) -> None:
+def test_unknown_or_bad_profiles_exit_2(backfill, cli, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PLIVO_AUTH_ID", "MA0000000000000000")
     monkeypatch.setenv("PLIVO_AUTH_TOKEN", "x")
-    r = cli("backfill", "--provider", "plivo", *RANGE, "--dest", str(tmp_path), "--transcode", "mp4-hd")
+    r = backfill("plivo", str(tmp_path), "--transcode", "mp4-hd")
     assert r.exit_code == 2 and "unknown transcode profile(s) mp4-hd" in r.output and "opus-16k" in r.output
     cfg = tmp_path / "c.toml"
     cfg.write_text('[profiles.x]\nformat = "aac"\ncodec = "aac"\n')
