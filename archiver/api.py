@@ -252,7 +252,7 @@ def execute(
     executor: Executor | None = None,
 ) -> RunResult:
     """Open a session, plan the job, archive its recordings (or plan them, for a dry run),
-    record the run in the catalog, delete verified copies at the provider when asked, and
+    delete verified copies at the provider when asked, record the run in the catalog, and
     return the result. The one place a job is run. The recordings' work (fetch, probe,
     transcode, store) runs on ``executor`` (by default ``[archive] concurrency`` threads);
     this thread alone reads and writes the catalog."""
@@ -273,78 +273,122 @@ def execute(
         if hooks.started:
             hooks.started(result)
         deleter = deleter_for(deps, options)
-        candidates: list[tuple[Recording, str]] = []
+        candidates: list[tuple[Recording, str]] | None = [] if deleter else None
         tracker = GroupTracker(
             (lambda w: deps.catalog.finish_window(deps.scope, w.since, w.until))
             if job.finish_windows
             else None
         )
         items = feed(job, deps, tracker)
-
         if options.dry_run:
-            dry_run(items, deps, result, options.limit, candidates if deleter else None, hooks)
+            dry_run(items, deps, result, options.limit, candidates, hooks)
         else:
             deps.catalog.start_run(result.run_id, job.command, deps.scope, result.started_at)
-
-            def triage(rec: Recording) -> Outcome | None:  # the driver reads the catalog...
-                return pipeline.triage(rec, deps.catalog.get(deps.scope, rec.recording_id), deps)
-
-            def settle(outcome: Outcome, rec: Recording | None) -> Outcome:  # ...and writes it
-                if rec is None:  # made by the listing itself: what does the catalog know of it?
-                    outcome = pipeline.recall(outcome, deps)
-                pipeline.remember(outcome, deps)
-                if deleter and rec and outcome.status in ("archived", "skipped") and outcome.sidecar_key:
-                    candidates.append((rec, outcome.sidecar_key))
-                return outcome
-
-            def on_outcome(outcome: Outcome) -> None:
-                tracker.completed(outcome)
-                if hooks.progress:
-                    hooks.progress(result)
-
-            run_batch(
-                items,
-                lambda rec: pipeline.work_one(rec, deps),
-                result,
-                concurrency=settings.archive.concurrency,
-                executor=executor,
-                triage=triage,
-                settle=settle,
-                limit=options.limit,
-                on_outcome=on_outcome,
-                stop=hooks.stop,
-            )
-            for gap in tracker.gaps:
-                # Not every selected recording could even be listed: exit 1, said in the report.
-                result.failures.append({"recording_id": None, "stage": "list", "error": gap})
-            try:  # also after a fatal stop: marks move only as far as the run got
-                settle_marks(job, deps, tracker, now or result.started_at)
-            except FatalError as exc:
-                result.fatal = result.fatal or str(exc)
+            archive(items, deps, result, tracker, candidates, settings, options, hooks, executor)
+            settle_job(job, deps, result, tracker, now or result.started_at)
         result.stopped_by = hooks.stopped_by()
-        if deleter is not None and not result.fatal and not hooks.stop.is_set():
+        if deleter and candidates is not None and not result.fatal and not hooks.stop.is_set():
             # Only now, with the listing walk over (PROVIDERS.md: never delete mid-walk).
-            older = options.delete_older_than_days
-            done = delete_verified(
-                candidates,
-                deps,
-                deleter,
-                run_id=result.run_id,
-                older_than=timedelta(days=older) if older is not None else None,
-                now=utcnow(),
-                dry_run=options.dry_run,
-            )
-            result.deletions = [d.to_json() for d in done]
-            if options.dry_run:
-                for d in done:
-                    hooks.say(f"{d.result} {d.recording_id}" + (f": {d.detail}" if d.detail else ""))
+            delete_phase(candidates, deps, deleter, result, options, hooks)
         if not options.dry_run:
-            try:
-                deps.catalog.finish_run(result.run_id, result.exit_code, result.report())
-                result.last_success = deps.catalog.last_success(deps.scope)
-            except FatalError as exc:  # the report and metrics are still written
-                result.fatal = result.fatal or str(exc)
+            record_run(deps, result)
     return result
+
+
+def archive(
+    items: Iterable[Recording | Outcome],
+    deps: Deps,
+    result: RunResult,
+    tracker: GroupTracker,
+    candidates: list[tuple[Recording, str]] | None,
+    settings: Settings,
+    options: Options,
+    hooks: Hooks,
+    executor: Executor | None,
+) -> None:
+    """The batch: the catalog decides what it knows (``triage``), the executor does the rest
+    (``work_one``), and each Outcome is remembered, counted and tracked on this thread."""
+
+    def triage(rec: Recording) -> Outcome | None:
+        return pipeline.triage(rec, deps.catalog.get(deps.scope, rec.recording_id), deps)
+
+    def settle(outcome: Outcome, rec: Recording | None) -> Outcome:
+        if rec is None:  # made by the listing itself: what does the catalog know of it?
+            outcome = pipeline.recall(outcome, deps)
+        pipeline.remember(outcome, deps)
+        if (
+            candidates is not None
+            and rec
+            and outcome.status in ("archived", "skipped")
+            and outcome.sidecar_key
+        ):
+            candidates.append((rec, outcome.sidecar_key))
+        return outcome
+
+    def on_outcome(outcome: Outcome) -> None:
+        tracker.completed(outcome)
+        if hooks.progress:
+            hooks.progress(result)
+
+    run_batch(
+        items,
+        lambda rec: pipeline.work_one(rec, deps),
+        result,
+        concurrency=settings.archive.concurrency,
+        executor=executor,
+        triage=triage,
+        settle=settle,
+        limit=options.limit,
+        on_outcome=on_outcome,
+        stop=hooks.stop,
+    )
+
+
+def settle_job(job: Job, deps: Deps, result: RunResult, tracker: GroupTracker, now: datetime) -> None:
+    """After the batch, also after a fatal stop: listing gaps are failures (exit 1, said in
+    the report), and marks move only as far as the run got."""
+    for gap in tracker.gaps:
+        result.failures.append({"recording_id": None, "stage": "list", "error": gap})
+    try:
+        settle_marks(job, deps, tracker, now)
+    except FatalError as exc:
+        result.fatal = result.fatal or str(exc)
+
+
+def delete_phase(
+    candidates: list[tuple[Recording, str]],
+    deps: Deps,
+    deleter: Deleter,
+    result: RunResult,
+    options: Options,
+    hooks: Hooks,
+) -> None:
+    """Delete at the provider the recordings whose stored copy re-verifies (a dry run says
+    what it would delete)."""
+    older = options.delete_older_than_days
+    done = delete_verified(
+        candidates,
+        deps,
+        deleter,
+        run_id=result.run_id,
+        older_than=timedelta(days=older) if older is not None else None,
+        now=utcnow(),
+        dry_run=options.dry_run,
+    )
+    result.deletions = [d.to_json() for d in done]
+    if options.dry_run:
+        for d in done:
+            hooks.say(f"{d.result} {d.recording_id}" + (f": {d.detail}" if d.detail else ""))
+
+
+def record_run(deps: Deps, result: RunResult) -> None:
+    """The run's report into the catalog; a catalog that fails here still lets the report and
+    metrics be written (exit 3)."""
+    try:
+        deps.catalog.finish_run(result.run_id, result.exit_code, result.report())
+        result.last_success = deps.catalog.last_success(deps.scope)
+    except FatalError as exc:
+        result.fatal = result.fatal or str(exc)
 
 
 def deleter_for(deps: Deps, options: Options) -> Deleter | None:
