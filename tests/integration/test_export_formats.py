@@ -1,5 +1,5 @@
-"""The offline viewer every export holds: checked in a real headless Chromium where one is
-installed, and as parsed HTML everywhere."""
+"""BagIt exports (validated by bagit-python) and the offline viewer every export holds
+(checked in a real headless Chromium where one is installed, and as parsed HTML everywhere)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
@@ -36,7 +38,97 @@ def sidecars(dest: Path) -> list[dict]:
     return [d for d in docs if isinstance(d, dict) and "recording" in d]
 
 
-# --- the plain export -------------------------------------------------------------------
+def validate(bag: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bagit", "--validate", str(bag)], capture_output=True, text=True, timeout=120
+    )
+
+
+def tags(bag: Path) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in (bag / "bag-info.txt").read_text().splitlines())
+
+
+# --- BagIt --------------------------------------------------------------------------------
+
+
+def test_bagit_folder_is_a_valid_bag_around_a_plain_export(cli, archive, tmp_path: Path) -> None:
+    sim, dest = archive
+    config = tmp_path / "archiver.toml"
+    config.write_text('[export]\nsource_organization = "Acme Corp, Compliance"\n')
+    out = tmp_path / "bag"
+    r = cli(
+        "--config",
+        str(config),
+        "export",
+        "--dest",
+        str(dest),
+        "--out",
+        str(out),
+        "--format",
+        "bagit",
+        "--since",
+        "2024-02-01",
+        "--with-renditions",
+    )
+    assert r.exit_code == 0, r.output
+    check = validate(out)
+    assert check.returncode == 0, check.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bag-info.txt",
+        "bagit.txt",
+        "data",
+        "index.html",
+        "manifest-sha256.txt",
+        "tagmanifest-sha256.txt",
+    ]
+    assert (out / "bagit.txt").read_text() == "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+    # The payload is a plain export: its own SHA256SUMS checks it, the viewer is a tag file.
+    sums = subprocess.run(
+        ["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=out / "data", capture_output=True
+    )
+    assert sums.returncode == 0, sums.stdout
+    payload = sorted(str(p.relative_to(out)) for p in (out / "data").rglob("*") if p.is_file())
+    listed = sorted(line.split("  ", 1)[1] for line in (out / "manifest-sha256.txt").read_text().splitlines())
+    assert listed == payload
+    tagged = {line.split("  ", 1)[1] for line in (out / "tagmanifest-sha256.txt").read_text().splitlines()}
+    assert tagged == {"bagit.txt", "bag-info.txt", "manifest-sha256.txt", "index.html"}
+    info = tags(out)
+    custody = (out / "data" / "CUSTODY.json").read_bytes()
+    assert info["Source-Organization"] == "Acme Corp, Compliance"
+    assert info["External-Identifier"] == hashlib.sha256(custody).hexdigest()
+    assert info["Bagging-Date"] == json.loads(custody)["created_at"][:10]
+    assert info["Payload-Oxum"] == f"{sum((out / p).stat().st_size for p in payload)}.{len(payload)}"
+    assert "since=2024-02-01T00:00:00Z" in info["Export-Selection"]
+    assert "with_renditions=true" in info["Export-Options"]
+    expected = {r.id for r in sim.plivo if r.started.isoformat() >= "2024-02-01"}
+    assert {m["recording_id"] for m in json.loads((out / "data" / "manifest.json").read_text())} == expected
+    # The validation is real: one flipped byte in the payload, or in the viewer, fails it.
+    victim = out / next(p for p in payload if p.endswith(".mp3"))
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 1
+    victim.write_bytes(bytes(data))
+    assert validate(out).returncode != 0
+    data[-1] ^= 1
+    victim.write_bytes(bytes(data))
+    (out / "index.html").write_text((out / "index.html").read_text().replace("Filter", "Filtr"))
+    assert validate(out).returncode != 0
+
+
+def test_bagit_zip_holds_one_bag_folder_that_validates(cli, archive, tmp_path: Path) -> None:
+    _, dest = archive
+    out = tmp_path / "audit-2024.zip"
+    r = cli("export", "--dest", str(dest), "--out", str(out), "--format", "bagit")
+    assert r.exit_code == 0, r.output
+    assert "no [export] source_organization" in r.output  # said, and the field left out
+    with zipfile.ZipFile(out) as zf:
+        assert {name.split("/", 1)[0] for name in zf.namelist()} == {"audit-2024"}
+        zf.extractall(tmp_path / "unzipped")
+    bag = tmp_path / "unzipped" / "audit-2024"
+    check = validate(bag)
+    assert check.returncode == 0, check.stderr
+    assert "Source-Organization" not in tags(bag)
+    assert tags(bag)["Export-Selection"] == "all"
+    assert not list(tmp_path.glob("*.part"))
 
 
 def test_plain_export_is_unchanged_but_for_its_viewer(cli, archive, tmp_path: Path) -> None:
@@ -158,12 +250,16 @@ def rows(dom: str) -> list[tuple[bool, str]]:
     return [(not hidden, inner) for hidden, inner in ROW.findall(body)]
 
 
-def test_viewer_in_a_browser_lists_plays_filters_and_sorts(cli, archive, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["plain", "bagit"])
+def test_viewer_in_a_browser_lists_plays_filters_and_sorts(cli, archive, tmp_path: Path, fmt: str) -> None:
     _, dest = archive
     out = tmp_path / "e"
-    assert cli("export", "--dest", str(dest), "--out", str(out), "--with-renditions").exit_code == 0
+    assert (
+        cli("export", "--dest", str(dest), "--out", str(out), "--with-renditions", "--format", fmt).exit_code
+        == 0
+    )
     index = out / "index.html"
-    docs = {d["recording"]["recording_id"]: d for d in sidecars(out)}
+    docs = {d["recording"]["recording_id"]: d for d in sidecars(out / "data" if fmt == "bagit" else out)}
     target = sorted(docs)[0]
     dom = dump_dom(tmp_path, index, f"check&q={target[:13]}&sort=-duration")
     listed = rows(dom)
@@ -204,3 +300,20 @@ def test_hostile_values_stay_text_in_a_browser(cli, archive, tmp_path: Path) -> 
     assert dom.count("<script") == 1 and "<img" not in dom
     assert "&lt;/script&gt;&lt;script&gt;" in dom  # shown as text, and the filter finds it
     assert '<span id="shown">1 of 6</span>' in dom
+
+
+def test_bagit_into_s3_validates_once_downloaded(cli, archive, tmp_path: Path, s3) -> None:
+    _, dest = archive
+    r = cli("export", "--dest", str(dest), "--out", f"s3://{s3.bucket}/bags/one", "--format", "bagit")
+    assert r.exit_code == 0, r.output
+    local = tmp_path / "one"
+    types = {}
+    for obj in s3.client.list_objects_v2(Bucket=s3.bucket, Prefix="bags/one/")["Contents"]:
+        got = s3.client.get_object(Bucket=s3.bucket, Key=obj["Key"])
+        path = local / obj["Key"][len("bags/one/") :]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(got["Body"].read())
+        types[path.name] = got["ContentType"]
+    check = validate(local)
+    assert check.returncode == 0, check.stderr
+    assert types["index.html"].startswith("text/html") and types["bag-info.txt"].startswith("text/plain")
