@@ -343,7 +343,8 @@ SCRIPT = """
       var settle = function (ok) {
         if (mark.hasAttribute("data-state")) { return; }
         mark.setAttribute("data-state", ok ? "ok" : "missing");
-        mark.textContent = ok ? "plays, " + audio.duration.toFixed(1) + " s" : "missing or not playable";
+        var length = isFinite(audio.duration) ? ", " + audio.duration.toFixed(1) + " s" : "";
+        mark.textContent = ok ? "plays" + length : "missing or not playable";
         done += 1;
         if (!ok) { failed += 1; }
         report.textContent = done + " of " + players.length + " checked, " + failed + " failed";
