@@ -29,8 +29,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from archiver import pipeline
+from archiver.compliance.bagit import BagSink, bag_root
 from archiver.compliance.deletion import delete_verified
-from archiver.compliance.export import ExportResult, FolderSink, Sink, StorageSink, ZipSink, run_export
+from archiver.compliance.export import (
+    ExportResult,
+    FolderSink,
+    Sink,
+    StorageSink,
+    ZipSink,
+    mask_number,
+    run_export,
+)
 from archiver.compliance.verify import VerifyResult, verify_archive
 from archiver.config import Settings
 from archiver.errors import ArchiverError, ConfigError, FatalError, RecordingError
@@ -203,17 +212,29 @@ def export(
     with_renditions: bool = False,
     mask_numbers: bool = False,
     command_line: str = "",
+    export_format: str = "plain",
 ) -> ExportResult:
     """Export the selected recordings of ``settings.archive.dest`` to ``out`` (a folder, a
     ``.zip`` path or ``s3://bucket/prefix``), re-verified as they are copied; raises
-    ExportError (and leaves nothing at ``out``) when a copy does not match its sidecar."""
+    ExportError (and leaves nothing at ``out``) when a copy does not match its sidecar.
+    ``export_format`` ``bagit`` makes it a BagIt bag (:mod:`archiver.compliance.bagit`)."""
+    if export_format not in EXPORT_FORMATS:
+        raise ConfigError(f"export format {export_format!r}: use one of {', '.join(EXPORT_FORMATS)}")
     source = build_storage(settings)
     try:
         must_exist(source)
         source.check()
+        sink = open_sink(out)
+        if export_format == "bagit":
+            sink = BagSink(
+                sink,
+                root=bag_root(out) if isinstance(sink, ZipSink) else "",
+                source_organization=settings.export.source_organization,
+                mask=mask_number if mask_numbers else None,
+            )
         return run_export(
             source,
-            open_sink(out),
+            sink,
             selection or Selection(),
             with_renditions=with_renditions,
             mask_numbers=mask_numbers,
@@ -221,6 +242,9 @@ def export(
         )
     finally:
         source.close()
+
+
+EXPORT_FORMATS = ("plain", "bagit")
 
 
 def must_exist(storage: Storage) -> None:

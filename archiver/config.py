@@ -56,6 +56,7 @@ SCHEMA: dict[str, tuple[type, Any]] = {
     "s3.part_size_mb": (int, 16),
     "s3.max_concurrency": (int, 4),
     "s3.abandoned_upload_hours": (float, 24.0),
+    "export.source_organization": (str, None),
 }
 
 ENV: dict[str, str] = {
@@ -141,6 +142,11 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class ExportSettings:
+    source_organization: str | None  # bag-info.txt's Source-Organization (--format bagit)
+
+
+@dataclass(frozen=True)
 class Settings:
     archive: ArchiveSettings
     http: HttpSettings
@@ -149,6 +155,7 @@ class Settings:
     s3: S3Settings
     transcode: TranscodeSettings
     profiles: Mapping[str, Profile]
+    export: ExportSettings
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
@@ -299,6 +306,7 @@ def _build(merged: Mapping[str, Any]) -> Settings:
         s3=_section(S3Settings, merged, "s3"),
         transcode=_section(TranscodeSettings, merged, "transcode"),
         profiles=load_profiles(merged["profiles"]),
+        export=_section(ExportSettings, merged, "export"),
     )
     if settings.transcode.workers is not None and settings.transcode.workers < 1:
         raise ConfigError("transcode.workers must be at least 1")

@@ -19,6 +19,14 @@ from archiver.sidecars import Selection
 @dest_option
 @click.option("--out", required=True, help="A new folder, a new .zip file, or an empty s3://bucket/prefix.")
 @selection_options
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(api.EXPORT_FORMATS),
+    default="plain",
+    show_default=True,
+    help="plain: the export as it is; bagit: a BagIt 1.0 bag of it (payload under data/).",
+)
 @click.option("--with-renditions", is_flag=True, help="Export renditions too, not only the originals.")
 @click.option(
     "--mask-numbers", is_flag=True, help="Mask phone numbers in the manifests (last 4 digits kept)."
@@ -32,6 +40,7 @@ def export(
     selection: Selection,
     with_renditions: bool,
     mask_numbers: bool,
+    export_format: str,
 ) -> None:
     """Export selected recordings with manifests, SHA256SUMS and a chain-of-custody record.
 
@@ -39,14 +48,20 @@ def export(
     abandons the export (nothing is left at --out) and names the recording. A sidecar that is
     unreadable or unsafe (a key reaching outside) is left out, named on stderr and in
     CUSTODY.json, and the export exits 1. In the result, `sha256sum -c SHA256SUMS` checks
-    everything.
+    everything, and index.html is an offline viewer with a player per file. With
+    --format bagit the export is a BagIt bag (`bagit.py --validate` accepts it; in a .zip,
+    one folder named like the file), its Source-Organization from [export]
+    source_organization in the config.
 
     \b
     Example:
       archiver export --dest s3://acme-calls/recordings --since 2024-01-01 --until 2024-02-01 \\
           --number +14155550100 --out ./audit-2024-01.zip
+      archiver export --dest ./archive --since -30d --format bagit --out ./audit-bag
     """
     settings = wiring.load(ctx, {"archive.dest": dest})
+    if export_format == "bagit" and not settings.export.source_organization:
+        echo("note: no [export] source_organization in the config: bag-info.txt names no holder", err=True)
     # An ExportError (a copy does not match its sidecar) exits 1 through exit_codes.
     result = api.export(
         settings,
@@ -55,6 +70,7 @@ def export(
         with_renditions=with_renditions,
         mask_numbers=mask_numbers,
         command_line=shlex.join(["archiver", *sys.argv[1:]]),
+        export_format=export_format,
     )
     if not result.recordings and not result.excluded:
         echo(f"export: {nothing_selected(selection)}", err=True)

@@ -1,5 +1,6 @@
-"""Compliance export: the selected recordings' files and sidecars, manifests, ``SHA256SUMS``
-and ``CUSTODY.json``, into a folder, a ``.zip`` or S3. Read-only over the archive; every file
+"""Compliance export: the selected recordings' files and sidecars, manifests, ``SHA256SUMS``,
+``CUSTODY.json`` and the viewer ``index.html``, into a folder, a ``.zip`` or S3 (or a BagIt
+bag of all that: :mod:`archiver.compliance.bagit`). Read-only over the archive; every file
 is re-hashed while it is copied and must match its sidecar, or the export fails.
 """
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import getpass
 import hashlib
 import io
@@ -20,9 +22,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from archiver import __version__
+from archiver.compliance.viewer import RecordingView, recording_view, render_index
 from archiver.errors import (
     ArchiverError,
     ConfigError,
@@ -59,6 +62,16 @@ class Sink(Protocol):
     def commit(self) -> None: ...
 
     def abort(self) -> None: ...
+
+
+@runtime_checkable
+class TagSink(Sink, Protocol):
+    """A sink that keeps the export as a payload under ``payload_dir`` with tag files beside
+    it (a BagIt bag, :mod:`archiver.compliance.bagit`): the viewer goes there, as a tag."""
+
+    payload_dir: str
+
+    def write_tag(self, name: str, chunks: Iterable[bytes]) -> tuple[str, int]: ...
 
 
 class _Hashing:
@@ -169,8 +182,11 @@ class StorageSink:
 def _content_type(key: str) -> str:
     from archiver.models import CONTENT_TYPES
 
+    if key.endswith(".html"):  # the viewer, opened from the bucket
+        return "text/html; charset=utf-8"
     return CONTENT_TYPES.get(
-        key.rsplit(".", 1)[-1], "text/plain" if key.endswith(("SUMS", ".csv")) else "application/octet-stream"
+        key.rsplit(".", 1)[-1],
+        "text/plain" if key.endswith(("SUMS", ".csv", ".txt")) else "application/octet-stream",
     )
 
 
@@ -206,7 +222,7 @@ class ExportResult:
 
 
 # The export's own files: no archived key may take their place.
-EXPORT_FILES = ("manifest.json", "manifest.csv", "CUSTODY.json", "SHA256SUMS")
+EXPORT_FILES = ("manifest.json", "manifest.csv", "CUSTODY.json", "SHA256SUMS", "index.html")
 
 
 def run_export(
@@ -231,6 +247,8 @@ def run_export(
     rows: list[dict[str, Any]] = []
     sums: list[tuple[str, str]] = []
     excluded: list[dict[str, str | None]] = []
+    views: list[RecordingView] = []
+    masker = mask_number if mask_numbers else None
     written: set[str] = set(EXPORT_FILES)
     recordings = 0
     total = 0
@@ -276,6 +294,7 @@ def run_export(
                 except StorageError as exc:
                     raise ExportError(f"recording {rid}: {exc}: export abandoned") from None
             recordings += 1
+            views.append(recording_view(item.doc, files, masker))
             written.update(keys)
             # The sidecar's bytes as they were validated, not a second read that could differ.
             digest, size = sink.write(item.key, [item.body])
@@ -315,6 +334,12 @@ def run_export(
         custody_body = (json.dumps(custody, indent=2, sort_keys=True) + "\n").encode()
         custody_sha, _ = sink.write("CUSTODY.json", [custody_body])
         sums.append((custody_sha, "CUSTODY.json"))
+        page = functools.partial(render_index, views, custody, export_id=custody_sha, mask=masker)
+        if isinstance(sink, TagSink):  # a bag: the viewer is a tag file at its root, beside data/
+            sink.write_tag("index.html", [page(base=sink.payload_dir, check_with="bagit.py --validate")])
+        else:
+            index_sha, _ = sink.write("index.html", [page()])
+            sums.append((index_sha, "index.html"))
         sink.write("SHA256SUMS", ["".join(f"{d}  {k}\n" for d, k in sums).encode()])
     except BaseException:
         sink.abort()
