@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol, cast, runtime_checkable
 
 from archiver import pipeline
 from archiver.compliance.bagit import BagSink, bag_root
@@ -43,7 +44,7 @@ from archiver.compliance.export import (
 from archiver.compliance.verify import VerifyResult, verify_archive
 from archiver.config import Settings
 from archiver.errors import ArchiverError, ConfigError, FatalError, RecordingError
-from archiver.jobs import Job, feed, plan_backfill, plan_fetch, plan_run, settle_marks
+from archiver.jobs import Job, Shard, feed, plan_backfill, plan_fetch, plan_run, settle_marks
 from archiver.models import Outcome, Recording, check_key_part
 from archiver.pipeline import Deps
 from archiver.providers.base import Deleter
@@ -54,6 +55,30 @@ from archiver.storage import LocalStorage, Storage, open_storage
 from archiver.timeutil import check_window_count, iso_z, parse_duration, utcnow
 
 log = logging.getLogger("archiver.run")
+
+
+@runtime_checkable
+class UnitExecutor(Protocol):
+    """An executor that runs a job's whole units where it is (a cluster: the workers list
+    and archive, and send back Outcomes), while this process keeps the catalog."""
+
+    runs_units: bool
+
+    def archive_job(
+        self,
+        job: Job,
+        deps: Deps,
+        settings: Settings,
+        result: RunResult,
+        tracker: GroupTracker,
+        *,
+        provider: str,
+        profiles: tuple[str, ...],
+        keep_original: bool,
+        hooks: Hooks,
+    ) -> None: ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -93,10 +118,13 @@ def backfill(
     window: timedelta | str = "1d",
     options: Options | None = None,
     hooks: Hooks | None = None,
-    executor: Executor | None = None,
+    executor: Executor | UnitExecutor | None = None,
+    shard: Shard | str | None = None,
 ) -> RunResult:
     """Archive every recording that started in ``[since, until)`` (``until`` at most now),
-    window by window; finished windows are remembered, so a second call resumes."""
+    window by window; finished windows are remembered, so a second call resumes. ``executor``
+    runs the work (a :class:`~archiver.cluster.DaskExecutor` runs whole windows on a cluster);
+    ``shard`` (``"I/N"``) keeps this host's share of the windows, for N hosts without one."""
     now = utcnow()
     end = min(until, now) if until is not None else now
     if since >= end:
@@ -105,6 +133,16 @@ def backfill(
     check_window_count(since, end, size)
     opts = options or Options()
 
+    part = Shard.parse(shard) if isinstance(shard, str) else shard
+    if part is not None and part.count > 1:
+        # N hosts each pace on their own: each keeps 1/N of the provider account's rate.
+        settings = dataclasses.replace(
+            settings,
+            plivo=dataclasses.replace(
+                settings.plivo, requests_per_second=settings.plivo.requests_per_second / part.count
+            ),
+        )
+
     def plan(deps: Deps) -> Job:
         return plan_backfill(
             since,
@@ -112,9 +150,10 @@ def backfill(
             size,
             date_filter=deps.provider.server_side_date_filter,
             revisit=opts.force or opts.dry_run,
+            shard=part,
         )
 
-    return execute(settings, provider, plan, opts, hooks, executor=executor)
+    return execute(settings, provider, plan, opts, hooks, executor=executor, shard=part)
 
 
 def run(
@@ -273,7 +312,8 @@ def execute(
     hooks: Hooks | None = None,
     *,
     now: datetime | None = None,
-    executor: Executor | None = None,
+    executor: Executor | UnitExecutor | None = None,
+    shard: Shard | None = None,
 ) -> RunResult:
     """Open a session, plan the job, archive its recordings (or plan them, for a dry run),
     delete verified copies at the provider when asked, record the run in the catalog, and
@@ -281,6 +321,11 @@ def execute(
     transcode, store) runs on ``executor`` (by default ``[archive] concurrency`` threads);
     this thread alone reads and writes the catalog."""
     hooks = hooks or Hooks()
+    cluster = executor if isinstance(executor, UnitExecutor) else None
+    if cluster is not None and options.delete_after_archive:
+        raise ConfigError("--delete-after-archive runs on the local executor only: drop --executor dask")
+    if cluster is not None and options.limit is not None:
+        raise ConfigError("--limit runs on the local executor only: drop --executor dask")
     with archive_session(
         settings,
         provider_name,
@@ -288,6 +333,7 @@ def execute(
         dry_run=options.dry_run,
         profiles=options.profiles,
         keep_original=options.keep_original,
+        shard=str(shard) if shard else "",
     ) as session_deps:
         deps = dataclasses.replace(session_deps, stop=hooks.stop)  # downloads stop retrying on a stop
         job = plan(deps)
@@ -308,7 +354,21 @@ def execute(
             dry_run(items, deps, result, options.limit, candidates, hooks)
         else:
             deps.catalog.start_run(result.run_id, job.command, deps.scope, result.started_at)
-            archive(items, deps, result, tracker, candidates, settings, options, hooks, executor)
+            if cluster is not None:  # whole units run where the workers are
+                cluster.archive_job(
+                    job,
+                    deps,
+                    settings,
+                    result,
+                    tracker,
+                    provider=provider_name,
+                    profiles=options.profiles,
+                    keep_original=options.keep_original,
+                    hooks=hooks,
+                )
+            else:
+                local = cast(Executor | None, executor)
+                archive(items, deps, result, tracker, candidates, settings, options, hooks, local)
             settle_job(job, deps, result, tracker, now or result.started_at)
         result.stopped_by = hooks.stopped_by()
         if deleter and candidates is not None and not result.fatal and not hooks.stop.is_set():

@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from typing import Any
 
@@ -56,6 +56,8 @@ SCHEMA: dict[str, tuple[type, Any]] = {
     "s3.part_size_mb": (int, 16),
     "s3.max_concurrency": (int, 4),
     "s3.abandoned_upload_hours": (float, 24.0),
+    "dask.scheduler": (str, None),
+    "dask.max_tasks_in_flight": (int, 64),
     "export.source_organization": (str, None),
 }
 
@@ -74,6 +76,7 @@ ENV: dict[str, str] = {
     "PLIVO_BASE_URL": "plivo.base_url",
     "PLIVO_REQUESTS_PER_SECOND": "plivo.requests_per_second",
     "ARCHIVER_FFMPEG": "transcode.ffmpeg",
+    "ARCHIVER_DASK_SCHEDULER": "dask.scheduler",
 }
 
 
@@ -147,6 +150,12 @@ class ExportSettings:
 
 
 @dataclass(frozen=True)
+class DaskSettings:
+    scheduler: str | None  # tcp://HOST:8786, or local / local:N (N worker processes here)
+    max_tasks_in_flight: int  # listing windows handed to the cluster at once
+
+
+@dataclass(frozen=True)
 class Settings:
     archive: ArchiveSettings
     http: HttpSettings
@@ -156,11 +165,31 @@ class Settings:
     transcode: TranscodeSettings
     profiles: Mapping[str, Profile]
     export: ExportSettings
+    dask: DaskSettings
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
         values = [self.catapult.api_token, self.catapult.api_secret, self.plivo.auth_token]
         return [v for v in values if v]
+
+    def without_secrets(self) -> Settings:
+        """These settings with every secret blanked: what may travel to another process or
+        machine (a cluster's workers fill them in from their own environment or file)."""
+        return replace(
+            self,
+            catapult=replace(self.catapult, api_token=None, api_secret=None),
+            plivo=replace(self.plivo, auth_token=None),
+        )
+
+    def with_secrets_of(self, own: Settings) -> Settings:
+        """These settings with the secrets of ``own`` (a worker's own settings)."""
+        return replace(
+            self,
+            catapult=replace(
+                self.catapult, api_token=own.catapult.api_token, api_secret=own.catapult.api_secret
+            ),
+            plivo=replace(self.plivo, auth_token=own.plivo.auth_token),
+        )
 
     def redactor(self) -> Redactor:
         """Removes every form of every configured secret (:mod:`archiver.redact`). The Plivo
@@ -307,6 +336,7 @@ def _build(merged: Mapping[str, Any]) -> Settings:
         transcode=_section(TranscodeSettings, merged, "transcode"),
         profiles=load_profiles(merged["profiles"]),
         export=_section(ExportSettings, merged, "export"),
+        dask=_section(DaskSettings, merged, "dask"),
     )
     if settings.transcode.workers is not None and settings.transcode.workers < 1:
         raise ConfigError("transcode.workers must be at least 1")
@@ -320,6 +350,8 @@ def _build(merged: Mapping[str, Any]) -> Settings:
     if not 1 <= settings.archive.concurrency <= 256:
         raise ConfigError(f"concurrency must be 1..256, not {settings.archive.concurrency}")
     parse_duration(settings.archive.overlap)
+    if settings.dask.max_tasks_in_flight < 1:
+        raise ConfigError("dask.max_tasks_in_flight must be at least 1")
     if settings.archive.max_failures < 1:
         raise ConfigError("archive.max_failures must be at least 1")
     if settings.http.max_attempts < 1 or settings.http.timeout_seconds <= 0:

@@ -190,3 +190,43 @@ def _future_catalog(path: str) -> Finding:
         f"{path} does not exist and cannot be created ({folder} is not a writable folder)",
         "point --catalog / ARCHIVER_CATALOG at a writable place",
     )
+
+
+def versions() -> dict[str, str]:
+    """The archiver's, Python's and the libraries' versions in this process."""
+    import platform
+    from importlib import metadata
+
+    from archiver import __version__
+
+    found = {"archiver": __version__, "python": platform.python_version()}
+    for dist in ("httpx", "boto3", "mutagen", "pydub", "distributed"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "absent"
+    return found
+
+
+def check_workers(facts: dict[str, dict[str, object]], driver: dict[str, str]) -> Iterator[Finding]:
+    """One finding per Dask worker from what it reported (:func:`archiver.cluster.worker_facts`):
+    its problems (credentials, ffmpeg, destination) and versions that differ from the driver's."""
+    if not facts:
+        yield Finding("fail", "dask workers", "the scheduler has no workers", "start `dask worker SCHEDULER`")
+        return
+    for address, seen in sorted(facts.items()):
+        reported = seen.get("problems") or []
+        theirs = seen.get("versions") or {}
+        assert isinstance(reported, list) and isinstance(theirs, dict)
+        problems = [str(p) for p in reported]
+        differ = [f"{k} {theirs.get(k, '?')} (driver {v})" for k, v in driver.items() if theirs.get(k) != v]
+        if differ:
+            problems.append("versions differ: " + ", ".join(differ))
+        if problems:
+            fix = (
+                "set the credentials in the worker's environment or ARCHIVER_CONFIG file; "
+                "install the same archiver[dask] as the driver"
+            )
+            yield Finding("fail", f"dask worker {address}", "; ".join(problems), fix)
+        else:
+            yield Finding("ok", f"dask worker {address}", "credentials, ffmpeg, destination and versions")

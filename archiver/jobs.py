@@ -16,6 +16,7 @@ The planners are pure functions of their inputs (no I/O, no clock: ``now`` is pa
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ class Remembered:
     since: datetime | None = None
     until: datetime | None = None
     report_given_up: bool = True
+    shard: Shard | None = None  # only the ids of this shard
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,37 @@ class Ids:
 
 
 Unit = Remembered | Window | Ids
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (``--shard I/N``, 1-based): a deterministic share of the
+    windows (by the window's position on the calendar, so every host agrees whatever it
+    lists) and of the remembered ids (by a hash of the id), so N hosts with the same range
+    and window size cover it exactly once without talking to each other."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        index, sep, count = text.partition("/")
+        try:
+            shard = cls(int(index), int(count))
+        except ValueError:
+            shard = None
+        if not sep or shard is None or not 1 <= shard.index <= shard.count:
+            raise ConfigError(f"bad --shard {text!r}: use I/N with 1 <= I <= N, for example 1/4")
+        return shard
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def has_window(self, window: Window, size: timedelta) -> bool:
+        return int(window.since.timestamp() // size.total_seconds()) % self.count == self.index - 1
+
+    def has_id(self, recording_id: str) -> bool:
+        return zlib.crc32(recording_id.encode()) % self.count == self.index - 1
 
 
 @dataclass(frozen=True)
@@ -90,16 +123,31 @@ class Job:
 
 
 def plan_backfill(
-    since: datetime, until: datetime, size: timedelta, *, date_filter: bool, revisit: bool
+    since: datetime,
+    until: datetime,
+    size: timedelta,
+    *,
+    date_filter: bool,
+    revisit: bool,
+    shard: Shard | None = None,
 ) -> Job:
     """``[since, until)`` in windows of ``size`` (one window when the provider cannot filter by
     date: Catapult's one walk serves the whole range). ``revisit`` (--force, --dry-run) lists
-    finished windows too and does not report given-up recordings."""
+    finished windows too and does not report given-up recordings. A ``shard`` keeps its share
+    of the windows and of the remembered ids."""
+    if shard is not None and not date_filter:
+        raise ConfigError(
+            "--shard needs a provider that lists by date (Catapult lists one walk for the whole "
+            "range; its 1 request/s per account is the bound anyway: run it on one host)"
+        )
     lo = since - REMEMBERED_SLACK if date_filter else since
     ranges = list(windows(since, until, size)) if date_filter else [(since, until)]
+    mine = [Window(a, b) for a, b in ranges]
+    if shard is not None:
+        mine = [w for w in mine if shard.has_window(w, size)]
     return Job(
         "backfill",
-        (Remembered(lo, until, report_given_up=not revisit), *(Window(a, b) for a, b in ranges)),
+        (Remembered(lo, until, report_given_up=not revisit, shard=shard), *mine),
         finish_windows=True,
         skip_finished=not revisit,
     )
@@ -162,12 +210,19 @@ def feed(job: Job, deps: Deps, tracker: GroupTracker) -> Iterator[Recording | Ou
         if isinstance(unit, Remembered):
             if unit.report_given_up:
                 for known in catalog.given_up(scope, deps.max_failures, unit.since, unit.until):
-                    yield given_up(known)
-            yield from by_id(deps, catalog.unsettled(scope, deps.max_failures, unit.since, unit.until))
+                    if unit.shard is None or unit.shard.has_id(known.recording_id):
+                        yield given_up(known)
+            yield from by_id(deps, remembered_ids(unit, deps))
         elif isinstance(unit, Ids):
             yield from by_id(deps, unit.recording_ids)
         elif unit in todo:
             yield from list_window(deps, unit, tracker)
+
+
+def remembered_ids(unit: Remembered, deps: Deps) -> list[str]:
+    """The ids the catalog remembers as pending or failed for ``unit`` (its shard's only)."""
+    ids = deps.catalog.unsettled(deps.scope, deps.max_failures, unit.since, unit.until)
+    return [i for i in ids if unit.shard is None or unit.shard.has_id(i)]
 
 
 def by_id(deps: Deps, recording_ids: list[str] | tuple[str, ...]) -> Iterator[Recording | Outcome]:

@@ -46,11 +46,13 @@ def stale_temp(name: str, prefix: str) -> bool:
 class RunLock:
     """``with RunLock(...):`` around a run. Raises LockedError when another run holds it."""
 
-    def __init__(self, catalog_path: str, dest: str, provider: str, account: str) -> None:
-        digest = hashlib.sha256(f"{dest}\0{provider}\0{account}".encode()).hexdigest()[:16]
+    def __init__(self, catalog_path: str, dest: str, provider: str, account: str, shard: str = "") -> None:
+        # A shard (--shard I/N) is its own scope: N shards may run on one host, one catalog.
+        scoped = f"{dest}\0{provider}\0{account}" + (f"\0{shard}" if shard else "")
+        digest = hashlib.sha256(scoped.encode()).hexdigest()[:16]
         base = catalog_path if catalog_path != ":memory:" else os.path.join(os.getcwd(), ".archiver")
         self.path = f"{base}.{provider}-{digest}.lock"
-        self.what = f"{provider} account {account} into {dest}"
+        self.what = f"{provider} account {account} into {dest}" + (f" (shard {shard})" if shard else "")
         self._fh: IO[str] | None = None
 
     def __enter__(self) -> RunLock:

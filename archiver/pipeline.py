@@ -192,6 +192,26 @@ def recall(outcome: Outcome, deps: Deps) -> Outcome:
     return outcome
 
 
+def reconcile(outcome: Outcome, known: Known | None, deps: Deps) -> Outcome:
+    """An Outcome a worker made without the catalog, with what the catalog knows (on the
+    driver): the answer :func:`triage` and :func:`recall` would have given on the thread pool.
+    A recording at its retry limit is reported as such; one archived before and skipped is
+    the catalog's known answer (nothing to write); one found unavailable before is not news,
+    nor is one the provider no longer has after it was archived."""
+    if known is None or deps.force:
+        return outcome
+    rid = outcome.recording_id
+    if outcome.stage == "retry-limit" and known.state == "failed":
+        return given_up(known)
+    if outcome.status == "skipped" and known.state == "archived":
+        return dataclasses.replace(outcome, stage=KNOWN)
+    if outcome.status == "unavailable" and known.state == "unavailable":
+        return Outcome(rid, "unavailable", stage=KNOWN, error=known.last_error, started_at=outcome.started_at)
+    if outcome.status == "unavailable" and known.state == "archived":
+        return Outcome(rid, "skipped", stage=KNOWN, started_at=outcome.started_at)  # gone after archiving
+    return outcome  # a failure the worker met is an attempt: counted
+
+
 def remember(outcome: Outcome, deps: Deps) -> None:
     """Tell the catalog: archived (and skipped-but-unknown) recordings so later runs skip them
     cheaply; pending and failed ones so later runs retry them by id; unavailable ones so later

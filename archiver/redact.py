@@ -24,6 +24,7 @@ neither forge a log line nor drive the terminal.
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -177,3 +178,33 @@ def json_line(text: str) -> str:
     C1, line/paragraph separators, bidi controls) escaped as ``\\uXXXX``: still the same JSON,
     but no reader that splits lines on them (``str.splitlines``) sees two events."""
     return _CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+# The values a log record carries beside its message (``extra=``): provider text too.
+_EXTRA_TEXT = ("recording_id", "provider", "status")
+
+
+class RedactSecrets(logging.Filter):
+    """Removes every form of the run's secrets from a record: its message, the provider
+    values it carries, and its traceback (formatted here, once, so both formatters print
+    the redacted text)."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.redactor:
+            return True
+        record.msg, record.args = self.redactor(record.getMessage()), None
+        for key in _EXTRA_TEXT:
+            value = getattr(record, key, None)
+            if isinstance(value, str):
+                setattr(record, key, self.redactor(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redactor(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redactor(record.stack_info)
+        return True

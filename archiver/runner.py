@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from archiver.errors import ArchiverError, ExitCode, FatalError, RecordingError
 from archiver.models import KNOWN, Outcome
@@ -152,6 +152,52 @@ class _NotStarted(Exception):
     """A queued recording the stop reached before a worker did: it was never touched."""
 
 
+class Tally(Generic[T]):
+    """How the driver takes in each Outcome, wherever it was made: ``settle`` it (remember it;
+    a FatalError there stops the run and leaves it unremembered), count and log it, tell
+    ``on_outcome``, and stop the run after ``max_destination_failures`` consecutive failures
+    of the destination itself. Used on the driver's thread only."""
+
+    def __init__(
+        self,
+        result: RunResult,
+        settle: Callable[[Outcome, T | None], Outcome] | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
+        max_destination_failures: int = 2,
+    ) -> None:
+        self.result = result
+        self._settle = settle
+        self._on_outcome = on_outcome
+        self._max_down = max_destination_failures
+        self._down_in_a_row = 0
+
+    def record(self, outcome: Outcome, item: T | None) -> None:
+        result = self.result
+        if self._settle is not None:
+            try:
+                outcome = self._settle(outcome, item)
+            except FatalError as exc:  # the catalog is gone: what happened cannot be remembered
+                result.fatal = result.fatal or str(exc)
+                outcome = dataclasses.replace(outcome, remembered=False)
+        result.add(outcome)
+        _log_outcome(outcome)
+        if self._on_outcome:
+            try:
+                self._on_outcome(outcome)
+            except FatalError as exc:  # finishing a window needs the catalog, which is gone
+                result.fatal = result.fatal or str(exc)
+        if outcome.destination_down:
+            self._down_in_a_row += 1
+            if self._down_in_a_row >= self._max_down and not result.fatal:
+                result.fatal = (
+                    f"the destination failed {self._down_in_a_row} times in a row, last: {outcome.error}; "
+                    "stopping (those recordings are remembered and retried next run, with no attempt "
+                    "counted against them)"
+                )
+        elif outcome.status in ("archived", "skipped"):
+            self._down_in_a_row = 0
+
+
 def run_batch(
     items: Iterable[T | Outcome],
     work: Callable[[T], Outcome],
@@ -185,33 +231,8 @@ def run_batch(
     finish, and queued ones are handed back untouched (not counted as listed, so their
     window stays unfinished and the next run takes them).
     """
-    down_in_a_row = 0
-
-    def record(outcome: Outcome, item: T | None) -> None:  # only ever on this (the driver) thread
-        nonlocal down_in_a_row
-        if settle is not None:
-            try:
-                outcome = settle(outcome, item)
-            except FatalError as exc:  # the catalog is gone: what happened cannot be remembered
-                result.fatal = result.fatal or str(exc)
-                outcome = dataclasses.replace(outcome, remembered=False)
-        result.add(outcome)
-        _log_outcome(outcome)
-        if on_outcome:
-            try:
-                on_outcome(outcome)
-            except FatalError as exc:  # finishing a window needs the catalog, which is gone
-                result.fatal = result.fatal or str(exc)
-        if outcome.destination_down:
-            down_in_a_row += 1
-            if down_in_a_row >= max_destination_failures and not result.fatal:
-                result.fatal = (
-                    f"the destination failed {down_in_a_row} times in a row, last: {outcome.error}; "
-                    "stopping (those recordings are remembered and retried next run, with no attempt "
-                    "counted against them)"
-                )
-        elif outcome.status in ("archived", "skipped"):
-            down_in_a_row = 0
+    tally: Tally[T] = Tally(result, settle, on_outcome, max_destination_failures)
+    record = tally.record
 
     in_flight: dict[Future[Outcome], T] = {}
 

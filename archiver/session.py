@@ -21,7 +21,7 @@ from archiver.media.transcode import Transcoder, find_ffmpeg
 from archiver.models import scope_prefix
 from archiver.pipeline import Deps
 from archiver.profiles import pick_profiles
-from archiver.providers import make_client, open_provider, pacing_folder_of
+from archiver.providers import PacerFactory, make_client, open_provider, pacing_folder_of
 from archiver.retry import RetryPolicy
 from archiver.storage import S3Options, Storage, open_storage
 from archiver.timeutil import utcnow
@@ -34,15 +34,18 @@ if TYPE_CHECKING:  # httpx is imported when a client is made, not for `archiver 
 log = logging.getLogger("archiver")
 
 
-def build_provider(settings: Settings, name: str, client: httpx.Client) -> Provider:
+def build_provider(
+    settings: Settings, name: str, client: httpx.Client, pacer: PacerFactory | None = None
+) -> Provider:
     """The named provider's client (:func:`archiver.providers.open_provider`), paced with the
-    other processes that use a catalog in the same folder."""
+    other processes that use a catalog in the same folder (or by ``pacer``)."""
     return open_provider(
         name,
         settings,
         client,
         policy=retry_policy(settings),
         pacing_folder=pacing_folder_of(catalog_path(settings)),
+        pacer=pacer,
     )
 
 
@@ -89,6 +92,7 @@ def archive_session(
     dry_run: bool,
     profiles: tuple[str, ...] = (),
     keep_original: bool = True,
+    shard: str = "",
 ) -> Iterator[Deps]:
     """Provider, storage, catalog, HTTP client and encoders for one run, closed afterwards.
 
@@ -139,7 +143,7 @@ def archive_session(
         if dry_run:
             yield deps
             return
-        with RunLock(catalog.path, scope.dest, scope.provider, scope.account):
+        with RunLock(catalog.path, scope.dest, scope.provider, scope.account, shard):
             storage.check()
             prefix = scope_prefix(settings.archive.layout, scope.provider, scope.account)
             # An unfinished multipart upload counts as abandoned only after a day: the run lock

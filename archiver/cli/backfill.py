@@ -7,9 +7,13 @@ from typing import Any
 import click
 
 from archiver import api
+from archiver.api import Hooks, Options
 from archiver.cli.archive import archive
 from archiver.cli.options import archive_options, exit_codes
+from archiver.config import Settings
 from archiver.errors import ConfigError
+from archiver.jobs import Shard
+from archiver.runner import RunResult
 from archiver.timeutil import check_window_count, parse_duration, parse_when, utcnow
 
 
@@ -22,10 +26,43 @@ from archiver.timeutil import check_window_count, parse_duration, parse_when, ut
     show_default=True,
     help="Window size: finished windows are remembered, so a rerun resumes.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where the work runs: this process's threads, or a Dask cluster (pip install 'archiver[dask]').",
+)
+@click.option(
+    "--scheduler",
+    help="The Dask scheduler for --executor dask: tcp://HOST:8786, or local[:N] for N worker "
+    "processes here. Default: $ARCHIVER_DASK_SCHEDULER or [dask] scheduler.",
+)
+@click.option(
+    "--max-tasks-in-flight",
+    type=click.IntRange(min=1),
+    help="Listing windows handed to the Dask cluster at once (default: [dask] max_tasks_in_flight, 64).",
+)
+@click.option(
+    "--shard",
+    metavar="I/N",
+    help="Archive only shard I of N (the windows and remembered ids of this share), for N hosts "
+    "that split one range without a scheduler; each paces at 1/N of the provider's rate.",
+)
 @archive_options
 @click.pass_context
 @exit_codes
-def backfill(ctx: click.Context, since: str, until: str | None, window: str, **opts: Any) -> None:
+def backfill(
+    ctx: click.Context,
+    since: str,
+    until: str | None,
+    window: str,
+    executor: str,
+    scheduler: str | None,
+    max_tasks_in_flight: int | None,
+    shard: str | None,
+    **opts: Any,
+) -> None:
     """Archive every recording that started in [--since, --until).
 
     The range is split into windows; each finished window is remembered in the catalog, so an
@@ -46,10 +83,47 @@ def backfill(ctx: click.Context, since: str, until: str | None, window: str, **o
         raise ConfigError(f"--since ({since}) must be before --until ({until or 'now'})")
     size = parse_duration(window)
     check_window_count(start, end, size)  # before anything starts: exit 2, nothing done
-    archive(
-        ctx,
-        opts,
-        lambda settings, options, hooks: api.backfill(
-            settings, opts["provider"], start, end, window=size, options=options, hooks=hooks
-        ),
+    part = Shard.parse(shard) if shard else None
+
+    def call(settings: Settings, options: Options, hooks: Hooks) -> RunResult:
+        on = open_executor(executor, scheduler or settings.dask.scheduler, max_tasks_in_flight, settings)
+        try:
+            return api.backfill(
+                settings,
+                opts["provider"],
+                start,
+                end,
+                window=size,
+                options=options,
+                hooks=hooks,
+                executor=on,
+                shard=part,
+            )
+        finally:
+            if on is not None:
+                on.shutdown()
+
+    archive(ctx, opts, call)
+
+
+def open_executor(
+    kind: str, scheduler: str | None, max_tasks_in_flight: int | None, settings: Settings
+) -> api.UnitExecutor | None:
+    """None for the local thread pool; a connected DaskExecutor for ``dask``."""
+    if kind == "local":
+        return None
+    if not scheduler:
+        raise ConfigError(
+            "--executor dask needs a scheduler: --scheduler tcp://HOST:8786 (or local:N), "
+            "$ARCHIVER_DASK_SCHEDULER, or [dask] scheduler in the config file"
+        )
+    try:
+        from archiver.cluster import DaskExecutor
+    except ImportError:
+        raise ConfigError(
+            "--executor dask needs the dask extra: pip install 'archiver[dask]' "
+            "(on the scheduler and every worker too)"
+        ) from None
+    return DaskExecutor.connect(
+        scheduler, max_tasks_in_flight=max_tasks_in_flight or settings.dask.max_tasks_in_flight
     )

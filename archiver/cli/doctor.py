@@ -9,7 +9,16 @@ import click
 from archiver.cli import wiring
 from archiver.cli.options import dest_option, exit_codes
 from archiver.cli.output import echo
-from archiver.doctor import Finding, check_catalog, check_ffmpeg, check_pacing, check_provider, check_storage
+from archiver.doctor import (
+    Finding,
+    check_catalog,
+    check_ffmpeg,
+    check_pacing,
+    check_provider,
+    check_storage,
+    check_workers,
+    versions,
+)
 from archiver.errors import ExitCode
 from archiver.media.transcode import find_ffmpeg
 from archiver.providers import make_client
@@ -25,9 +34,26 @@ from archiver.providers import make_client
 )
 @dest_option
 @click.option("--catalog", type=click.Path(dir_okay=False), help="Catalog database to check.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="dask: also check every worker of the cluster (credentials, destination, ffmpeg, versions).",
+)
+@click.option(
+    "--scheduler", help="The Dask scheduler (default: $ARCHIVER_DASK_SCHEDULER or [dask] scheduler)."
+)
 @click.pass_context
 @exit_codes
-def doctor(ctx: click.Context, providers: tuple[str, ...], dest: str | None, catalog: str | None) -> None:
+def doctor(
+    ctx: click.Context,
+    providers: tuple[str, ...],
+    dest: str | None,
+    catalog: str | None,
+    executor: str,
+    scheduler: str | None,
+) -> None:
     """Check credentials, ffmpeg, the destination and the catalog; say how to fix each problem.
 
     Exits 1 when something would stop a run. Writes, reads and deletes one small probe object
@@ -75,6 +101,19 @@ def doctor(ctx: click.Context, providers: tuple[str, ...], dest: str | None, cat
     # Before the catalog check: it reports the folder as a run will find it.
     findings.append(check_pacing(os.path.dirname(os.path.abspath(wiring.catalog_path(settings)))))
     findings.append(check_catalog(wiring.catalog_path(settings)))
+    if executor == "dask":
+        from archiver.cli.backfill import open_executor
+
+        cluster = open_executor("dask", scheduler or settings.dask.scheduler, None, settings)
+        try:
+            from archiver.cluster import DaskExecutor, worker_facts
+
+            assert isinstance(cluster, DaskExecutor)
+            facts = cluster.client.run(worker_facts, settings.without_secrets(), chosen)
+            findings.extend(check_workers(facts, versions()))
+        finally:
+            if cluster is not None:
+                cluster.shutdown()
     for f in findings:
         echo(*f.lines())
     failed = sum(f.level == "fail" for f in findings)

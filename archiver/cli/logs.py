@@ -7,39 +7,11 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from archiver.redact import Redactor, escape_controls, json_line
+from archiver.redact import Redactor, RedactSecrets, escape_controls, json_line
 
-# Attributes a record may carry (``extra=``) whose values can come from a provider.
-_EXTRA_TEXT = ("recording_id", "provider", "status")
 # Marks each line of a traceback as part of the record above it: no line of one can pass for
 # a record of its own, whatever an exception's message holds.
 TRACE_PREFIX = "  | "
-
-
-class RedactSecrets(logging.Filter):
-    """Removes every form of the run's secrets from a record: its message, the provider
-    values it carries, and its traceback (formatted here, once, so both formatters print
-    the redacted text)."""
-
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__()
-        self.redactor = redactor
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.redactor:
-            return True
-        record.msg, record.args = self.redactor(record.getMessage()), None
-        for key in _EXTRA_TEXT:
-            value = getattr(record, key, None)
-            if isinstance(value, str):
-                setattr(record, key, self.redactor(value))
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.redactor(record.exc_text)
-        if record.stack_info:
-            record.stack_info = self.redactor(record.stack_info)
-        return True
 
 
 class TextFormatter(logging.Formatter):

@@ -25,25 +25,32 @@ if TYPE_CHECKING:
 NAMES = ("catapult", "plivo")
 
 
+PacerFactory = Callable[[str, str, str, float], "Pacer"]  # (base_url, account, family, rate)
+
+
 def open_provider(
-    name: str, settings: Settings, client: httpx.Client, *, policy: RetryPolicy, pacing_folder: str
+    name: str,
+    settings: Settings,
+    client: httpx.Client,
+    *,
+    policy: RetryPolicy,
+    pacing_folder: str,
+    pacer: PacerFactory | None = None,
 ) -> Provider:
     """The named provider's client on ``client``. Its requests are paced per provider account
     + endpoint family across every process on this machine that shares ``pacing_folder``
-    (the catalog's). ConfigError for an unknown name or missing credentials."""
+    (the catalog's), or by ``pacer`` (a cluster's shared limiter). ConfigError for an
+    unknown name or missing credentials."""
     if name not in NAMES:
         raise ConfigError(f"unknown provider {name!r}; known: {', '.join(NAMES)}")
     settings.require_provider(name)
     from archiver.providers.http import SharedPacer, pacing_path
 
-    def pacer(base_url: str, account: str, family: str, rate: float) -> Pacer:
+    def shared(base_url: str, account: str, family: str, rate: float) -> Pacer:
         return SharedPacer(rate, pacing_path(pacing_folder, name, base_url, account, family))
 
     opener = _open_catapult if name == "catapult" else _open_plivo
-    return opener(settings, client, policy, pacer)
-
-
-PacerFactory = Callable[[str, str, str, float], "Pacer"]
+    return opener(settings, client, policy, pacer or shared)
 
 
 def _open_catapult(

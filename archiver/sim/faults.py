@@ -90,3 +90,9 @@ class FaultPlan:
                         fault.remaining -= 1
                     return fault.kind
         return None
+
+    def add(self, spec: str) -> None:
+        """More faults, from now on (a test arms one mid-session)."""
+        faults = parse_faults(spec)
+        with self._lock:
+            self._faults.extend(f for f in faults if f.kind not in ("unsafe-id", "ratelimit"))

@@ -100,6 +100,7 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "stall":
             self.wfile.write(body[:1024])
             self.wfile.flush()
+            self.sim.count("media.stalled")
             time.sleep(self.sim.stall_seconds)
             self.close_connection = True
             return

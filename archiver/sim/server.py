@@ -61,6 +61,7 @@ class Simulator:
         self.stall_seconds = stall_seconds
         self.stats: Counter[str] = Counter()
         self.events: list[str] = []  # every counted request, in order
+        self.times: list[tuple[float, str]] = []  # (time.monotonic(), key) of each
         self.media_auth_seen: list[str] = []
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
@@ -122,6 +123,7 @@ class Simulator:
         with self._lock:
             self.stats[key] += 1
             self.events.append(key)
+            self.times.append((time.monotonic(), key))  # when: the rate the provider saw
 
     def get(self, provider: str, rec_id: str) -> data.SimRecording | None:
         rec = self._by_id.get((provider, rec_id))

@@ -1,0 +1,43 @@
+"""``backfill --shard I/N``: N hosts split one range without a scheduler, exactly once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from archiver.sim import Simulator
+
+
+def test_two_shards_cover_the_range_exactly_once(backfill, use_sim, freeze, tmp_path: Path) -> None:
+    freeze(datetime(2024, 6, 1, tzinfo=UTC))
+    with Simulator(recordings=30, seed=72) as sim:
+        use_sim(sim)
+        dest, catalog = str(tmp_path / "a"), str(tmp_path / "cat.db")
+        first = backfill("plivo", dest, "--catalog", catalog, "--shard", "1/2")
+        media_after_first = sim.stats["plivo.media.requests"]
+        second = backfill("plivo", dest, "--catalog", catalog, "--shard", "2/2")
+        assert first.exit_code in (0, 1) and second.exit_code in (0, 1), first.output + second.output
+        n1 = int(first.output.split("archived=")[1].split()[0])
+        n2 = int(second.output.split("archived=")[1].split()[0])
+        downloadable = [r for r in sim.plivo if r.state == "complete"]
+        assert n1 > 0 and n2 > 0 and n1 + n2 == len(downloadable)
+        # Each recording downloaded once, by one shard: no overlap, no gap.
+        assert sim.stats["plivo.media.requests"] == len(downloadable) == media_after_first + n2
+        assert len(list(Path(dest).rglob("*.json"))) == len(downloadable)
+        # Between them the shards finished every window: the whole range has nothing left.
+        whole = backfill("plivo", dest, "--catalog", catalog)
+        assert "listed=0 " in whole.output and whole.exit_code == 0, whole.output
+
+
+def test_bad_shards_and_catapult_are_refused_before_anything(backfill, sim_env, tmp_path: Path) -> None:
+    for bad in ("0/2", "3/2", "1", "a/b", "1/0"):
+        r = backfill("plivo", str(tmp_path / "a"), "--shard", bad)
+        assert r.exit_code == 2 and "bad --shard" in r.output, (bad, r.output)
+    r = backfill("catapult", str(tmp_path / "a"), "--shard", "1/2")
+    assert r.exit_code == 2 and "--shard needs a provider that lists by date" in r.output, r.output
+    assert not (tmp_path / "a").exists() or not list((tmp_path / "a").rglob("*.json"))
+
+
+def test_dask_without_a_scheduler_says_what_to_set(backfill, sim_env, tmp_path: Path) -> None:
+    r = backfill("plivo", str(tmp_path / "a"), "--executor", "dask")
+    assert r.exit_code == 2 and "--executor dask needs a scheduler" in r.output, r.output
