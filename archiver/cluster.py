@@ -258,6 +258,13 @@ def _session_for(task: UnitTask) -> Deps:
         return _sessions[key][1]
 
 
+def close_sessions(run_id: str) -> None:
+    """Close this worker's session of run ``run_id`` (the driver calls it when the run ends)."""
+    with _sessions_lock:
+        for key in [k for k in _sessions if k[0] == run_id]:
+            _sessions.pop(key)[0].close()
+
+
 def _archive_unit(task: UnitTask, deps: Deps, name: str) -> UnitReport:
     tracker = GroupTracker()
     unit = task.unit
@@ -279,7 +286,7 @@ def _archive_unit(task: UnitTask, deps: Deps, name: str) -> UnitReport:
         on_outcome=outcomes.append,
     )
     gap = "; ".join(tracker.gaps) or None
-    complete = isinstance(unit, Ids) or (unit in tracker._closed and not local.fatal)
+    complete = isinstance(unit, Ids) or (tracker.listed_completely(unit) and not local.fatal)
     return UnitReport(unit, tuple(outcomes), complete, gap=gap, fatal=local.fatal, worker=name)
 
 
@@ -330,9 +337,6 @@ class DaskExecutor:
                 own.close()
             raise FatalError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
         return cls(client, max_tasks_in_flight=max_tasks_in_flight, own=own)
-
-    def submit(self, fn: Any, item: Any, /) -> NoReturn:
-        raise NotImplementedError("a DaskExecutor runs whole units (archive_job), not single recordings")
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self.client.close()
@@ -415,6 +419,8 @@ class DaskExecutor:
                 submit_next()
         if in_flight:  # stopped: what is queued never starts; its windows stay unfinished
             self.client.cancel(list(in_flight))
+        with contextlib.suppress(Exception):  # best effort: a worker that is gone has nothing open
+            self.client.run(close_sessions, result.run_id)
 
     def _units(self, job: Job, deps: Deps, take: Any) -> Iterator[Window | Ids]:
         """The job's units for the workers; given-up recordings are reported here (the driver

@@ -345,6 +345,10 @@ class GroupTracker:
         self._group_of[recording_id] = group
         self._open.setdefault(group, set()).add(recording_id)
 
+    def listed_completely(self, group: Any) -> bool:
+        """Whether the group's listing ended completely (it was closed), done or not."""
+        return group in self._closed or group in self.finished
+
     def close(self, group: Any) -> None:
         self._closed.add(group)
         self._open.setdefault(group, set())
