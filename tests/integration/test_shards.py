@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from archiver.sim import Simulator
 
@@ -41,3 +44,13 @@ def test_bad_shards_and_catapult_are_refused_before_anything(backfill, sim_env, 
 def test_dask_without_a_scheduler_says_what_to_set(backfill, sim_env, tmp_path: Path) -> None:
     r = backfill("plivo", str(tmp_path / "a"), "--executor", "dask")
     assert r.exit_code == 2 and "--executor dask needs a scheduler" in r.output, r.output
+
+
+def test_dask_without_the_extra_says_what_to_install(
+    backfill, sim_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed: import fails
+    monkeypatch.delitem(sys.modules, "archiver.cluster", raising=False)
+    r = backfill("plivo", str(tmp_path / "a"), "--executor", "dask", "--scheduler", "local:1")
+    assert r.exit_code == 2 and "pip install 'archiver[dask]'" in r.output, r.output
+    assert not (tmp_path / "a").exists()
