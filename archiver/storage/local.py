@@ -146,7 +146,10 @@ class LocalStorage:
             self._path(key).unlink()
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        top = self._folder(prefix.rpartition("/")[0])
+        if top is None:
+            return
+        for dirpath, dirnames, filenames in os.walk(top):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if name.startswith("."):  # no key part begins with "." (models.check_key_part)
@@ -154,6 +157,32 @@ class LocalStorage:
                 key = Path(dirpath, name).relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     yield key
+
+    def list_folders(self, prefix: str = "") -> Iterator[str]:
+        """The folders right under ``prefix`` (not hidden ones, not symlinks), sorted."""
+        top = self._folder(prefix.rstrip("/"))
+        if top is None:
+            return
+        try:
+            with os.scandir(top) as entries:
+                names = sorted(
+                    e.name for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+                )
+        except OSError as exc:
+            raise StorageError(f"cannot list {prefix or self.root}: {exc.strerror or exc}") from None
+        yield from names
+
+    def _folder(self, relative: str) -> str | None:
+        """The folder ``relative`` to the root as a full walk reaches it (never through a
+        symlink or a hidden folder), or None when there is no such folder."""
+        path = str(self.root)
+        for part in relative.split("/") if relative else ():
+            if part in ("", ".", "..") or part.startswith("."):
+                return None
+            path = os.path.join(path, part)
+            if os.path.islink(path) or not os.path.isdir(path):
+                return None
+        return path
 
     def recover(self, scope_prefix: str, initiated_before: datetime | None = None) -> int:
         """Remove the staging folders of runs that died (told by their locks, not by names:
