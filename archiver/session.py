@@ -160,4 +160,4 @@ def archive_session(
 
 
 def build_transcoder(settings: Settings) -> Transcoder:
-    return Transcoder(find_ffmpeg(settings.transcode.ffmpeg), memory_cap_mb=settings.transcode.memory_cap_mb)
+    return Transcoder(find_ffmpeg(settings.transcode.ffmpeg))

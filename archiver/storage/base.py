@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from archiver.models import Protection
 
@@ -29,6 +29,17 @@ class LegalHolds(Protocol):
     """The optional capability of changing an object's legal hold (S3 with Object Lock)."""
 
     def set_legal_hold(self, key: str, on: bool) -> None: ...
+
+
+@runtime_checkable
+class LocalFiles(Protocol):
+    """The optional capability of a destination whose objects are local files (a folder):
+    a program can read one where it is, without a copy."""
+
+    def local_path(self, key: str) -> str:
+        """The path of the file stored under ``key`` (UnsafeKeyError when it would lead
+        outside the destination)."""
+        ...
 
 
 class Storage(Protocol):

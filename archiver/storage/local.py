@@ -135,6 +135,9 @@ class LocalStorage:
                 os.unlink(tmp)
             raise write_error(key, exc) from None
 
+    def local_path(self, key: str) -> str:
+        return str(self._path(key))
+
     def open_read(self, key: str) -> BinaryIO:
         try:
             return open(self._path(key), "rb")
