@@ -16,7 +16,7 @@ from archiver.models import CONTENT_TYPES, Outcome, Probe, Protection, render_si
 from archiver.profiles import Profile
 from archiver.sidecars import Archived
 from archiver.storage import Storage, iter_chunks
-from archiver.storage.base import LocalFiles
+from archiver.storage.base import LocalFiles, make_durable
 from archiver.timeutil import lenient_time
 
 
@@ -112,6 +112,7 @@ def add_rendition(item: Archived, deps: RetranscodeDeps) -> Outcome:
             sha256=made.file.sha256,
             protection=protection,
         )
+        make_durable(deps.storage, [key])  # the rendition's name before the sidecar naming it
         doc["files"] = [f for f in files if f.get("profile") != profile.name] + [made.file.to_json()]
         body = render_sidecar(doc)
         deps.storage.put_bytes(item.key, body, content_type=CONTENT_TYPES["json"], protection=protection)
