@@ -205,6 +205,7 @@ class Catalog:
             self._db.close()
             raise
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # one batch commits at a time
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -237,16 +238,22 @@ class Catalog:
             )
 
     def flush(self) -> None:
-        """Commit the "archived" rows waiting (after the barrier)."""
-        with self._lock:
-            self._flush()
+        """Commit the "archived" rows waiting, after the barrier (which runs without the
+        catalog's lock: other threads go on reading and adding rows meanwhile)."""
+        with self._flushing:
+            with self._lock:
+                rows = dict(self._pending)
+            if not rows:
+                return
+            if self.barrier is not None:
+                self.barrier()  # raises (a StorageError): the rows stay waiting, nothing claimed
+            with self._lock:
+                self._commit(list(rows.values()))
+                for key, row in rows.items():
+                    if self._pending.get(key) is row:
+                        del self._pending[key]
 
-    def _flush(self) -> None:  # with self._lock held
-        if not self._pending:
-            return
-        if self.barrier is not None:
-            self.barrier()  # raises (a StorageError): the rows stay waiting, nothing claimed
-        rows = list(self._pending.values())
+    def _commit(self, rows: list[tuple[Any, ...]]) -> None:  # with self._lock held
         try:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(_ARCHIVED_SQL, rows)
@@ -255,11 +262,10 @@ class Catalog:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             raise translate(exc, self.path) from None
-        self._pending.clear()
 
     def _exec(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self.flush()  # rows waiting before this statement are committed before it
         with self._lock:
-            self._flush()
             try:
                 return self._db.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
@@ -295,11 +301,12 @@ class Catalog:
             if not self._pending:
                 self._pending_since = time.monotonic()
             self._pending[key] = (*key, started, sidecar_key, sha256, size, _now())
-            if (
+            due = (
                 len(self._pending) >= self.BATCH_ROWS
                 or time.monotonic() - self._pending_since >= self.BATCH_SECONDS
-            ):
-                self._flush()
+            )
+        if due:
+            self.flush()
 
     def mark_unsettled(
         self,
@@ -385,8 +392,8 @@ class Catalog:
         now be gone (a sidecar deleted by hand): the next backfill lists them again, skipping
         every archived recording. Remembered pending, failed and unavailable recordings stay
         (no sidecar knows of them), and so do watermarks and deletions."""
+        self.flush()
         with self._lock:
-            self._flush()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("DELETE FROM recordings WHERE dest=? AND state='archived'", (dest,))
