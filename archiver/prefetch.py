@@ -72,9 +72,10 @@ def read_ahead(
     """The items of each producer, in order, as one iterator per producer; up to ``ahead``
     producers run at once, the first of them being the one consumed; the others start once a
     listing has delivered its first item (so a refused request is not made ``ahead`` times).
-    An exception a producer raises comes out of its iterator at the place it happened. Closing this generator (or
-    setting ``stop``) starts no further producer; running ones stop at their next item once
-    this generator is closed (until then they fill at most ``buffer`` items each)."""
+    An exception a producer raises comes out of its iterator at the place it happened.
+    Closing this generator (or setting ``stop``) starts no further producer; running ones
+    stop at their next item once this generator is closed (until then they fill at most
+    ``buffer`` items each)."""
     cancel = threading.Event()
     pending = iter(producers)
     running: list[_Listing[T]] = []
