@@ -236,7 +236,13 @@ def verify(
     try:
         must_exist(storage)
         storage.check()
-        result = verify_archive(storage, selection or Selection(), workers=workers, on_file=on_file)
+        result = verify_archive(
+            storage,
+            selection or Selection(),
+            workers=workers,
+            on_file=on_file,
+            layout=settings.archive.layout,
+        )
         result.dest = storage.url
         return result
     finally:
@@ -278,6 +284,7 @@ def export(
             with_renditions=with_renditions,
             mask_numbers=mask_numbers,
             command_line=command_line,
+            layout=settings.archive.layout,
         )
     finally:
         source.close()

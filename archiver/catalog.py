@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +23,8 @@ from typing import Any
 
 from archiver.errors import ArchiverError, CatalogDamaged, CatalogUnavailable, ConfigError
 from archiver.timeutil import parse_provider_time
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS: Sequence[str] = (
     # 1: the first schema
@@ -71,6 +75,15 @@ MIGRATIONS: Sequence[str] = (
 )
 
 
+_ARCHIVED_SQL = (
+    "INSERT INTO recordings (dest, provider, account, recording_id, state, started_at, "
+    "sidecar_key, sha256, bytes, attempts, last_error, last_stage, updated_at) "
+    "VALUES (?,?,?,?, 'archived', ?,?,?,?, 0, NULL, NULL, ?) "
+    "ON CONFLICT (dest, provider, account, recording_id) DO UPDATE SET state='archived', "
+    "started_at=excluded.started_at, sidecar_key=excluded.sidecar_key, "
+    "sha256=excluded.sha256, bytes=excluded.bytes, last_error=NULL, last_stage=NULL, "
+    "updated_at=excluded.updated_at"
+)
 # SQLite's primary result codes for "the file is damaged" and "the file is not a database".
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 # The catalog's disk or file refuses writes: what a run does could no longer be remembered.
@@ -140,10 +153,30 @@ def _now() -> str:
 
 
 class Catalog:
-    """Thread-safe access to the catalog database."""
+    """Thread-safe access to the catalog database.
 
-    def __init__(self, path: str, *, redact: Callable[[str], str] | None = None) -> None:
+    "Archived" rows are written in batches (one transaction per :attr:`BATCH_ROWS` rows, or
+    per :attr:`BATCH_SECONDS`): before a batch commits, ``barrier`` runs (the destination's
+    :func:`~archiver.storage.base.make_durable`), so the catalog never says "archived" of a
+    file whose name is not yet durable. Any other statement first commits the rows waiting,
+    so order is kept (a window is finished only after its recordings); ``get`` sees them
+    already. Rows waiting when the process dies are lost: the next run finds those sidecars
+    by one ``exists`` each, as the catalog is only an index."""
+
+    BATCH_ROWS = 64
+    BATCH_SECONDS = 1.0
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        redact: Callable[[str], str] | None = None,
+        barrier: Callable[[], None] | None = None,
+    ) -> None:
         self.path = path
+        self.barrier = barrier
+        self._pending: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
+        self._pending_since = 0.0
         # Error text and reports come from providers: stored only redacted (defence in depth).
         self._redact = redact or (lambda text: text)
         if path != ":memory:":
@@ -172,6 +205,7 @@ class Catalog:
             self._db.close()
             raise
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # one batch commits at a time
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -188,9 +222,49 @@ class Catalog:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self.settle()
+        finally:
+            self._db.close()
+
+    def settle(self) -> None:
+        """:meth:`flush`, at the end of a command: a failure is logged, not raised (what the
+        command did is reported already; the next run finds those sidecars by ``exists``)."""
+        try:
+            self.flush()
+        except ArchiverError as exc:
+            log.warning(
+                "catalog %s: %d archived recording(s) not recorded: %s", self.path, len(self._pending), exc
+            )
+
+    def flush(self) -> None:
+        """Commit the "archived" rows waiting, after the barrier (which runs without the
+        catalog's lock: other threads go on reading and adding rows meanwhile)."""
+        with self._flushing:
+            with self._lock:
+                rows = dict(self._pending)
+            if not rows:
+                return
+            if self.barrier is not None:
+                self.barrier()  # raises (a StorageError): the rows stay waiting, nothing claimed
+            with self._lock:
+                self._commit(list(rows.values()))
+                for key, row in rows.items():
+                    if self._pending.get(key) is row:
+                        del self._pending[key]
+
+    def _commit(self, rows: list[tuple[Any, ...]]) -> None:  # with self._lock held
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(_ARCHIVED_SQL, rows)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise translate(exc, self.path) from None
 
     def _exec(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self.flush()  # rows waiting before this statement are committed before it
         with self._lock:
             try:
                 return self._db.execute(sql, args).fetchall()
@@ -200,6 +274,9 @@ class Catalog:
     # --- recordings -------------------------------------------------------------------------
 
     def get(self, scope: Scope, recording_id: str) -> Known | None:
+        with self._lock:
+            if (*scope.key(), recording_id) in self._pending:
+                return Known(recording_id, "archived", 0, None)
         rows = self._exec(
             "SELECT recording_id, state, attempts, last_error FROM recordings "
             "WHERE dest=? AND provider=? AND account=? AND recording_id=?",
@@ -217,17 +294,19 @@ class Catalog:
         size: int | None,
         started_at: datetime | str | None,
     ) -> None:
+        """Remember an archived recording (in the next batch, see the class)."""
         started = _ts(started_at) if isinstance(started_at, datetime) else started_at
-        self._exec(
-            "INSERT INTO recordings (dest, provider, account, recording_id, state, started_at, "
-            "sidecar_key, sha256, bytes, attempts, last_error, last_stage, updated_at) "
-            "VALUES (?,?,?,?, 'archived', ?,?,?,?, 0, NULL, NULL, ?) "
-            "ON CONFLICT (dest, provider, account, recording_id) DO UPDATE SET state='archived', "
-            "started_at=excluded.started_at, sidecar_key=excluded.sidecar_key, "
-            "sha256=excluded.sha256, bytes=excluded.bytes, last_error=NULL, last_stage=NULL, "
-            "updated_at=excluded.updated_at",
-            (*scope.key(), recording_id, started, sidecar_key, sha256, size, _now()),
-        )
+        key = (*scope.key(), recording_id)
+        with self._lock:
+            if not self._pending:
+                self._pending_since = time.monotonic()
+            self._pending[key] = (*key, started, sidecar_key, sha256, size, _now())
+            due = (
+                len(self._pending) >= self.BATCH_ROWS
+                or time.monotonic() - self._pending_since >= self.BATCH_SECONDS
+            )
+        if due:
+            self.flush()
 
     def mark_unsettled(
         self,
@@ -313,6 +392,7 @@ class Catalog:
         now be gone (a sidecar deleted by hand): the next backfill lists them again, skipping
         every archived recording. Remembered pending, failed and unavailable recordings stay
         (no sidecar knows of them), and so do watermarks and deletions."""
+        self.flush()
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")

@@ -48,6 +48,7 @@ from archiver.providers.http import Pacer
 from archiver.redact import RedactSecrets
 from archiver.runner import GroupTracker, RunResult, Tally, first_seen, run_batch
 from archiver.session import build_provider, build_storage, build_transcoder, retry_policy
+from archiver.storage.base import make_durable
 
 if TYPE_CHECKING:
     from archiver.api import Hooks
@@ -285,6 +286,9 @@ def _archive_unit(task: UnitTask, deps: Deps, name: str) -> UnitReport:
         triage=triage,
         on_outcome=outcomes.append,
     )
+    # What the report calls archived, the driver's catalog will say: durable first (a local
+    # destination syncs its folders in groups; the driver's barrier cannot see this worker's).
+    make_durable(deps.storage)
     gap = "; ".join(tracker.gaps) or None
     complete = isinstance(unit, Ids) or (tracker.listed_completely(unit) and not local.fatal)
     return UnitReport(unit, tuple(outcomes), complete, gap=gap, fatal=local.fatal, worker=name)

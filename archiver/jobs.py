@@ -15,15 +15,17 @@ The planners are pure functions of their inputs (no I/O, no clock: ``now`` is pa
 
 from __future__ import annotations
 
+import functools
 import logging
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from archiver.errors import ConfigError, ListingIncomplete, NotFoundError, RecordingError
 from archiver.models import Outcome, Recording
 from archiver.pipeline import Deps, given_up
+from archiver.prefetch import read_ahead
 from archiver.runner import GroupTracker
 from archiver.timeutil import iso_z, windows
 
@@ -35,6 +37,8 @@ RUN_WINDOW = timedelta(days=1)
 # the recording ends: a recording listed in [since, until) may have started up to a call's
 # length before since. So remembered ones are picked with that much slack.
 REMEMBERED_SLACK = timedelta(days=1)
+# Listing windows run ahead of the one being archived (archiver.prefetch), at most this many.
+LIST_AHEAD = 3
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,16 @@ def feed(job: Job, deps: Deps, tracker: GroupTracker) -> Iterator[Recording | Ou
             len(job.windows),
             len(todo),
         )
+    # The next windows are listed while the current one's recordings download (paced as ever).
+    listings = read_ahead(
+        (
+            functools.partial(deps.provider.list_recordings, w.since, w.until)
+            for w in job.windows
+            if w in todo
+        ),
+        ahead=LIST_AHEAD,
+        stop=deps.stop,
+    )
     for unit in job.units:
         if isinstance(unit, Remembered):
             if unit.report_given_up:
@@ -216,7 +230,7 @@ def feed(job: Job, deps: Deps, tracker: GroupTracker) -> Iterator[Recording | Ou
         elif isinstance(unit, Ids):
             yield from by_id(deps, unit.recording_ids)
         elif unit in todo:
-            yield from list_window(deps, unit, tracker)
+            yield from list_window(deps, unit, tracker, next(listings))
 
 
 def remembered_ids(unit: Remembered, deps: Deps) -> list[str]:
@@ -237,11 +251,16 @@ def by_id(deps: Deps, recording_ids: list[str] | tuple[str, ...]) -> Iterator[Re
             yield Outcome(rid, "failed", stage="get", error=str(exc))
 
 
-def list_window(deps: Deps, window: Window, tracker: GroupTracker) -> Iterator[Recording | Outcome]:
-    """One listing window's recordings, each added to ``tracker``; the window is closed (so it
-    can be finished) only when its listing ended completely."""
+def list_window(
+    deps: Deps, window: Window, tracker: GroupTracker, listing: Iterable[Recording | Outcome] | None = None
+) -> Iterator[Recording | Outcome]:
+    """One listing window's recordings (``listing``, read ahead, or the provider's), each added
+    to ``tracker``; the window is closed (so it can be finished) only when its listing ended
+    completely."""
+    if listing is None:
+        listing = deps.provider.list_recordings(window.since, window.until)
     try:
-        for item in deps.provider.list_recordings(window.since, window.until):
+        for item in listing:
             tracker.add(window, item.recording_id)
             yield item
     except ListingIncomplete as exc:

@@ -44,7 +44,7 @@ from archiver.profiles import Profile
 from archiver.providers.base import Provider
 from archiver.redact import Redactor
 from archiver.retry import RetryPolicy
-from archiver.storage.base import Storage
+from archiver.storage.base import Storage, make_durable
 from archiver.timeutil import utcnow
 
 if TYPE_CHECKING:  # httpx is imported when a run fetches (media.fetch), not for `--help`
@@ -315,6 +315,8 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
             written.append(m.file.key)
             stored_bytes += m.file.bytes
             files.append(m.file)
+        # The files' names durable before the sidecar that names them (it says "archived").
+        make_durable(deps.storage, written)
         doc = build_sidecar(
             rec,
             files,

@@ -24,6 +24,7 @@ from archiver.profiles import pick_profiles
 from archiver.providers import PacerFactory, make_client, open_provider, pacing_folder_of
 from archiver.retry import RetryPolicy
 from archiver.storage import S3Options, Storage, open_storage
+from archiver.storage.base import make_durable
 from archiver.timeutil import utcnow
 
 if TYPE_CHECKING:  # httpx is imported when a client is made, not for `archiver --help`
@@ -117,7 +118,9 @@ def archive_session(
         path = catalog_path(settings)
         # A dry run writes nothing: without a catalog yet, it plans from the sidecars alone.
         catalog = Catalog(
-            path if not dry_run or os.path.exists(path) else ":memory:", redact=settings.redactor()
+            path if not dry_run or os.path.exists(path) else ":memory:",
+            redact=settings.redactor(),
+            barrier=lambda: make_durable(storage),  # no "archived" before its files are durable
         )
         scope = Scope(storage.url, provider.name, provider.account)
         deps = Deps(
@@ -154,6 +157,7 @@ def archive_session(
             if cleaned:
                 log.warning("cleaned up %d leftover(s) of an interrupted run", cleaned)
             yield deps
+            catalog.settle()  # while the run lock is held
     finally:
         if encode_pool is not None:
             encode_pool.shutdown(wait=True)
@@ -164,4 +168,4 @@ def archive_session(
 
 
 def build_transcoder(settings: Settings) -> Transcoder:
-    return Transcoder(find_ffmpeg(settings.transcode.ffmpeg), memory_cap_mb=settings.transcode.memory_cap_mb)
+    return Transcoder(find_ffmpeg(settings.transcode.ffmpeg))

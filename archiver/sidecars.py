@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import string
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from itertools import chain, takewhile
+from typing import Any, Protocol, runtime_checkable
 
 from archiver.errors import SidecarError, StorageError, UnsafeKeyError
 from archiver.models import SIDECAR_SCHEMA, check_key, check_key_part
@@ -201,10 +203,126 @@ def sidecars(storage: Storage, keys: Iterable[str] | None = None) -> Iterator[Ar
             yield Archived(key, doc, body)
 
 
-def selected(storage: Storage, selection: Selection) -> Iterator[Archived | SidecarError]:
+@runtime_checkable
+class ListsFolders(Protocol):
+    """The capability of naming the folders (S3: common prefixes) right under a prefix."""
+
+    def list_folders(self, prefix: str = "") -> Iterator[str]:
+        """The names of the folders directly under ``prefix`` (which ends with ``/`` or is
+        empty), sorted."""
+        ...
+
+
+# Narrowing gives up (and the whole archive is listed, as before) past this many prefixes, or
+# when a date range would take more steps than this to walk.
+MAX_PREFIXES = 5000
+MAX_STEPS = 200_000
+_BY_HOUR = re.compile(r"%[HIMSpfXcTRrsz]")
+
+
+def selected_prefixes(
+    layout: str | None, selection: Selection, folders: ListsFolders | None
+) -> list[str] | None:
+    """The key prefixes that hold every sidecar ``selection`` can pick under ``layout``, so a
+    command selecting one day lists and reads that day's folders, not the whole archive. None
+    when nothing narrows it (list everything).
+
+    The folders of the layout are taken in order: a literal one is kept; one made of
+    ``{provider}``/``{account}`` is listed (``folders``) or, for ``{provider}`` with
+    ``--provider``, named; one made of ``{started:...}`` parts is enumerated over
+    ``[since, until)`` (a recording is filed under its start, in UTC, as the sidecar's
+    ``started_at`` says). The first folder that depends on anything else ends the narrowing.
+    Every sidecar found is still checked by ``selection.matches``: prefixes only narrow."""
+    if layout is None:
+        return None
+    prefixes = [""]
+    narrowed = False  # listing folders alone narrows nothing: some value must pick among them
+    segments = layout.split("/")[:-1]
+    kinds = [_kind(s) for s in segments]
+    i = 0
+    while i < len(segments):
+        segment, kind, narrows, taken = segments[i], kinds[i], False, 1
+        if kind == "literal":
+            step: list[str] | None = [p + segment + "/" for p in prefixes]
+        elif kind == "folder":
+            step = _listed(segment, prefixes, selection, folders)
+            narrows = segment == "{provider}" and bool(selection.provider)
+        elif kind == "dated":
+            # Consecutive date folders are walked together (2024/01/15, not every year x
+            # every month x every day); as many of them as stay under MAX_PREFIXES.
+            run = len(list(takewhile(lambda k: k == "dated", kinds[i:])))
+            step = None
+            for taken in range(run, 0, -1):
+                step = _dated("/".join(segments[i : i + taken]), prefixes, selection)
+                if step is None or len(step) <= MAX_PREFIXES:
+                    break
+            narrows = True
+        else:
+            step = None
+        if step is None or len(step) > MAX_PREFIXES:
+            break
+        prefixes, narrowed = step, narrowed or narrows
+        i += taken
+    return prefixes if narrowed else None
+
+
+def _kind(segment: str) -> str:
+    names = {name for _, name, _, _ in string.Formatter().parse(segment) if name is not None}
+    if not names:
+        return "literal"
+    if names <= {"provider", "account"}:
+        return "folder"
+    return "dated" if names == {"started"} else "other"
+
+
+def _listed(
+    segment: str, prefixes: list[str], selection: Selection, folders: ListsFolders | None
+) -> list[str] | None:
+    if segment == "{provider}" and selection.provider:
+        return [f"{p}{selection.provider}/" for p in prefixes]
+    if folders is None:
+        return None
+    return [f"{p}{name}/" for p in prefixes for name in folders.list_folders(p)]
+
+
+def _dated(segment: str, prefixes: list[str], selection: Selection) -> list[str] | None:
+    if selection.since is None or selection.until is None or selection.since >= selection.until:
+        return None
+    since, until = selection.since.astimezone(UTC), selection.until.astimezone(UTC)
+    if _BY_HOUR.search(segment):
+        unit, start = timedelta(hours=1), since.replace(minute=0, second=0, microsecond=0)
+    else:
+        unit, start = timedelta(days=1), since.replace(hour=0, minute=0, second=0, microsecond=0)
+    if (until - start) / unit > MAX_STEPS:
+        return None
+    values: dict[str, None] = {}
+    at = start
+    while at < until:
+        values[segment.format(started=at)] = None
+        at += unit
+    return [f"{p}{v}/" for p in prefixes for v in values]
+
+
+def prefixes_of(storage: Storage, layout: str | None, selection: Selection) -> list[str] | None:
+    """:func:`selected_prefixes` of ``storage`` (its folders listed where it can)."""
+    return selected_prefixes(layout, selection, storage if isinstance(storage, ListsFolders) else None)
+
+
+def keys_under(storage: Storage, prefixes: list[str] | None) -> Iterator[str]:
+    """The keys under ``prefixes`` in order, or every key of ``storage`` for None."""
+    if prefixes is None:
+        return storage.list_keys()
+    return chain.from_iterable(storage.list_keys(p) for p in prefixes)
+
+
+def selected(
+    storage: Storage, selection: Selection, *, layout: str | None = None
+) -> Iterator[Archived | SidecarError]:
     """Every selected recording of ``storage`` in key order, and in its place every sidecar
-    that cannot be used (whose selection cannot be told): the caller reports those."""
-    for item in sidecars(storage):
+    that cannot be used (whose selection cannot be told): the caller reports those. With the
+    archive's ``layout``, only the folders the selection can reach are listed and read
+    (:func:`selected_prefixes`)."""
+    for item in sidecars(storage, keys_under(storage, prefixes_of(storage, layout, selection))):
         if isinstance(item, SidecarError) or selection.matches(item.doc):
             yield item
 
@@ -213,10 +331,13 @@ def archived(
     storage: Storage,
     selection: Selection,
     on_problem: Callable[[SidecarError], None] | None = None,
+    *,
+    layout: str | None = None,
 ) -> Iterator[Archived]:
     """Every selected recording of ``storage``, read from its sidecar (the truth). Sidecars
-    that cannot be used go to ``on_problem`` (default: logged as errors) and are passed over."""
-    for item in selected(storage, selection):
+    that cannot be used go to ``on_problem`` (default: logged as errors) and are passed over.
+    ``layout`` narrows what is listed, as in :func:`selected`."""
+    for item in selected(storage, selection, layout=layout):
         if isinstance(item, Archived):
             yield item
         elif on_problem is not None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Encode time per audio hour and peak memory, per profile and engine, against bare ffmpeg.
+"""Encode time per audio hour and peak memory, per profile, against bare ffmpeg.
 
     .venv/bin/python scripts/bench_transcode.py [--seconds 3600]
 
@@ -27,7 +27,7 @@ import sys
 from archiver.media.transcode import Transcoder
 from archiver.profiles import BUILTIN
 t = Transcoder(sys.argv[1])
-t.encode(sys.argv[2], sys.argv[3], BUILTIN[sys.argv[4]], sys.argv[5], engine=sys.argv[6])
+t.encode(sys.argv[2], sys.argv[3], BUILTIN[sys.argv[4]], sys.argv[5], tags={"recording_id": "r-1"})
 """
 
 
@@ -77,22 +77,11 @@ def main() -> None:
         t = Transcoder(ffmpeg)
         for name, profile in BUILTIN.items():
             out = work / f"out.{profile.ext}"
-            decode, encode = t.stream_argvs(str(src), "wav", profile, str(out))
-            bare = [
-                ffmpeg,
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-y",
-                "-i",
-                str(src),
-                *encode[encode.index("-acodec") :],
-            ]
+            argv = t.argv(str(src), "wav", profile, str(out))
+            bare = [ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-i", str(src)]
+            bare += argv[argv.index("-acodec", argv.index("-i")) :]
             rows = [("bare", bare)]
-            for engine in ("pydub", "stream"):
-                rows.append(
-                    (engine, [sys.executable, "-c", CHILD, ffmpeg, str(src), "wav", name, str(out), engine])
-                )
+            rows.append(("archiver", [sys.executable, "-c", CHILD, ffmpeg, str(src), "wav", name, str(out)]))
             for engine, argv in rows:
                 seconds, peak = measure(argv)
                 print(f"{name:14} {engine:7} {seconds / hours:9.2f} {peak:8.0f}")

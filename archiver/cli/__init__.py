@@ -2,26 +2,67 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, MutableMapping
+
 import click
 
 from archiver import __version__
-from archiver.cli.backfill import backfill
-from archiver.cli.config_cmd import config as config_group
-from archiver.cli.doctor import doctor
-from archiver.cli.export import export
-from archiver.cli.fetch import fetch
-from archiver.cli.forget import forget
-from archiver.cli.legal_hold import legal_hold
 from archiver.cli.options import accept_global_options
-from archiver.cli.reindex import reindex
-from archiver.cli.run import run
-from archiver.cli.sim import sim
-from archiver.cli.transcode import transcode
-from archiver.cli.verify import verify
 from archiver.cli.wiring import GlobalOptions
 
+# Each command's module is imported when that command runs (or help lists it), not for every
+# command: `archiver run` does not load export's, the simulator's or doctor's code.
+COMMANDS = {
+    "run": "archiver.cli.run:run",
+    "backfill": "archiver.cli.backfill:backfill",
+    "fetch": "archiver.cli.fetch:fetch",
+    "forget": "archiver.cli.forget:forget",
+    "export": "archiver.cli.export:export",
+    "verify": "archiver.cli.verify:verify",
+    "legal-hold": "archiver.cli.legal_hold:legal_hold",
+    "transcode": "archiver.cli.transcode:transcode",
+    "reindex": "archiver.cli.reindex:reindex",
+    "doctor": "archiver.cli.doctor:doctor",
+    "sim": "archiver.cli.sim:sim",
+    "config": "archiver.cli.config_cmd:config",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyCommands(MutableMapping[str, click.Command]):
+    """click's name -> command table, importing a command's module on first use."""
+
+    def __init__(self, specs: dict[str, str]) -> None:
+        self._specs = dict(specs)
+        self._loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded:
+            module, _, attr = self._specs[name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            accept_global_options(command)
+            self._loaded[name] = command
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._specs[name] = ""
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._specs[name]
+        self._loaded.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+
+@click.group(
+    commands=LazyCommands(COMMANDS),
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="archiver")
 @click.option(
     "--config",
@@ -51,19 +92,3 @@ def main(ctx: click.Context, config: str | None, verbose: int, quiet: bool, log_
           --dest s3://acme-calls/recordings
     """
     ctx.obj = GlobalOptions(config, verbose, quiet, log_format)
-
-
-main.add_command(run)
-main.add_command(backfill)
-main.add_command(fetch)
-main.add_command(forget)
-main.add_command(export)
-main.add_command(verify)
-main.add_command(legal_hold)
-main.add_command(transcode)
-main.add_command(reindex)
-main.add_command(doctor)
-main.add_command(sim)
-main.add_command(config_group)
-for _command in main.commands.values():
-    accept_global_options(_command)

@@ -42,13 +42,14 @@ class RunProgress:
         self.interval = interval
         self.start = time.monotonic()
         self._last_log = self.start
-        # rich is imported for a run, not for `archiver --help` or shell completion
+        self._bar: Progress | None = None
+        if not enabled or not sys.stderr.isatty():
+            return  # log lines only: rich is not even imported (a cron run, -q, a pipe)
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         console = Console(file=sys.stderr)
-        self._bar: Progress | None = None
-        if enabled and console.is_terminal:
+        if console.is_terminal:
             self._bar = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),

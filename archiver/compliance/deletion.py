@@ -21,6 +21,7 @@ from archiver.pipeline import Deps
 from archiver.providers.base import Deleter
 from archiver.sidecars import read_sidecar
 from archiver.storage import iter_chunks
+from archiver.storage.base import make_durable
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ def delete_verified(
     """Delete each archived candidate (recording, sidecar key) at the provider once its
     stored copy is verified. Recordings newer than ``older_than`` stay at the provider."""
     out: list[Deletion] = []
+    if not dry_run:
+        make_durable(deps.storage)  # the archive's copies durable before the provider's go
     for rec, sidecar_key in candidates:
         rid = rec.recording_id
         if older_than is not None and (rec.started_at is None or rec.started_at > now - older_than):

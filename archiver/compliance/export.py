@@ -233,6 +233,7 @@ def run_export(
     with_renditions: bool = False,
     mask_numbers: bool = False,
     command_line: str = "",
+    layout: str | None = None,
 ) -> ExportResult:
     """Copy, verify and describe the selected recordings. Commits the sink only when every
     file copied matched its sidecar; otherwise aborts it and raises ExportError.
@@ -243,7 +244,9 @@ def run_export(
     and listed in ``CUSTODY.json`` (``excluded``) and in the result, so the auditor gets every
     recording that can be trusted and an exact account of what is missing and why. A file
     that does not match a good sidecar, or cannot be read, still abandons the export: shipping
-    it would put contradicting evidence in the auditor's hands."""
+    it would put contradicting evidence in the auditor's hands.
+
+    ``layout`` (the archive's) lets a selection by date read only the folders of its dates."""
     rows: list[dict[str, Any]] = []
     sums: list[tuple[str, str]] = []
     excluded: list[dict[str, str | None]] = []
@@ -264,7 +267,7 @@ def run_export(
         )
 
     try:
-        for item in archived(source, selection, on_problem=exclude):
+        for item in archived(source, selection, on_problem=exclude, layout=layout):
             rid = item.recording_id
             files = _files(item, with_renditions)
             keys = [f["key"] for f in files] + [item.key]

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from archiver.errors import SidecarError, StorageError, UnsafeKeyError
-from archiver.sidecars import NOT_ARCHIVE, Selection, sidecars
+from archiver.sidecars import NOT_ARCHIVE, Selection, keys_under, prefixes_of, sidecars
 from archiver.storage import Storage, iter_chunks
 
 
@@ -60,11 +60,25 @@ def verify_archive(
     *,
     workers: int = 4,
     on_file: Callable[[VerifyResult], None] | None = None,
+    layout: str | None = None,
 ) -> VerifyResult:
     """Check every file the selected sidecars list. Orphans are looked for only when nothing
-    narrows the selection (a narrowed one cannot tell whose a file is)."""
+    narrows the selection (a narrowed one cannot tell whose a file is). With the archive's
+    ``layout``, a selection by date lists and reads only the folders of its dates."""
     result = VerifyResult(orphans_checked=selection == Selection())
-    keys = set(storage.list_keys())
+    prefixes = prefixes_of(storage, layout, selection)
+    keys = set(keys_under(storage, prefixes))
+    listed = tuple(prefixes or ())
+
+    def present(key: str) -> bool:
+        # A file outside the folders listed (a sidecar filing it elsewhere) is asked for.
+        if key in keys or prefixes is None or key.startswith(listed):
+            return key in keys
+        try:
+            return storage.exists(key)
+        except UnsafeKeyError:
+            return True  # reported as unsafe when it is read
+
     referenced: set[str] = set()
     jobs: list[tuple[str, dict[str, Any]]] = []
     for item in sidecars(storage, sorted(keys)):
@@ -84,7 +98,7 @@ def verify_archive(
             if not f.get("key"):
                 continue
             referenced.add(f["key"])
-            if f["key"] not in keys:
+            if not present(f["key"]):
                 result.findings.append(
                     Finding("missing", f["key"], rid, "listed in the sidecar, not in storage")
                 )

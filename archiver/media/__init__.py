@@ -1,1 +1,1 @@
-"""Media: download, probe, check and transcode audio. The only users of mutagen, pydub and ffmpeg."""
+"""Media: download, probe, check and transcode audio. The only users of mutagen and ffmpeg."""

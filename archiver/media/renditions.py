@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import dataclass
 
 from archiver.errors import TranscodeError
-from archiver.media.probe import probe_file, write_tags
+from archiver.media.probe import probe_file
 from archiver.media.transcode import Transcoder
 from archiver.models import Probe, StoredFile
 from archiver.profiles import Profile
@@ -54,26 +54,14 @@ def make_rendition(
     tags: dict[str, str],
     staging_dir: str,
 ) -> Made:
-    """Encode ``src`` with ``profile`` into ``staging_dir``, tag it, probe it and check its
-    length against the original's. The caller stores and then removes ``Made.path``. On
-    failure raises TranscodeError and leaves nothing behind."""
+    """Encode ``src`` with ``profile`` and ``tags`` into ``staging_dir`` (one ffmpeg pass),
+    probe the result and check its length against the original's. The caller stores and then
+    removes ``Made.path``. On failure raises TranscodeError and leaves nothing behind."""
     fd, out = tempfile.mkstemp(dir=staging_dir, prefix=f".fetch-{os.getpid()}-", suffix=f".{profile.ext}")
     os.close(fd)
     try:
-        engine = transcoder.engine_for(
-            src_probe.duration_seconds,
-            src_probe.sample_rate,
-            src_probe.channels,
-            file_bytes=os.path.getsize(src),
-            src_format=src_format,
-            codec=src_probe.codec,
-        )
-        log.debug("%s: encoding %s with the %s engine", key, profile.name, engine)
-        transcoder.encode(src, src_format, profile, out, engine=engine)
-        try:
-            write_tags(out, profile.ext, tags)
-        except ValueError as exc:
-            raise TranscodeError(f"{profile.name}: cannot write tags: {exc}") from None
+        log.debug("%s: encoding %s", key, profile.name)
+        transcoder.encode(src, src_format, profile, out, tags=tags)
         probe = probe_file(out)
         if probe.error or probe.duration_seconds is None:
             raise TranscodeError(f"{profile.name}: the rendition cannot be read back: {probe.error}")

@@ -16,6 +16,7 @@ from archiver.models import CONTENT_TYPES, Outcome, Probe, Protection, render_si
 from archiver.profiles import Profile
 from archiver.sidecars import Archived
 from archiver.storage import Storage, iter_chunks
+from archiver.storage.base import LocalFiles, make_durable
 from archiver.timeutil import lenient_time
 
 
@@ -37,6 +38,30 @@ def stored_protection(doc: dict[str, Any]) -> Protection | None:
     )
 
 
+def readable_original(storage: Storage, key: str, fmt: str, staging: str) -> tuple[str, str, str | None]:
+    """A local file of the stored original for ffmpeg to read: (its path, the SHA-256 of its
+    bytes, the temp copy to remove afterwards or None). A local archive's file is read where it
+    is (hashed first: one read, no copy); any other is copied into ``staging`` while hashing."""
+    if isinstance(storage, LocalFiles):
+        path = storage.local_path(key)
+        try:
+            with open(path, "rb") as fh:
+                return path, hashlib.file_digest(fh, "sha256").hexdigest(), None
+        except OSError as exc:
+            raise StorageError(f"cannot read {key}: {exc.strerror or exc}") from None
+    fd, copy = tempfile.mkstemp(dir=staging, prefix=f".fetch-{os.getpid()}-", suffix=f".{fmt}")
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            for chunk in iter_chunks(storage, key):
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        os.unlink(copy)
+        raise
+    return copy, digest.hexdigest(), copy
+
+
 def add_rendition(item: Archived, deps: RetranscodeDeps) -> Outcome:
     """Encode ``deps.profile`` from the stored original and rewrite the sidecar (atomically,
     after the rendition is stored). ``skipped`` when the rendition is there already."""
@@ -53,15 +78,10 @@ def add_rendition(item: Archived, deps: RetranscodeDeps) -> Outcome:
             error="no stored original to transcode from (archived with --no-keep-original)",
         )
     staging = deps.storage.staging_dir()
-    fd, src = tempfile.mkstemp(dir=staging, prefix=f".fetch-{os.getpid()}-", suffix=f".{original['format']}")
-    made_path = None
+    made_path = copy = None
     try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            for chunk in iter_chunks(deps.storage, original["key"]):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != original["sha256"]:
+        src, digest, copy = readable_original(deps.storage, original["key"], original["format"], staging)
+        if digest != original["sha256"]:
             return Outcome(
                 rid,
                 "failed",
@@ -92,6 +112,7 @@ def add_rendition(item: Archived, deps: RetranscodeDeps) -> Outcome:
             sha256=made.file.sha256,
             protection=protection,
         )
+        make_durable(deps.storage, [key])  # the rendition's name before the sidecar naming it
         doc["files"] = [f for f in files if f.get("profile") != profile.name] + [made.file.to_json()]
         body = render_sidecar(doc)
         deps.storage.put_bytes(item.key, body, content_type=CONTENT_TYPES["json"], protection=protection)
@@ -101,7 +122,7 @@ def add_rendition(item: Archived, deps: RetranscodeDeps) -> Outcome:
     except (RecordingError, StorageError) as exc:
         return Outcome(rid, "failed", stage=exc.stage, error=str(exc))
     finally:
-        for path in (src, made_path):
+        for path in (copy, made_path):
             if path:
                 with contextlib.suppress(OSError):
                     os.unlink(path)

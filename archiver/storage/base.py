@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from archiver.models import Protection
 
@@ -29,6 +29,36 @@ class LegalHolds(Protocol):
     """The optional capability of changing an object's legal hold (S3 with Object Lock)."""
 
     def set_legal_hold(self, key: str, on: bool) -> None: ...
+
+
+@runtime_checkable
+class DeferredSync(Protocol):
+    """The optional capability of a destination whose writes become durable in groups (a
+    local folder: one fsync per folder, not per file). Where a destination lacks it, every
+    write is durable when it returns (S3)."""
+
+    def sync(self, keys: Iterable[str] | None = None) -> None:
+        """Return once the writes of ``keys`` (or all so far) are durable."""
+        ...
+
+
+def make_durable(storage: object, keys: Iterable[str] | None = None) -> None:
+    """:meth:`DeferredSync.sync` where ``storage`` has it (a no-op elsewhere): called before
+    anything that claims those writes are there (a sidecar naming the files, the catalog
+    saying "archived", a deletion at the provider)."""
+    if isinstance(storage, DeferredSync):
+        storage.sync(keys)
+
+
+@runtime_checkable
+class LocalFiles(Protocol):
+    """The optional capability of a destination whose objects are local files (a folder):
+    a program can read one where it is, without a copy."""
+
+    def local_path(self, key: str) -> str:
+        """The path of the file stored under ``key`` (UnsafeKeyError when it would lead
+        outside the destination)."""
+        ...
 
 
 class Storage(Protocol):

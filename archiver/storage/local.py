@@ -1,5 +1,5 @@
 """A local folder as destination: temp file in the run's staging folder (same file system),
-fsync, rename into place, fsync the folder."""
+fsync, rename into place; the folders' fsyncs grouped (:meth:`LocalStorage.sync`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -22,7 +23,14 @@ TMP_PREFIX = ".archiver-tmp-"  # only where staging is on another file system th
 
 
 class LocalStorage:
-    """Objects are files under ``root``; keys are relative POSIX paths."""
+    """Objects are files under ``root``; keys are relative POSIX paths.
+
+    Durability: a file is fsynced before it is renamed into place; the folder's fsync (which
+    makes the new name durable) is deferred and grouped: :meth:`sync` fsyncs each folder
+    written since once, whatever the number of files. The pipeline syncs a recording's media
+    before writing its sidecar, and the catalog syncs before it commits a batch of "archived"
+    (so it never claims a file whose name a power cut could still take away); ``close``
+    syncs what is left."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         # Resolved, so a symlink or a ``..`` path to the same folder is the same destination
@@ -30,12 +38,41 @@ class LocalStorage:
         self.root = Path(root).expanduser().resolve()
         self.url = str(self.root)
         self._staging = Staging(self.root / STAGING)
+        # Folders (relative) known to lie inside the root, and folders already made: checked
+        # once per folder, not once per key (one day's folder holds all its recordings).
+        self._inside: set[str] = set()
+        self._made: set[Path] = set()
+        self._dirty: set[Path] = set()  # folders with a rename not yet fsynced
+        self._dir_locks: dict[Path, threading.Lock] = {}
+        self._guard = threading.Lock()
 
-    def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if key.startswith("/") or not path.is_relative_to(self.root):  # root is resolved already
+    def _path(self, key: str, *, follow: bool = True) -> Path:
+        """The file of ``key``. Refused (UnsafeKeyError) when the key, a folder on its way
+        (a symlink) or, with ``follow``, the file itself (a symlink read through) leads out
+        of the root."""
+        parts = key.split("/")
+        if key.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise UnsafeKeyError(f"key {key!r} points outside {self.root}")
+        parent = "/".join(parts[:-1])
+        if parent not in self._inside:
+            if not (self.root / parent).resolve().is_relative_to(self.root):  # root is resolved
+                raise UnsafeKeyError(f"key {key!r} points outside {self.root}")
+            self._inside.add(parent)
+        path = self.root / key
+        if follow and os.path.islink(path):
+            path = path.resolve()
+            if not path.is_relative_to(self.root):
+                raise UnsafeKeyError(f"key {key!r} points outside {self.root}")
         return path
+
+    def _target(self, key: str) -> Path:
+        """Where a write of ``key`` goes, its folder made. A rename replaces a symlink there
+        (it never writes through one), so the file itself is not followed."""
+        target = self._path(key, follow=False)
+        if target.parent not in self._made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(target.parent)
+        return target
 
     def check(self) -> None:
         try:
@@ -59,28 +96,20 @@ class LocalStorage:
     def put_file(
         self, key: str, path: str, *, content_type: str, sha256: str, protection: Protection | None = None
     ) -> None:
+        """A file of this run's staging folder is moved into place (fsync, rename: no copy;
+        copied only where the target is on another file system); any other file is copied."""
         _no_protection(protection)
-        if self._staging.owns(path) and self._link(key, path):
+        if self._staging.owns(path):
+            try:
+                target = self._target(key)
+                with open(path, "rb") as fh:
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                raise write_error(key, exc) from None
+            self._commit(key, path, target)
             return
         with open(path, "rb") as src:
             self._write(key, lambda out: shutil.copyfileobj(src, out, 1024 * 1024))
-
-    def _link(self, key: str, path: str) -> bool:
-        """Store a file of our own staging folder without copying it: fsync, hard-link under
-        a new temp name, rename into place. False when the file system cannot link."""
-        target = self._path(key)
-        tmp = os.path.join(self._staging.path(), f"l-{os.urandom(6).hex()}")
-        try:
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(path, tmp)
-        except OSError as exc:
-            if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                return False
-            raise write_error(key, exc) from None
-        self._commit(key, tmp, target)
-        return True
 
     def put_bytes(
         self, key: str, data: bytes, *, content_type: str, protection: Protection | None = None
@@ -89,9 +118,8 @@ class LocalStorage:
         self._write(key, lambda out: out.write(data))
 
     def _write(self, key: str, fill: object) -> None:
-        target = self._path(key)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target = self._target(key)
             fd, tmp = self._staging.mkstemp()
         except OSError as exc:
             raise write_error(key, exc) from None
@@ -111,29 +139,69 @@ class LocalStorage:
         self._commit(key, tmp, target)
 
     def _commit(self, key: str, tmp: str, target: Path) -> None:
-        """Rename ``tmp`` (complete and fsynced) to ``target``; the temp never outlives a failure."""
+        """Rename ``tmp`` (complete and fsynced) to ``target``; the temp never outlives a
+        failure. The folder is marked for :meth:`sync`."""
         try:
             try:
                 os.replace(tmp, target)
             except OSError as exc:
-                if exc.errno != errno.EXDEV:
+                if exc.errno == errno.ENOENT and os.path.exists(tmp):  # the folder went away
+                    self._made.discard(target.parent)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, target)
+                elif exc.errno != errno.EXDEV:
                     raise
-                # This part of the destination is another file system: copy beside the target.
-                beside = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed below
-                    dir=target.parent, prefix=f"{TMP_PREFIX}{self._staging.token}-", delete=False
-                )
-                with beside, open(tmp, "rb") as src:
-                    shutil.copyfileobj(src, beside, 1024 * 1024)
-                    beside.flush()
-                    os.fsync(beside.fileno())
-                os.unlink(tmp)
-                tmp = beside.name
-                os.replace(tmp, target)
-            _fsync_dir(target.parent)
+                else:
+                    tmp = self._copy_beside(tmp, target)
+                    os.replace(tmp, target)
+            with self._guard:
+                self._dirty.add(target.parent)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise write_error(key, exc) from None
+
+    def _copy_beside(self, tmp: str, target: Path) -> str:
+        """This part of the destination is another file system: copy ``tmp`` beside the
+        target (fsynced), remove ``tmp``, return the copy's name."""
+        beside = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed by the caller
+            dir=target.parent, prefix=f"{TMP_PREFIX}{self._staging.token}-", delete=False
+        )
+        try:
+            with beside, open(tmp, "rb") as src:
+                shutil.copyfileobj(src, beside, 1024 * 1024)
+                beside.flush()
+                os.fsync(beside.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(beside.name)
+            raise
+        os.unlink(tmp)
+        return beside.name
+
+    def sync(self, keys: Iterable[str] | None = None) -> None:
+        """Make the names written so far durable: fsync each folder holding a rename not yet
+        fsynced (of ``keys``, or all), once. A folder another thread is fsyncing is waited
+        for, so on return every rename made before the call is durable."""
+        if keys is None:
+            with self._guard:
+                folders = set(self._dirty)
+        else:
+            folders = {(self.root / k).parent for k in keys}
+        for folder in sorted(folders):
+            with self._guard:
+                lock = self._dir_locks.setdefault(folder, threading.Lock())
+            with lock:
+                with self._guard:
+                    if folder not in self._dirty:
+                        continue  # fsynced since (by another thread, under this lock)
+                    self._dirty.discard(folder)
+                try:
+                    _fsync_dir(folder)
+                except OSError as exc:
+                    with self._guard:
+                        self._dirty.add(folder)
+                    raise write_error(f"the folder {folder}", exc) from None
 
     def open_read(self, key: str) -> BinaryIO:
         try:
@@ -146,7 +214,10 @@ class LocalStorage:
             self._path(key).unlink()
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        top = self._folder(prefix.rpartition("/")[0])
+        if top is None:
+            return
+        for dirpath, dirnames, filenames in os.walk(top):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if name.startswith("."):  # no key part begins with "." (models.check_key_part)
@@ -155,14 +226,44 @@ class LocalStorage:
                 if key.startswith(prefix):
                     yield key
 
+    def list_folders(self, prefix: str = "") -> Iterator[str]:
+        """The folders right under ``prefix`` (not hidden ones, not symlinks), sorted."""
+        top = self._folder(prefix.rstrip("/"))
+        if top is None:
+            return
+        try:
+            with os.scandir(top) as entries:
+                names = sorted(
+                    e.name for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+                )
+        except OSError as exc:
+            raise StorageError(f"cannot list {prefix or self.root}: {exc.strerror or exc}") from None
+        yield from names
+
+    def _folder(self, relative: str) -> str | None:
+        """The folder ``relative`` to the root as a full walk reaches it (never through a
+        symlink or a hidden folder), or None when there is no such folder."""
+        path = str(self.root)
+        for part in relative.split("/") if relative else ():
+            if part in ("", ".", "..") or part.startswith("."):
+                return None
+            path = os.path.join(path, part)
+            if os.path.islink(path) or not os.path.isdir(path):
+                return None
+        return path
+
     def recover(self, scope_prefix: str, initiated_before: datetime | None = None) -> int:
         """Remove the staging folders of runs that died (told by their locks, not by names:
         nothing outside ``.archiver-staging`` is ever taken for a leftover). Returns how many."""
         return reap(self.root / STAGING)
 
     def close(self) -> None:
-        """Remove this run's own staging folder (the shared parent stays)."""
-        self._staging.close()
+        """Make every name written durable, remove this run's own staging folder (the shared
+        parent stays)."""
+        try:
+            self.sync()
+        finally:
+            self._staging.close()
 
 
 def _no_protection(protection: Protection | None) -> None:

@@ -239,6 +239,17 @@ class S3Storage:
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot list s3://{self.bucket}/{self.prefix}{prefix}: {exc}") from None
 
+    def list_folders(self, prefix: str = "") -> Iterator[str]:
+        """The "folders" (common prefixes at ``/``) right under ``prefix``, sorted."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        base = self._key(prefix)
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
+                for common in page.get("CommonPrefixes", []):
+                    yield common["Prefix"][len(base) :].rstrip("/")
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot list s3://{self.bucket}/{base}: {exc}") from None
+
     def recover(self, scope_prefix: str, initiated_before: datetime | None = None) -> int:
         """Abort multipart uploads left under ``scope_prefix`` by runs that died (the run lock
         guarantees no live run of this scope is uploading), and remove their local staging

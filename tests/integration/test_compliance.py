@@ -9,15 +9,20 @@ import json
 import subprocess
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from archiver.cli import main
-from archiver.compliance.export import mask_number
+from archiver.compliance.export import FolderSink, mask_number, run_export
+from archiver.compliance.verify import verify_archive
 from archiver.errors import StorageError
+from archiver.models import DEFAULT_LAYOUT
+from archiver.sidecars import Selection
 from archiver.sim import Simulator
+from archiver.storage import LocalStorage
 
 
 @pytest.fixture
@@ -113,6 +118,52 @@ def test_export_refuses_a_non_empty_target(cli, archive, tmp_path: Path) -> None
     (tmp_path / "busy" / "f").write_text("x")
     r = cli("export", "--dest", str(dest), "--out", str(tmp_path / "busy"))
     assert r.exit_code == 2 and "not empty" in r.output
+
+
+class CountingStorage(LocalStorage):
+    """A local archive that counts what is read and listed."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.reads: list[str] = []
+        self.listed: list[str] = []
+
+    def open_read(self, key: str):  # type: ignore[no-untyped-def]
+        self.reads.append(key)
+        return super().open_read(key)
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        for key in super().list_keys(prefix):
+            self.listed.append(key)
+            yield key
+
+
+def test_a_day_is_selected_by_its_folders_not_by_reading_every_sidecar(cli, archive, tmp_path: Path) -> None:
+    sim, dest = archive
+    started = sorted(r.started for r in sim.plivo)
+    first = started[0]
+    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    sel = Selection(since=since, until=since + timedelta(days=1))
+    on_day = {r.id for r in sim.plivo if sel.since <= r.started < sel.until}
+    # An unreadable sidecar in another day's folder is that day's problem, not this one's.
+    other = next(p for p in dest.rglob("*.json") if p.stem not in on_day)
+    (other.parent / "broken.json").write_text("{")
+
+    storage = CountingStorage(dest)
+    result = verify_archive(storage, sel, layout=DEFAULT_LAYOUT)
+    assert result.recordings == len(on_day) and not result.findings
+    day_folder = f"{since:%Y/%m/%d}/"
+    assert storage.reads and all(day_folder in k for k in storage.reads)
+    assert all(day_folder in k for k in storage.listed)
+    assert len([k for k in storage.reads if k.endswith(".json")]) == len(on_day)
+
+    out = tmp_path / "day-export"
+    exported = run_export(CountingStorage(dest), FolderSink(str(out)), sel, layout=DEFAULT_LAYOUT)
+    assert exported.recordings == len(on_day) and not exported.excluded
+    # The same selection without the layout reads every sidecar, and finds the broken one.
+    everything = CountingStorage(dest)
+    assert [f.kind for f in verify_archive(everything, sel).findings] == ["unreadable"]
+    assert len([k for k in everything.reads if k.endswith(".json")]) == len(sim.plivo) + 1
 
 
 def test_verify_finds_altered_missing_and_orphaned(cli, archive, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("boto3", "botocore", "s3transfer", "httpx", "httpcore", "mutagen", "pydub", "rich")
+HEAVY = ("boto3", "botocore", "s3transfer", "httpx", "httpcore", "mutagen", "rich")
 
 SCRIPT = f"""
 import json, sys

@@ -165,3 +165,45 @@ def test_scope_prefix() -> None:
     assert scope_prefix("calls/{provider}/{account}/{recording_id}.{ext}", "p", "a") == "calls/p/a/"
     assert scope_prefix("{started:%Y}/{provider}/{account}/{recording_id}.{ext}", "p", "a") == ""
     assert scope_prefix("{provider}/{recording_id}.{ext}", "p", "a") == ""
+
+
+def archived_on_disk(path: Path) -> list[str]:
+    with sqlite3.connect(path) as con:
+        return [r[0] for r in con.execute("SELECT recording_id FROM recordings WHERE state='archived'")]
+
+
+def test_archived_rows_commit_in_batches_after_the_barrier(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    events: list[str] = []
+    db = Catalog(str(path), barrier=lambda: events.append(f"barrier with {archived_on_disk(path)}"))
+    db.BATCH_ROWS, db.BATCH_SECONDS = 3, 3600.0
+    for i in range(2):
+        db.mark_archived(S, f"r-{i}", sidecar_key=f"k/r-{i}.json", sha256=None, size=1, started_at=T0)
+    assert archived_on_disk(path) == [] and events == []  # waiting for the batch
+    assert db.get(S, "r-1") is not None and db.get(S, "r-1").state == "archived"  # seen already
+    db.mark_archived(S, "r-2", sidecar_key="k/r-2.json", sha256=None, size=1, started_at=T0)
+    assert events == ["barrier with []"]  # durable first, then claimed
+    assert sorted(archived_on_disk(path)) == ["r-0", "r-1", "r-2"]
+    # Any other statement commits what waits first: a window finishes after its recordings.
+    db.mark_archived(S, "r-3", sidecar_key="k/r-3.json", sha256=None, size=1, started_at=T0)
+    db.finish_window(S, T0, T1)
+    assert "r-3" in archived_on_disk(path) and len(events) == 2
+    db.mark_archived(S, "r-4", sidecar_key="k/r-4.json", sha256=None, size=1, started_at=T0)
+    db.close()
+    assert "r-4" in archived_on_disk(path) and len(events) == 3
+
+
+def test_a_failing_barrier_claims_nothing(tmp_path: Path) -> None:
+    from archiver.errors import StorageError
+
+    path = tmp_path / "c.db"
+
+    def refuse() -> None:
+        raise StorageError("fsync failed")
+
+    db = Catalog(str(path), barrier=refuse)
+    db.BATCH_ROWS = 1
+    with pytest.raises(StorageError):
+        db.mark_archived(S, "r-0", sidecar_key="k/r-0.json", sha256=None, size=1, started_at=T0)
+    db.close()  # logged, not raised
+    assert archived_on_disk(path) == []
