@@ -189,8 +189,9 @@ def plan_run(
 
 
 def plan_fetch(recording_ids: tuple[str, ...]) -> Job:
-    """The named recordings, each once, in the order given."""
-    return Job("fetch", (Ids(tuple(dict.fromkeys(recording_ids))),))
+    """The named recordings, in the order given (the run takes each id once:
+    :func:`archiver.runner.first_seen`)."""
+    return Job("fetch", (Ids(tuple(recording_ids)),))
 
 
 # --- executing a job (I/O: the provider and the catalog) ----------------------------------

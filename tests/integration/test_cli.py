@@ -151,9 +151,12 @@ def test_transient_media_faults_are_retried_to_a_true_copy(
 
 def test_fetch_named_recordings(sim: Simulator, sim_env: dict, cli, tmp_path: Path) -> None:
     wanted = [r.id for r in sim.catapult if r.state == "complete"][:2]
-    result = cli("fetch", "--provider", "catapult", *wanted, "rec-missing", "--dest", str(tmp_path / "a"))
+    media = sim.stats["catapult.media.requests"]
+    args = [*wanted, wanted[0], "rec-missing"]  # one named twice: archived once
+    result = cli("fetch", "--provider", "catapult", *args, "--dest", str(tmp_path / "a"))
     assert result.exit_code == 1  # an id the provider does not have: unavailable, news this first time
     assert "listed=3 archived=2 skipped=0 pending=0 failed=0 unavailable=1" in result.output
+    assert sim.stats["catapult.media.requests"] == media + 2
     assert set(sidecars(tmp_path / "a")) == set(wanted)
 
 

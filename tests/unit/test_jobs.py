@@ -30,7 +30,7 @@ def test_units_are_plain_data() -> None:
     job = plan_backfill(D, D + 2 * DAY, DAY, date_filter=True, revisit=False)
     doc = json.dumps(dataclasses.asdict(job), default=str)  # serialisable: strings, dates, ints
     assert "2024-01-02 00:00:00+00:00" in doc
-    assert plan_fetch(("a", "b", "a")).units == (Ids(("a", "b")),)
+    assert plan_fetch(("a", "b", "a")).units == (Ids(("a", "b", "a")),)  # the run drops the second
 
 
 def test_run_starts_at_the_watermark_minus_overlap_and_ignores_since() -> None:
