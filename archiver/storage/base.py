@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from archiver.models import Protection
 
@@ -29,6 +29,29 @@ class LegalHolds(Protocol):
     """The optional capability of changing an object's legal hold (S3 with Object Lock)."""
 
     def set_legal_hold(self, key: str, on: bool) -> None: ...
+
+
+@runtime_checkable
+class CreateOnly(Protocol):
+    """The optional capability of storing an object only where none is yet (local: a hard
+    link, which fails on an existing name; S3: a conditional put, ``If-None-Match: *``). Two
+    writers racing for one key: exactly one wins. The custody log appends with it."""
+
+    def put_new(
+        self, key: str, data: bytes, *, content_type: str, protection: Protection | None = None
+    ) -> bool:
+        """Store ``data`` under ``key`` atomically unless an object is there; False when one is."""
+        ...
+
+
+@runtime_checkable
+class LockState(Protocol):
+    """The optional capability of telling an object's current Object Lock (S3)."""
+
+    def lock_state(self, key: str) -> Protection | None:
+        """The retention and legal hold the object carries now; None when it has neither
+        (or is not there)."""
+        ...
 
 
 class Storage(Protocol):
