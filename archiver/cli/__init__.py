@@ -7,6 +7,7 @@ import click
 from archiver import __version__
 from archiver.cli.backfill import backfill
 from archiver.cli.config_cmd import config as config_group
+from archiver.cli.custody import custody
 from archiver.cli.doctor import doctor
 from archiver.cli.export import export
 from archiver.cli.fetch import fetch
@@ -60,6 +61,7 @@ main.add_command(forget)
 main.add_command(export)
 main.add_command(verify)
 main.add_command(legal_hold)
+main.add_command(custody)
 main.add_command(transcode)
 main.add_command(reindex)
 main.add_command(doctor)
