@@ -30,7 +30,10 @@ from datetime import datetime, timedelta
 from typing import Protocol, cast, runtime_checkable
 
 from archiver import pipeline
+from archiver.compliance import custody
 from archiver.compliance.bagit import BagSink, bag_root
+from archiver.compliance.checkup import verify_with_history
+from archiver.compliance.coverage import Sample
 from archiver.compliance.deletion import delete_verified
 from archiver.compliance.export import (
     ExportResult,
@@ -41,7 +44,7 @@ from archiver.compliance.export import (
     mask_number,
     run_export,
 )
-from archiver.compliance.verify import VerifyResult, verify_archive
+from archiver.compliance.verify import VerifyResult
 from archiver.config import Settings
 from archiver.errors import ArchiverError, ConfigError, FatalError, RecordingError
 from archiver.jobs import Job, Shard, feed, plan_backfill, plan_fetch, plan_run, settle_marks
@@ -228,23 +231,29 @@ def verify(
     *,
     workers: int = 4,
     on_file: Callable[[VerifyResult], None] | None = None,
+    sample: Sample | None = None,
+    repair: bool = False,
 ) -> VerifyResult:
-    """Re-read the archived files of ``settings.archive.dest`` (those ``selection`` picks) and
-    compare each with its sidecar: the findings (altered, missing, orphaned, unreadable,
-    unsafe) are in the result; nothing is raised for them."""
+    """Re-read the archived files of ``settings.archive.dest`` (those ``selection`` picks; with
+    ``sample``, that many, least recently verified first) and compare each with its sidecar:
+    the findings (altered, missing, orphaned, unreadable, unsafe) are in the result; nothing
+    is raised for them. Each check is remembered in the catalog and the result has the
+    coverage; ``repair`` restores missing or altered originals from their providers
+    (:mod:`archiver.compliance.repair`)."""
     storage = build_storage(settings)
     try:
         must_exist(storage)
         storage.check()
-        result = verify_archive(
+        return verify_with_history(
+            settings,
             storage,
             selection or Selection(),
             workers=workers,
             on_file=on_file,
+            sample=sample,
+            repair=repair,
             layout=settings.archive.layout,
         )
-        result.dest = storage.url
-        return result
     finally:
         storage.close()
 
@@ -277,7 +286,8 @@ def export(
                 source_organization=settings.export.source_organization,
                 mask=mask_number if mask_numbers else None,
             )
-        return run_export(
+        chain, check = custody.read_segment(source)
+        result = run_export(
             source,
             sink,
             selection or Selection(),
@@ -285,7 +295,28 @@ def export(
             mask_numbers=mask_numbers,
             command_line=command_line,
             layout=settings.archive.layout,
+            custody_log=(chain, check.summary()),
         )
+        details = {
+            "export_id": result.export_id,
+            "out": out,
+            "format": export_format,
+            "selection": custody.selection_json(selection or Selection()),
+            "options": {"with_renditions": with_renditions, "mask_numbers": mask_numbers},
+            "counts": {
+                "recordings": result.recordings,
+                "files": result.files,
+                "bytes": result.bytes,
+                "excluded": len(result.excluded),
+            },
+            "manifest_json_sha256": result.manifest_sha256,
+            "custody_log_events": len(check.events),
+        }
+        try:
+            custody.log_event(source, settings, "export", details)
+        except ArchiverError as exc:
+            result = dataclasses.replace(result, custody_error=str(exc))
+        return result
     finally:
         source.close()
 
@@ -382,8 +413,26 @@ def execute(
             # Only now, with the listing walk over (PROVIDERS.md: never delete mid-walk).
             delete_phase(candidates, deps, deleter, result, options, hooks)
         if not options.dry_run:
+            log_custody(deps, result, settings)
             record_run(deps, result)
     return result
+
+
+def log_custody(deps: Deps, result: RunResult, settings: Settings) -> None:
+    """The run's events in the destination's custody log: its summary when it archived
+    anything, the deletions at the provider when it made any. One that cannot be appended is
+    a failure of the run (exit 1), said in the report."""
+    summary = custody.run_details(result) if result.counts["archived"] else None
+    events = [("archive", summary), ("delete", custody.deletion_details(result))]
+    for action, details in events:
+        if details is None:
+            continue
+        try:
+            event = custody.log_event(deps.storage, settings, action, details)
+            deps.catalog.set_custody_anchor(deps.storage.url, event.seq, event.sha256)
+        except ArchiverError as exc:
+            error = f"the run's {action} event was not added to the custody log: {exc}"
+            result.failures.append({"recording_id": None, "stage": "custody", "error": error})
 
 
 def archive(

@@ -72,6 +72,19 @@ MIGRATIONS: Sequence[str] = (
         OR (last_stage = 'get' AND last_error LIKE '%: HTTP 404 (%')
     );
     """,
+    # 4: when each archived file was last verified, against which SHA-256, and what was found
+    # (sampled verify re-reads the least recently verified first); the custody chain's head
+    # as this catalog last saw it (a truncated or rewritten end of the chain shows against it)
+    """
+    CREATE TABLE verifications (
+        dest TEXT NOT NULL, key TEXT NOT NULL, sha256 TEXT NOT NULL,
+        verified_at TEXT NOT NULL, result TEXT NOT NULL,
+        PRIMARY KEY (dest, key)
+    );
+    CREATE TABLE custody_anchors (
+        dest TEXT PRIMARY KEY, seq INTEGER NOT NULL, sha256 TEXT NOT NULL, seen_at TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -128,6 +141,16 @@ class Scope:
 
     def key(self) -> tuple[str, str, str]:
         return (self.dest, self.provider, self.account)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The last verification of one archived file: the SHA-256 it was checked against (its
+    sidecar's), when, and the result (``ok``, ``altered``, ``missing``, ``unreadable``...)."""
+
+    sha256: str
+    verified_at: datetime
+    result: str
 
 
 @dataclass(frozen=True)
@@ -466,3 +489,45 @@ class Catalog:
 
     def runs(self) -> Iterator[tuple[str, str, int | None]]:
         yield from self._exec("SELECT run_id, command, exit_code FROM runs ORDER BY started_at")
+
+    # --- verifications and the custody chain's anchor -------------------------------------
+
+    def verifications(self, dest: str) -> dict[str, Verified]:
+        """The last verification of every file of ``dest`` this catalog has seen checked."""
+        rows = self._exec("SELECT key, sha256, verified_at, result FROM verifications WHERE dest=?", (dest,))
+        out: dict[str, Verified] = {}
+        for key, sha, at, result in rows:
+            when = parse_provider_time(at)
+            if when is not None:
+                out[key] = Verified(sha, when, result)
+        return out
+
+    def record_verifications(self, dest: str, checked: Sequence[tuple[str, str, str]], at: datetime) -> None:
+        """Remember ``(key, sha256, result)`` of each file verified at ``at``, in one transaction."""
+        when = _ts(at)
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO verifications VALUES (?,?,?,?,?)",
+                    [(dest, key, sha, when, result) for key, sha, result in checked],
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise translate(exc, self.path) from None
+
+    def custody_anchor(self, dest: str) -> tuple[int, str, datetime | None] | None:
+        """The custody chain's latest event this catalog saw: (seq, SHA-256, when)."""
+        rows = self._exec("SELECT seq, sha256, seen_at FROM custody_anchors WHERE dest=?", (dest,))
+        return (int(rows[0][0]), str(rows[0][1]), parse_provider_time(rows[0][2])) if rows else None
+
+    def set_custody_anchor(self, dest: str, seq: int, sha256: str) -> None:
+        """Remember event ``seq`` (never moving back to an earlier one)."""
+        self._exec(
+            "INSERT INTO custody_anchors VALUES (?,?,?,?) ON CONFLICT (dest) DO UPDATE SET "
+            "seq=excluded.seq, sha256=excluded.sha256, seen_at=excluded.seen_at "
+            "WHERE excluded.seq >= custody_anchors.seq",
+            (dest, seq, sha256, _now()),
+        )

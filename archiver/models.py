@@ -214,6 +214,21 @@ def check_key(name: str, key: object) -> str:
     return key
 
 
+# Keys whose first segment begins with "_" are the destination's own records (``_custody/``,
+# the custody log), never a recording's: the walks of sidecars pass them over.
+RESERVED = "_"
+
+
+def check_not_reserved(name: str, key: str) -> str:
+    """Return ``key`` unless its first segment begins with ``_`` (UnsafeKeyError)."""
+    if key.startswith(RESERVED):
+        raise UnsafeKeyError(
+            f"unsafe {name} {key!r}: names beginning with '_' at the destination's root are "
+            "the archiver's own (_custody/)"
+        )
+    return key
+
+
 def validate_layout(layout: str) -> str:
     """Check a ``--layout`` template names only known fields and ends in ``{recording_id}.{ext}``."""
     names = set()
@@ -250,7 +265,7 @@ def build_key(layout: str, rec: Recording, ext: str) -> str:
         "started": rec.started_at,
         "ext": ext,
     }
-    return check_key("key", layout.format(**values))
+    return check_not_reserved("key", check_key("key", layout.format(**values)))
 
 
 def scope_prefix(layout: str, provider: str, account: str) -> str:

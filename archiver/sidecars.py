@@ -13,7 +13,7 @@ from itertools import chain, takewhile
 from typing import Any, Protocol, runtime_checkable
 
 from archiver.errors import SidecarError, StorageError, UnsafeKeyError
-from archiver.models import SIDECAR_SCHEMA, check_key, check_key_part
+from archiver.models import RESERVED, SIDECAR_SCHEMA, check_key, check_key_part, check_not_reserved
 from archiver.storage.base import Storage
 from archiver.timeutil import lenient_time
 
@@ -85,7 +85,15 @@ class Archived:
 MAX_SIDECAR_BYTES = 16 * 1024 * 1024
 # What archiver itself may leave at the root of a destination (an export's files) that is
 # not a sidecar. ``manifest.json`` is a list: without this it would count as unreadable.
-NOT_ARCHIVE = ("manifest.json", "manifest.csv", "SHA256SUMS", "CUSTODY.json")
+NOT_ARCHIVE = ("manifest.json", "manifest.csv", "SHA256SUMS", "CUSTODY.json", "CUSTODY-LOG.jsonl")
+
+
+def not_archive(key: str) -> bool:
+    """Whether ``key`` is the destination's own (an export's files at its root, the custody
+    log under ``_custody/``) rather than a recording's file or sidecar."""
+    return key in NOT_ARCHIVE or key.startswith(RESERVED)
+
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ROLES = ("original", "rendition")
 
@@ -156,7 +164,7 @@ def parse_sidecar(key: str, body: bytes) -> dict[str, Any] | None:
             raise bad(f"{where}.sha256 is {f.get('sha256')!r}, not a SHA-256", rid=rid)
         try:
             if f.get("key") is not None:  # null: an original not kept (--no-keep-original)
-                check_key(f"{where}.key", f.get("key"))
+                check_not_reserved(f"{where}.key", check_key(f"{where}.key", f.get("key")))
             check_key(f"{where}.format", f.get("format"))
             if f.get("profile") is not None:
                 check_key(f"{where}.profile", f.get("profile"))
@@ -189,7 +197,7 @@ def sidecars(storage: Storage, keys: Iterable[str] | None = None) -> Iterator[Ar
     order; what cannot be used comes as its SidecarError instead, so one odd file never stops
     a command. Non-sidecar JSON (and an export's own files at the root) is passed over."""
     for key in storage.list_keys() if keys is None else keys:
-        if not key.endswith(".json") or key in NOT_ARCHIVE:
+        if not key.endswith(".json") or not_archive(key):
             continue
         try:
             doc, body = _read(storage, key)

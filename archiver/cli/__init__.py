@@ -21,6 +21,7 @@ COMMANDS = {
     "export": "archiver.cli.export:export",
     "verify": "archiver.cli.verify:verify",
     "legal-hold": "archiver.cli.legal_hold:legal_hold",
+    "custody": "archiver.cli.custody:custody",
     "transcode": "archiver.cli.transcode:transcode",
     "reindex": "archiver.cli.reindex:reindex",
     "doctor": "archiver.cli.doctor:doctor",

@@ -77,8 +77,13 @@ def export(
     for x in result.excluded:
         who = f" (recording {x['recording_id']})" if x["recording_id"] else ""
         echo(f"error: left out {x['kind']} sidecar {x['sidecar']}{who}: {x['detail']}", err=True)
+    if result.custody_error:
+        echo(
+            f"error: the export is complete, but its custody event was not logged: {result.custody_error}",
+            err=True,
+        )
     echo(
         f"exported recordings={result.recordings} files={result.files} bytes={result.bytes} "
         f"excluded={len(result.excluded)} out={out}"
     )
-    raise SystemExit(ExitCode.FAILED if result.excluded else ExitCode.OK)
+    raise SystemExit(ExitCode.FAILED if result.excluded or result.custody_error else ExitCode.OK)

@@ -6,11 +6,14 @@ import os
 
 import click
 
+from archiver.api import must_exist
 from archiver.catalog import Catalog, Scope
 from archiver.cli import wiring
 from archiver.cli.options import dest_option, exit_codes
 from archiver.cli.output import echo
-from archiver.errors import ExitCode
+from archiver.compliance import custody
+from archiver.config import Settings
+from archiver.errors import ArchiverError, ExitCode
 from archiver.locking import RunLock
 from archiver.providers import make_client
 
@@ -44,7 +47,8 @@ def forget(
 
     For a typo'd `fetch` id, a recording given up after too many failures, or one found
     unavailable: later runs stop retrying or reporting it. The provider is not contacted (the
-    account comes from its configured credentials) and nothing in the destination changes.
+    account comes from its configured credentials); in the destination only its custody log
+    changes (an event naming the ids forgotten).
     An archived recording is kept unless --archived is given: forgetting it gains nothing
     (its sidecar says it is archived) and usually means a wrong id. Exits 1 when an id was not
     forgotten (unknown, or archived without --archived).
@@ -75,6 +79,7 @@ def forget(
             gone = {k.recording_id: k for k in db.forget(scope, list(before), archived=archived)}
     finally:
         db.close()
+    logged = _log_forget(settings, scope, sorted(gone), archived) if gone else True
     kept = unknown = 0
     for rid, known in before.items():
         if rid in gone:
@@ -88,4 +93,24 @@ def forget(
             kept += 1
             echo(f"kept {rid}: archived (--archived forgets the catalog's memory of it)", err=True)
     echo(f"forgot={len(gone)} kept={kept} unknown={unknown}")
-    raise SystemExit(ExitCode.FAILED if kept or unknown else ExitCode.OK)
+    raise SystemExit(ExitCode.FAILED if kept or unknown or not logged else ExitCode.OK)
+
+
+def _log_forget(settings: Settings, scope: Scope, ids: list[str], archived: bool) -> bool:
+    """The custody event of what was forgotten; False (said on stderr) when it was not logged."""
+    storage = wiring.build_storage(settings)
+    try:
+        must_exist(storage)
+        details = {
+            "provider": scope.provider,
+            "account": scope.account,
+            "archived": archived,
+            "recording_ids": ids,
+        }
+        custody.log_event(storage, settings, "forget", details)
+        return True
+    except ArchiverError as exc:
+        echo(f"error: forgotten, but not added to the custody log: {exc}", err=True)
+        return False
+    finally:
+        storage.close()

@@ -7,7 +7,8 @@ import click
 from archiver.cli import wiring
 from archiver.cli.options import dest_option, exit_codes, selection_options
 from archiver.cli.output import echo
-from archiver.errors import ConfigError, ExitCode, SidecarError, StorageError
+from archiver.compliance import custody
+from archiver.errors import ArchiverError, ConfigError, ExitCode, SidecarError, StorageError
 from archiver.sidecars import Selection, archived
 from archiver.storage import legal_holds
 
@@ -21,7 +22,8 @@ from archiver.storage import legal_holds
 def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Selection) -> None:
     """Set or clear the legal hold on every object of the selected recordings.
 
-    The sidecar keeps what was applied at archive time; the objects carry the current state.
+    The sidecar keeps what was applied at archive time; the objects carry the current state,
+    and the destination's custody log an event naming the recordings changed.
 
     \b
     Example:
@@ -33,6 +35,7 @@ def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Sel
     if holds is None:
         raise ConfigError("legal holds need an s3:// destination in a bucket with Object Lock")
     recordings = objects = failed = 0
+    changed: list[str] = []
 
     def unusable(problem: SidecarError) -> None:  # its keys cannot be trusted: left alone
         nonlocal failed
@@ -50,6 +53,19 @@ def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Sel
                 except StorageError as exc:
                     failed += 1
                     echo(f"failed recording {item.recording_id}: {exc}", err=True)
+            changed.append(item.recording_id)
+        if recordings:
+            details = {
+                "hold": action,
+                "selection": custody.selection_json(selection),
+                "counts": {"recordings": recordings, "objects": objects, "failed": failed},
+                "recording_ids": changed,
+            }
+            try:
+                custody.log_event(storage, settings, "legal-hold", details)
+            except ArchiverError as exc:
+                failed += 1
+                echo(f"error: the change was not added to the custody log: {exc}", err=True)
     finally:
         storage.close()
     echo(f"legal hold {action}: recordings={recordings} objects={objects} failed={failed}")

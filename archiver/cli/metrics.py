@@ -12,7 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from archiver.cli.outputs import write_atomic
+from archiver.compliance.verify import VerifyResult
 from archiver.runner import STATUSES, RunResult
+from archiver.timeutil import parse_provider_time
 
 
 def _label(value: str) -> str:
@@ -56,6 +58,64 @@ def render_metrics(result: RunResult, last_success: datetime | None) -> str:
         "# TYPE archiver_last_run_bytes_written gauge",
         f"archiver_last_run_bytes_written{{{labels}}} {result.bytes_written}",
     ]
+    return "\n".join(lines) + "\n"
+
+
+def render_verify_metrics(result: VerifyResult, now: datetime) -> str:
+    """The metrics of one ``verify``: what it read and found, and the archive's coverage
+    (alert on ``archiver_verify_coverage_ratio{within="30d"} < 1`` after a month of nightly
+    samples, or on an old ``archiver_verify_oldest_verification_timestamp_seconds``)."""
+    labels = f'dest="{_label(result.dest)}"'
+    counts = result.report()["counts"]
+    lines = [
+        "# HELP archiver_verify_last_run_timestamp_seconds When verify last ran.",
+        "# TYPE archiver_verify_last_run_timestamp_seconds gauge",
+        f"archiver_verify_last_run_timestamp_seconds{{{labels}}} {now.timestamp():.3f}",
+        "# HELP archiver_verify_files_checked Files the last verify read.",
+        "# TYPE archiver_verify_files_checked gauge",
+        f"archiver_verify_files_checked{{{labels}}} {result.files_checked}",
+        "# HELP archiver_verify_bytes_read Bytes the last verify read.",
+        "# TYPE archiver_verify_bytes_read gauge",
+        f"archiver_verify_bytes_read{{{labels}}} {result.bytes_read}",
+        "# HELP archiver_verify_findings Findings of the last verify by kind.",
+        "# TYPE archiver_verify_findings gauge",
+    ]
+    kinds = ("altered", "missing", "orphaned", "unreadable", "unsafe")
+    lines += [f'archiver_verify_findings{{{labels},kind="{k}"}} {counts.get(k, 0)}' for k in kinds]
+    if result.repairs is not None:
+        done = [r["result"] for r in result.repairs]
+        lines += [
+            "# HELP archiver_verify_repairs Repairs of the last verify by result.",
+            "# TYPE archiver_verify_repairs gauge",
+        ]
+        lines += [
+            f'archiver_verify_repairs{{{labels},result="{k}"}} {done.count(k)}'
+            for k in ("repaired", "unrepairable", "locked")
+        ]
+    cov = result.coverage
+    if cov is not None:
+        oldest = parse_provider_time(cov["oldest_verification"]) if not cov["never_verified"] else None
+        lines += [
+            "# HELP archiver_verify_files Files the selected sidecars list.",
+            "# TYPE archiver_verify_files gauge",
+            f"archiver_verify_files{{{labels}}} {cov['files']}",
+            "# HELP archiver_verify_coverage_ratio Share of files verified ok within the period.",
+            "# TYPE archiver_verify_coverage_ratio gauge",
+        ]
+        lines += [
+            f'archiver_verify_coverage_ratio{{{labels},within="{p}"}} {v}'
+            for p, v in cov["verified_within"].items()
+        ]
+        lines += [
+            "# HELP archiver_verify_never_verified_files Files never verified against their current SHA-256.",
+            "# TYPE archiver_verify_never_verified_files gauge",
+            f"archiver_verify_never_verified_files{{{labels}}} {cov['never_verified']}",
+            "# HELP archiver_verify_oldest_verification_timestamp_seconds The least recent last "
+            "verification of any file (0 while some file was never verified).",
+            "# TYPE archiver_verify_oldest_verification_timestamp_seconds gauge",
+            f"archiver_verify_oldest_verification_timestamp_seconds{{{labels}}} "
+            f"{oldest.timestamp() if oldest else 0:.3f}",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -9,29 +9,70 @@ import click
 
 from archiver import api
 from archiver.cli import wiring
+from archiver.cli.metrics import render_verify_metrics, write_metrics
 from archiver.cli.options import dest_option, exit_codes, nothing_selected, selection_options
 from archiver.cli.output import current_redactor, echo
 from archiver.cli.outputs import check_output_path, write_report
+from archiver.compliance.checkup import unresolved
+from archiver.compliance.coverage import Sample, parse_sample
+from archiver.compliance.coverage import describe as describe_coverage
 from archiver.compliance.verify import VerifyResult
-from archiver.errors import ExitCode
+from archiver.errors import ConfigError, ExitCode
 from archiver.sidecars import Selection
+from archiver.timeutil import utcnow
 
 log = logging.getLogger("archiver.compliance.verify")
+
+
+def _sample(ctx: click.Context, param: click.Parameter, value: str | None) -> Sample | None:
+    try:
+        return parse_sample(value) if value is not None else None
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).removeprefix("bad --sample "), ctx, param) from None
 
 
 @click.command()
 @dest_option
 @selection_options
 @click.option(
+    "--sample",
+    callback=_sample,
+    metavar="N%|N",
+    help="Read only this share (10%) or number of files: failing ones, then the least recently verified.",
+)
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Download missing or altered originals again from their provider, when its bytes match the sidecar.",
+)
+@click.option(
     "--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Files read in parallel."
 )
 @click.option(
     "--report", type=click.Path(dir_okay=False), help="Write the findings as JSON here ('-': stdout)."
 )
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    help="Write Prometheus metrics (findings, coverage) here (node_exporter textfile collector).",
+)
+@click.option(
+    "--catalog",
+    type=click.Path(dir_okay=False),
+    help="Catalog database that remembers each file's last verification (default as for run).",
+)
 @click.pass_context
 @exit_codes
 def verify(
-    ctx: click.Context, dest: str | None, selection: Selection, workers: int, report: str | None
+    ctx: click.Context,
+    dest: str | None,
+    selection: Selection,
+    sample: Sample | None,
+    repair: bool,
+    workers: int,
+    report: str | None,
+    metrics_file: str | None,
+    catalog: str | None,
 ) -> None:
     """Re-read archived files, recompute SHA-256 and size, compare with the sidecars.
 
@@ -40,12 +81,24 @@ def verify(
     would reach outside the archive) by recording id and key, and exits 1 on any finding.
     Orphans are looked for when no selection option narrows the check.
 
+    The catalog remembers when each file was last verified and what was found; the summary
+    gives the coverage (share of files verified ok within 30/90/365 days, the oldest
+    verification). --sample reads only part of the files, failing ones and the least
+    recently verified first: a nightly `--sample 4%` reads every file within a month.
+    --repair downloads a missing or altered original again and rewrites it, only when the
+    provider's bytes hash to the sidecar's SHA-256; it reports each as repaired,
+    unrepairable or locked (under Object Lock: never touched), and exits 1 unless every
+    finding was repaired.
+
     \b
     Example:
       archiver verify --dest s3://acme-calls/recordings --report verify.json
+      archiver verify --dest ./archive --sample 4% --metrics-file /var/lib/node_exporter/verify.prom
+      archiver verify --dest ./archive --repair
     """
-    settings = wiring.load(ctx, {"archive.dest": dest})
+    settings = wiring.load(ctx, {"archive.dest": dest, "archive.catalog": catalog})
     check_output_path("--report", report, dash=True)  # before reading the whole archive
+    check_output_path("--metrics-file", metrics_file)
     last = [time.monotonic()]
 
     def progress(r: VerifyResult) -> None:  # a line every 10 s on long checks
@@ -58,21 +111,32 @@ def verify(
                 len(r.findings),
             )
 
-    result = api.verify(settings, selection, workers=workers, on_file=progress)
+    result = api.verify(settings, selection, workers=workers, on_file=progress, sample=sample, repair=repair)
     if not result.recordings:
         echo(f"verify: {nothing_selected(selection)}", err=True)
     for f in result.findings:
         who = f" recording {f.recording_id}" if f.recording_id else ""
         echo(f"{f.kind}{who}: {f.key}: {f.detail}", err=True)
+    for r in result.repairs or ():
+        who = f" recording {r['recording_id']}" if r["recording_id"] else ""
+        echo(f"{r['result']}{who}: {r['key']}: {r['detail']}", err=r["result"] != "repaired")
+    redact = current_redactor()
     if report:
-        write_report(
-            report, current_redactor().doc(result.report() | {"dest": wiring.build_storage(settings).url})
-        )
+        write_report(report, redact.doc(result.report() | {"dest": result.dest}))
+    if metrics_file:
+        write_metrics(metrics_file, redact(render_verify_metrics(result, utcnow())))
     counts = result.report()["counts"]
-    echo(
+    line = (
         f"recordings={result.recordings} files={result.files_checked} altered={counts.get('altered', 0)} "
         f"missing={counts.get('missing', 0)} orphaned={counts.get('orphaned', 0)} "
         f"unreadable={counts.get('unreadable', 0)} unsafe={counts.get('unsafe', 0)}"
-        + ("" if result.orphans_checked else " (orphans not checked)")
     )
-    raise SystemExit(ExitCode.FAILED if result.findings else ExitCode.OK)
+    if result.repairs is not None:
+        done = [r["result"] for r in result.repairs]
+        line += " " + " ".join(f"{k}={done.count(k)}" for k in ("repaired", "unrepairable", "locked"))
+    if result.sample:
+        line += f" (sample: {result.sample} of {len(result.files)} files)"
+    echo(line + ("" if result.orphans_checked else " (orphans not checked)"))
+    if result.coverage is not None:
+        echo(describe_coverage(result.coverage))
+    raise SystemExit(ExitCode.FAILED if unresolved(result) else ExitCode.OK)

@@ -186,7 +186,7 @@ def _content_type(key: str) -> str:
         return "text/html; charset=utf-8"
     return CONTENT_TYPES.get(
         key.rsplit(".", 1)[-1],
-        "text/plain" if key.endswith(("SUMS", ".csv", ".txt")) else "application/octet-stream",
+        "text/plain" if key.endswith(("SUMS", ".csv", ".txt", ".jsonl")) else "application/octet-stream",
     )
 
 
@@ -219,10 +219,19 @@ class ExportResult:
     bytes: int
     manifest_sha256: str
     excluded: tuple[dict[str, str | None], ...] = ()
+    export_id: str = ""  # the SHA-256 of its CUSTODY.json (the viewer and a bag name it so)
+    custody_error: str | None = None  # the source's custody log refused the export's event
 
 
 # The export's own files: no archived key may take their place.
-EXPORT_FILES = ("manifest.json", "manifest.csv", "CUSTODY.json", "SHA256SUMS", "index.html")
+EXPORT_FILES = (
+    "manifest.json",
+    "manifest.csv",
+    "CUSTODY.json",
+    "CUSTODY-LOG.jsonl",
+    "SHA256SUMS",
+    "index.html",
+)
 
 
 def run_export(
@@ -234,6 +243,7 @@ def run_export(
     mask_numbers: bool = False,
     command_line: str = "",
     layout: str | None = None,
+    custody_log: tuple[bytes, dict[str, Any]] | None = None,
 ) -> ExportResult:
     """Copy, verify and describe the selected recordings. Commits the sink only when every
     file copied matched its sidecar; otherwise aborts it and raises ExportError.
@@ -246,7 +256,9 @@ def run_export(
     that does not match a good sidecar, or cannot be read, still abandons the export: shipping
     it would put contradicting evidence in the auditor's hands.
 
-    ``layout`` (the archive's) lets a selection by date read only the folders of its dates."""
+    ``layout`` (the archive's) lets a selection by date read only the folders of its dates.
+    ``custody_log`` (the source's custody chain as JSON Lines, and what its check found) goes
+    in as ``CUSTODY-LOG.jsonl``, described in ``CUSTODY.json`` (``custody_log``)."""
     rows: list[dict[str, Any]] = []
     sums: list[tuple[str, str]] = []
     excluded: list[dict[str, str | None]] = []
@@ -334,6 +346,10 @@ def run_export(
             "manifest_json_sha256": manifest_sha,
             "manifest_csv_sha256": csv_sha,
         }
+        if custody_log is not None:
+            log_sha, _ = sink.write("CUSTODY-LOG.jsonl", [custody_log[0]])
+            sums.append((log_sha, "CUSTODY-LOG.jsonl"))
+            custody["custody_log"] = custody_log[1] | {"sha256": log_sha}
         custody_body = (json.dumps(custody, indent=2, sort_keys=True) + "\n").encode()
         custody_sha, _ = sink.write("CUSTODY.json", [custody_body])
         sums.append((custody_sha, "CUSTODY.json"))
@@ -348,7 +364,7 @@ def run_export(
         sink.abort()
         raise
     sink.commit()
-    return ExportResult(recordings, len(rows), total, manifest_sha, tuple(excluded))
+    return ExportResult(recordings, len(rows), total, manifest_sha, tuple(excluded), custody_sha)
 
 
 def _read_chunks(fh: BinaryIO) -> Iterator[bytes]:

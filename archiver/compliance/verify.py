@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from archiver.errors import SidecarError, StorageError, UnsafeKeyError
-from archiver.sidecars import NOT_ARCHIVE, Selection, keys_under, prefixes_of, sidecars
+from archiver.sidecars import Selection, keys_under, not_archive, prefixes_of, sidecars
 from archiver.storage import Storage, iter_chunks
 
 
@@ -20,6 +20,7 @@ class Finding:
     key: str
     recording_id: str | None = None
     detail: str | None = None
+    sidecar: str | None = None  # the sidecar that lists the file (altered, missing)
 
 
 @dataclass
@@ -30,6 +31,13 @@ class VerifyResult:
     orphans_checked: bool = True
     dest: str = ""  # the destination's URL (what the report says was verified)
     findings: list[Finding] = field(default_factory=list)
+    # Every file the selected sidecars list (key, SHA-256), and each one this run looked at
+    # (key, SHA-256, "ok" or the finding's kind): the catalog remembers those.
+    files: list[tuple[str, str]] = field(default_factory=list)
+    checked: list[tuple[str, str, str]] = field(default_factory=list)
+    sample: str | None = None  # "10%", "200 files" (archiver.compliance.coverage)
+    coverage: dict[str, Any] | None = None
+    repairs: list[dict[str, Any]] | None = None  # verify --repair (archiver.compliance.repair)
 
     def report(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -42,6 +50,9 @@ class VerifyResult:
             "orphans_checked": self.orphans_checked,
             "counts": counts,
             "findings": [asdict(f) for f in self.findings],
+            **({"sample": self.sample} if self.sample else {}),
+            **({"coverage": self.coverage} if self.coverage is not None else {}),
+            **({"repairs": self.repairs} if self.repairs is not None else {}),
         }
 
 
@@ -61,10 +72,12 @@ def verify_archive(
     workers: int = 4,
     on_file: Callable[[VerifyResult], None] | None = None,
     layout: str | None = None,
+    pick: Callable[[list[tuple[str, dict[str, Any]]]], list[tuple[str, dict[str, Any]]]] | None = None,
 ) -> VerifyResult:
-    """Check every file the selected sidecars list. Orphans are looked for only when nothing
-    narrows the selection (a narrowed one cannot tell whose a file is). With the archive's
-    ``layout``, a selection by date lists and reads only the folders of its dates."""
+    """Check every file the selected sidecars list (or those ``pick`` chooses among the ones
+    that are there: a sample). Orphans are looked for only when nothing narrows the
+    selection (a narrowed one cannot tell whose a file is). With the archive's ``layout``, a
+    selection by date lists and reads only the folders of its dates."""
     result = VerifyResult(orphans_checked=selection == Selection())
     prefixes = prefixes_of(storage, layout, selection)
     keys = set(keys_under(storage, prefixes))
@@ -81,6 +94,7 @@ def verify_archive(
 
     referenced: set[str] = set()
     jobs: list[tuple[str, dict[str, Any]]] = []
+    owner: dict[str, str] = {}  # file key -> the sidecar listing it
     for item in sidecars(storage, sorted(keys)):
         if isinstance(item, SidecarError):
             # Reported whatever the selection: we cannot tell whose it is.
@@ -98,10 +112,13 @@ def verify_archive(
             if not f.get("key"):
                 continue
             referenced.add(f["key"])
+            owner[f["key"]] = item.key
+            result.files.append((f["key"], f["sha256"]))
             if not present(f["key"]):
                 result.findings.append(
-                    Finding("missing", f["key"], rid, "listed in the sidecar, not in storage")
+                    Finding("missing", f["key"], rid, "listed in the sidecar, not in storage", item.key)
                 )
+                result.checked.append((f["key"], f["sha256"], "missing"))
             else:
                 jobs.append((rid, f))
 
@@ -115,6 +132,8 @@ def verify_archive(
         except StorageError as exc:
             return rid, f, None, 0, Finding("unreadable", f["key"], rid, str(exc))
 
+    if pick is not None:
+        jobs = pick(jobs)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
         for rid, f, digest, size, problem in pool.map(check, jobs):
             result.files_checked += 1
@@ -122,18 +141,19 @@ def verify_archive(
             if problem is not None:
                 result.findings.append(problem)
             elif digest != f["sha256"] or size != f["bytes"]:
-                result.findings.append(
-                    Finding(
-                        "altered",
-                        f["key"],
-                        rid,
-                        f"{size} bytes, SHA-256 {digest}; the sidecar says {f['bytes']} bytes, {f['sha256']}",
-                    )
+                problem = Finding(
+                    "altered",
+                    f["key"],
+                    rid,
+                    f"{size} bytes, SHA-256 {digest}; the sidecar says {f['bytes']} bytes, {f['sha256']}",
+                    owner.get(f["key"]),
                 )
+                result.findings.append(problem)
+            result.checked.append((f["key"], f["sha256"], problem.kind if problem else "ok"))
             if on_file:
                 on_file(result)
     if result.orphans_checked:
         for key in sorted(keys - referenced):
-            if key not in NOT_ARCHIVE:
+            if not not_archive(key):
                 result.findings.append(Finding("orphaned", key, None, "no sidecar lists this object"))
     return result

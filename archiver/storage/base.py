@@ -61,6 +61,29 @@ class LocalFiles(Protocol):
         ...
 
 
+@runtime_checkable
+class CreateOnly(Protocol):
+    """The optional capability of storing an object only where none is yet (local: a hard
+    link, which fails on an existing name; S3: a conditional put, ``If-None-Match: *``). Two
+    writers racing for one key: exactly one wins. The custody log appends with it."""
+
+    def put_new(
+        self, key: str, data: bytes, *, content_type: str, protection: Protection | None = None
+    ) -> bool:
+        """Store ``data`` under ``key`` atomically unless an object is there; False when one is."""
+        ...
+
+
+@runtime_checkable
+class LockState(Protocol):
+    """The optional capability of telling an object's current Object Lock (S3)."""
+
+    def lock_state(self, key: str) -> Protection | None:
+        """The retention and legal hold the object carries now; None when it has neither
+        (or is not there)."""
+        ...
+
+
 class Storage(Protocol):
     """A place that keeps objects by key. Writes are all-or-nothing: a reader sees either
     the previous object or the complete new one, never part of one."""

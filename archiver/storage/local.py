@@ -117,6 +117,36 @@ class LocalStorage:
         _no_protection(protection)
         self._write(key, lambda out: out.write(data))
 
+    def put_new(
+        self, key: str, data: bytes, *, content_type: str, protection: Protection | None = None
+    ) -> bool:
+        """Store ``data`` under ``key`` unless a file is there (False then): written whole in
+        staging, fsynced, then hard-linked into place, which fails on an existing name, so
+        of two writers racing for one key exactly one wins and no reader sees a part."""
+        _no_protection(protection)
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = self._staging.mkstemp()
+        except OSError as exc:
+            raise write_error(key, exc) from None
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                return False
+            _fsync_dir(target.parent)
+            return True
+        except OSError as exc:
+            raise write_error(key, exc) from None
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
     def _write(self, key: str, fill: object) -> None:
         try:
             target = self._target(key)

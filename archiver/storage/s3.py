@@ -217,6 +217,44 @@ class S3Storage:
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"upload of {key} failed: {exc}", destination_down=_down(exc)) from None
 
+    def put_new(
+        self, key: str, data: bytes, *, content_type: str, protection: Protection | None = None
+    ) -> bool:
+        """A conditional put (``If-None-Match: *``): False when an object is at ``key``
+        already. Without explicit ``protection`` the bucket's default retention applies."""
+        try:
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                IfNoneMatch="*",
+                **self._extra(content_type, protection),
+            )
+        except ClientError as exc:
+            # 412: there is one; 409: a concurrent conditional write won the race.
+            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                return False
+            raise StorageError(f"upload of {key} failed: {_code(exc)}", destination_down=_down(exc)) from None
+        except BotoCoreError as exc:
+            raise StorageError(f"upload of {key} failed: {exc}", destination_down=True) from None
+        return True
+
+    def lock_state(self, key: str) -> Protection | None:
+        """The object's retention and legal hold now (head_object); None when it has neither."""
+        try:
+            head = self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StorageError(f"cannot check {key}: {_code(exc)}", destination_down=_down(exc)) from None
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot check {key}: {exc}", destination_down=True) from None
+        until = head.get("ObjectLockRetainUntilDate")
+        hold = head.get("ObjectLockLegalHoldStatus") == "ON"
+        if until is None and not hold:
+            return None
+        return Protection(head.get("ObjectLockMode"), until, hold)
+
     def open_read(self, key: str) -> BinaryIO:
         try:
             body = self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]

@@ -136,7 +136,7 @@ def test_plain_export_is_unchanged_but_for_its_viewer(cli, archive, tmp_path: Pa
     out = tmp_path / "plain"
     assert cli("export", "--dest", str(dest), "--out", str(out)).exit_code == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    own = {"manifest.json", "manifest.csv", "CUSTODY.json", "SHA256SUMS", "index.html"}
+    own = {"manifest.json", "manifest.csv", "CUSTODY.json", "CUSTODY-LOG.jsonl", "SHA256SUMS", "index.html"}
     expected = own | {m["key"] for m in manifest} | {str(p.relative_to(dest)) for p in dest.rglob("*.json")}
     assert {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} == expected
     sums = (out / "SHA256SUMS").read_text().splitlines()
