@@ -9,6 +9,7 @@ import json
 import logging
 import sqlite3
 import subprocess
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def media_ok(srv, body: bytes | None = None) -> None:
 
 
 def rows(catalog: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(catalog) as db:
+    with closing(sqlite3.connect(catalog)) as db:
         return db.execute(sql).fetchall()
 
 
