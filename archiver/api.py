@@ -220,6 +220,7 @@ def export(
     ``export_format`` ``bagit`` makes it a BagIt bag (:mod:`archiver.compliance.bagit`)."""
     if export_format not in EXPORT_FORMATS:
         raise ConfigError(f"export format {export_format!r}: use one of {', '.join(EXPORT_FORMATS)}")
+    refuse_archive_name(out)
     source = build_storage(settings)
     try:
         must_exist(source)
@@ -252,6 +253,26 @@ def must_exist(storage: Storage) -> None:
     of nothing (``check`` would create the folder)."""
     if isinstance(storage, LocalStorage) and not storage.root.is_dir():
         raise ConfigError(f"no archive at {storage.url}: no such folder")
+
+
+# Names that promise a format an export is not written in (it would be a folder so named).
+NOT_WRITTEN = (".tar", ".tgz", ".tbz2", ".txz", ".gz", ".bz2", ".xz", ".zst", ".7z", ".rar")
+
+
+def refuse_archive_name(out: str) -> None:
+    """ConfigError for an ``--out`` like ``x.tar`` or ``x.tar.gz``: an export is a folder, a
+    ``.zip`` or an S3 prefix, and a folder named ``x.tar`` would fool whoever receives it."""
+    if out.startswith("s3://"):
+        return
+    path = out.rstrip("/")
+    if path.lower().endswith(NOT_WRITTEN):
+        stem, suffix = path.rsplit(".", 1)
+        if stem.lower().endswith(".tar"):
+            stem, suffix = stem[:-4], "tar." + suffix
+        raise ConfigError(
+            f"--out {out}: exports are written as a folder, a .zip or s3://bucket/prefix, not as "
+            f".{suffix}; use {stem}.zip, or export to a folder and tar that"
+        )
 
 
 def open_sink(out: str) -> Sink:

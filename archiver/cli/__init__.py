@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from archiver import __version__
+from archiver.cli.about import completion, version_option
 from archiver.cli.backfill import backfill
 from archiver.cli.config_cmd import config as config_group
 from archiver.cli.doctor import doctor
@@ -22,11 +22,12 @@ from archiver.cli.wiring import GlobalOptions
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="archiver")
+@version_option
 @click.option(
     "--config",
     type=click.Path(dir_okay=False),
-    help="TOML config file (default: $ARCHIVER_CONFIG, else none).",
+    help="TOML config file (default: $ARCHIVER_CONFIG, else ~/.config/archiver/config.toml, else "
+    "/etc/archiver/config.toml, if one exists: `archiver config path`).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the summary line.")
@@ -65,5 +66,8 @@ main.add_command(reindex)
 main.add_command(doctor)
 main.add_command(sim)
 main.add_command(config_group)
+main.add_command(completion)
 for _command in main.commands.values():
     accept_global_options(_command)
+    for _sub in getattr(_command, "commands", {}).values():  # a group's commands too
+        accept_global_options(_sub)

@@ -258,9 +258,9 @@ def test_transcode_command_adds_flac_without_the_provider(
     # The simulator is gone: any provider request would fail.
     first = cli("transcode", "--dest", dest, "--profile", "flac")
     assert first.exit_code == 0, first.output
-    assert "listed=4 archived=4" in first.output
+    assert "listed=4 encoded=4" in first.output and "archived=" not in first.output
     again = cli("transcode", "--dest", dest, "--profile", "flac")
-    assert "archived=0 skipped=4" in again.output
+    assert "encoded=0 skipped=4" in again.output
     assert sim.stats == stats
     from archiver.sidecars import Selection, archived
     from archiver.storage import open_storage
@@ -293,7 +293,7 @@ def test_transcode_command_reports_undecodable_and_altered_originals(
         fh.write(b"tampered")
     report = tmp_path / "r.json"
     result = cli("transcode", "--dest", str(dest), "--profile", "wav-pcm16-8k", "--report", str(report))
-    assert result.exit_code == 1 and "archived=1" in result.output and "failed=2" in result.output
+    assert result.exit_code == 1 and "encoded=1" in result.output and "failed=2" in result.output
     failures = {f["recording_id"]: f for f in json.loads(report.read_text())["failures"]}
     assert failures[doc["recording"]["recording_id"]]["stage"] == "transcode"
     assert "ffmpeg" in failures[doc["recording"]["recording_id"]]["error"]
