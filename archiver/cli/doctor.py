@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import click
 
 from archiver.cli import wiring
-from archiver.cli.options import dest_option, exit_codes
+from archiver.cli.options import dest_option, exit_codes, json_option
 from archiver.cli.output import echo
+from archiver.cli.outputs import print_json, take_stdout_for_json
 from archiver.doctor import Finding, check_catalog, check_ffmpeg, check_pacing, check_provider, check_storage
 from archiver.errors import ExitCode
 from archiver.media.transcode import find_ffmpeg
@@ -25,9 +27,12 @@ from archiver.providers import make_client
 )
 @dest_option
 @click.option("--catalog", type=click.Path(dir_okay=False), help="Catalog database to check.")
+@json_option
 @click.pass_context
 @exit_codes
-def doctor(ctx: click.Context, providers: tuple[str, ...], dest: str | None, catalog: str | None) -> None:
+def doctor(
+    ctx: click.Context, providers: tuple[str, ...], dest: str | None, catalog: str | None, as_json: bool
+) -> None:
     """Check credentials, ffmpeg, the destination and the catalog; say how to fix each problem.
 
     Exits 1 when something would stop a run. Writes, reads and deletes one small probe object
@@ -38,6 +43,7 @@ def doctor(ctx: click.Context, providers: tuple[str, ...], dest: str | None, cat
       archiver doctor --provider plivo --dest s3://acme-calls/recordings
     """
     settings = wiring.load(ctx, {"archive.dest": dest, "archive.catalog": catalog})
+    take_stdout_for_json(as_json)
     findings: list[Finding] = []
     chosen = providers or tuple(
         name
@@ -80,4 +86,12 @@ def doctor(ctx: click.Context, providers: tuple[str, ...], dest: str | None, cat
     failed = sum(f.level == "fail" for f in findings)
     warned = sum(f.level == "warn" for f in findings)
     echo(f"doctor: {len(findings)} checks, {failed} failed, {warned} warnings")
+    if as_json:
+        print_json(
+            "doctor",
+            {
+                "checks": [dataclasses.asdict(f) for f in findings],
+                "counts": {"checks": len(findings), "failed": failed, "warnings": warned},
+            },
+        )
     raise SystemExit(ExitCode.FAILED if failed else ExitCode.OK)

@@ -20,6 +20,14 @@ class Finding:
     key: str
     recording_id: str | None = None
     detail: str | None = None
+    # For an altered or missing file, what its repair needs (archiver verify prints it).
+    provider: str | None = None
+    call_id: str | None = None
+    profile: str | None = None  # None: the original
+
+
+# A recording's provider and call id: what a repair command needs.
+Who = tuple[str | None, str | None]
 
 
 @dataclass
@@ -66,7 +74,7 @@ def verify_archive(
     result = VerifyResult(orphans_checked=selection == Selection())
     keys = set(storage.list_keys())
     referenced: set[str] = set()
-    jobs: list[tuple[str, dict[str, Any]]] = []
+    jobs: list[tuple[str, dict[str, Any], Who]] = []
     for item in sidecars(storage, sorted(keys)):
         if isinstance(item, SidecarError):
             # Reported whatever the selection: we cannot tell whose it is.
@@ -80,29 +88,37 @@ def verify_archive(
             continue
         result.recordings += 1
         rid = item.recording_id
+        who = (doc["recording"].get("provider"), doc["recording"].get("call_id"))
         for f in doc["files"]:
             if not f.get("key"):
                 continue
             referenced.add(f["key"])
             if f["key"] not in keys:
                 result.findings.append(
-                    Finding("missing", f["key"], rid, "listed in the sidecar, not in storage")
+                    Finding(
+                        "missing",
+                        f["key"],
+                        rid,
+                        "listed in the sidecar, not in storage",
+                        *who,
+                        f.get("profile"),
+                    )
                 )
             else:
-                jobs.append((rid, f))
+                jobs.append((rid, f, who))
 
-    def check(job: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any], str | None, int, Finding | None]:
-        rid, f = job
+    def check(job: tuple[str, dict[str, Any], Who]) -> tuple[str | None, int, Finding | None]:
+        rid, f, _ = job
         try:
             digest, size = hash_object(storage, f["key"])
-            return rid, f, digest, size, None
+            return digest, size, None
         except UnsafeKeyError as exc:  # a local file that is a symlink to outside the archive
-            return rid, f, None, 0, Finding("unsafe", f["key"], rid, str(exc))
+            return None, 0, Finding("unsafe", f["key"], rid, str(exc))
         except StorageError as exc:
-            return rid, f, None, 0, Finding("unreadable", f["key"], rid, str(exc))
+            return None, 0, Finding("unreadable", f["key"], rid, str(exc))
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-        for rid, f, digest, size, problem in pool.map(check, jobs):
+        for (rid, f, who), (digest, size, problem) in zip(jobs, pool.map(check, jobs), strict=True):
             result.files_checked += 1
             result.bytes_read += size
             if problem is not None:
@@ -114,6 +130,8 @@ def verify_archive(
                         f["key"],
                         rid,
                         f"{size} bytes, SHA-256 {digest}; the sidecar says {f['bytes']} bytes, {f['sha256']}",
+                        *who,
+                        f.get("profile"),
                     )
                 )
             if on_file:
