@@ -12,19 +12,22 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 git clone --quiet --no-local --branch "$(git rev-parse --abbrev-ref HEAD)" . "$work/clone"
 "$python" -m venv "$work/build"
-"$work/build/bin/python" -m pip install --quiet --disable-pip-version-check build
+"$work/build/bin/python" -m pip install --quiet --disable-pip-version-check build 2>&1 |
+  { grep -v "^WARNING: Location" || true; } >&2
 "$work/build/bin/python" -m build --wheel --outdir "$work/dist" "$work/clone" >"$work/build.log" 2>&1 ||
   { cat "$work/build.log" >&2; exit 1; }
 wheel=$(ls "$work"/dist/call_recording_archiver-*.whl)
 "$python" -m venv "$work/app"   # what `pipx install` makes
-"$work/app/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel"
+"$work/app/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel" 2>&1 |
+  { grep -v "^WARNING: Location" || true; } >&2
 cd "$work"                       # nothing of the clone on sys.path
 "$work/app/bin/archiver" --help >/dev/null
 "$work/app/bin/archiver" --version
 timed() {  # best of 5, in seconds
   local best=999 t
   for _ in 1 2 3 4 5; do
-    t=$( { /usr/bin/time -f %e "$@" >/dev/null 2>/dev/null; } 2>&1 )
+    /usr/bin/time -f %e -o "$work/time" "$@" >/dev/null 2>&1
+    t=$(cat "$work/time")
     best=$(echo "$t $best" | awk '{print ($1 < $2) ? $1 : $2}')
   done
   echo "$best"
