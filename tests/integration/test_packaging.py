@@ -76,7 +76,9 @@ def test_wheel_from_a_clean_clone_installs_isolated_and_runs(tmp_path: Path) -> 
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     exe = fresh / "bin" / "archiver"
-    helped = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True, env=env, cwd=tmp_path)
+    helped = subprocess.run(
+        [exe, "--help"], capture_output=True, text=True, check=True, env=env, cwd=tmp_path
+    )
     assert "Usage: archiver" in helped.stdout
     version = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True, env=env)
     assert version.stdout.startswith("archiver ") and "(call-recording-archiver)" in version.stdout
