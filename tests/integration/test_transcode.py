@@ -219,7 +219,7 @@ def test_rendition_failure_keeps_the_original_and_is_reported(
         assert "archived=3" in result.output
         failures = json.loads(report.read_text())["failures"]
         assert {f["stage"] for f in failures} == {"transcode:bad"} and len(failures) == 3
-        assert all("ffmpeg" in f["error"] and "nonsense" in f["error"] for f in failures)
+        assert all("ffmpeg" in f["error"] and "nonsense" in f["error"] for f in failures), failures
         # The original is kept after all (a rendition failed), the good rendition is stored.
         assert len(list(dest.rglob("*.flac.flac"))) == 3
         assert sorted(p.name for p in dest.rglob("*.*") if p.suffix in (".mp3", ".wav")) != []

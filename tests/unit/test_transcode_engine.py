@@ -32,3 +32,26 @@ def test_a_header_claiming_one_second_cannot_keep_a_long_mp3_in_memory() -> None
         Transcoder("ffmpeg", memory_cap_mb=1).engine_for(1, 8000, 1, file_bytes=MB, src_format="flac")
         == "stream"
     )
+
+
+def test_ffmpeg_reason_keeps_the_cause_ffmpeg_7_prints_first() -> None:
+    from archiver.media.transcode import _tail
+
+    stderr = "\n".join(
+        [
+            "Stream mapping:",
+            "  Stream #0:0 -> #0:0 (pcm_s16le (native) -> mp3 (libmp3lame))",
+            '[libmp3lame @ 0x1] Unable to parse option value "nonsense"',
+            "[libmp3lame @ 0x1] Error setting option b to value nonsense.",
+            *[
+                f"[af#0:0 @ 0x2] Terminating thread with return code -22 (Invalid argument) {i}"
+                for i in range(9)
+            ],
+            "size=       0KiB time=N/A bitrate=N/A speed=N/A",
+            "Conversion failed!",
+        ]
+    )
+    reason = _tail(stderr)
+    assert reason.startswith('[libmp3lame @ 0x1] Unable to parse option value "nonsense"')
+    assert "Error setting option b" in reason and reason.endswith("Conversion failed!")
+    assert _tail("a\nb\nc\nd\ne") == "b | c | d | e"  # no line states a cause: the last four
