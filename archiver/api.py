@@ -243,7 +243,8 @@ def verify(
     storage = build_storage(settings)
     try:
         must_exist(storage)
-        storage.check()
+        if repair:  # reading needs no write access: an auditor's read-only snapshot verifies
+            storage.check()
         return verify_with_history(
             settings,
             storage,
@@ -274,10 +275,10 @@ def export(
     ``export_format`` ``bagit`` makes it a BagIt bag (:mod:`archiver.compliance.bagit`)."""
     if export_format not in EXPORT_FORMATS:
         raise ConfigError(f"export format {export_format!r}: use one of {', '.join(EXPORT_FORMATS)}")
+    refuse_archive_name(out)
     source = build_storage(settings)
     try:
-        must_exist(source)
-        source.check()
+        must_exist(source)  # read-only is enough (its custody event is appended after, or said missing)
         sink = open_sink(out)
         if export_format == "bagit":
             sink = BagSink(
@@ -286,6 +287,7 @@ def export(
                 source_organization=settings.export.source_organization,
                 mask=mask_number if mask_numbers else None,
             )
+        sel = selection or Selection()
         chain, check = custody.read_segment(source)
         result = run_export(
             source,
@@ -301,7 +303,9 @@ def export(
             "export_id": result.export_id,
             "out": out,
             "format": export_format,
-            "selection": custody.selection_json(selection or Selection()),
+            "selection": custody.selection_json(
+                dataclasses.replace(sel, number=mask_number(sel.number)) if mask_numbers else sel
+            ),
             "options": {"with_renditions": with_renditions, "mask_numbers": mask_numbers},
             "counts": {
                 "recordings": result.recordings,
@@ -329,6 +333,26 @@ def must_exist(storage: Storage) -> None:
     of nothing (``check`` would create the folder)."""
     if isinstance(storage, LocalStorage) and not storage.root.is_dir():
         raise ConfigError(f"no archive at {storage.url}: no such folder")
+
+
+# Names that promise a format an export is not written in (it would be a folder so named).
+NOT_WRITTEN = (".tar", ".tgz", ".tbz2", ".txz", ".gz", ".bz2", ".xz", ".zst", ".7z", ".rar")
+
+
+def refuse_archive_name(out: str) -> None:
+    """ConfigError for an ``--out`` like ``x.tar`` or ``x.tar.gz``: an export is a folder, a
+    ``.zip`` or an S3 prefix, and a folder named ``x.tar`` would fool whoever receives it."""
+    if out.startswith("s3://"):
+        return
+    path = out.rstrip("/")
+    if path.lower().endswith(NOT_WRITTEN):
+        stem, suffix = path.rsplit(".", 1)
+        if stem.lower().endswith(".tar"):
+            stem, suffix = stem[:-4], "tar." + suffix
+        raise ConfigError(
+            f"--out {out}: exports are written as a folder, a .zip or s3://bucket/prefix, not as "
+            f".{suffix}; use {stem}.zip, or export to a folder and tar that"
+        )
 
 
 def open_sink(out: str) -> Sink:
@@ -428,8 +452,15 @@ def log_custody(deps: Deps, result: RunResult, settings: Settings) -> None:
         if details is None:
             continue
         try:
+            # Never carry the catalog's anchor past a cut or rewritten chain: it stays on the
+            # event it saw, so `custody verify` still names the break after this append.
+            broken = custody.anchor_broken(deps.storage, deps.catalog.custody_anchor(deps.storage.url))
             event = custody.log_event(deps.storage, settings, action, details)
-            deps.catalog.set_custody_anchor(deps.storage.url, event.seq, event.sha256)
+            if broken:
+                error = f"{broken}: run `archiver custody verify --dest {deps.storage.url}`"
+                result.failures.append({"recording_id": None, "stage": "custody", "error": error})
+            else:
+                deps.catalog.set_custody_anchor(deps.storage.url, event.seq, event.sha256)
         except ArchiverError as exc:
             error = f"the run's {action} event was not added to the custody log: {exc}"
             result.failures.append({"recording_id": None, "stage": "custody", "error": error})

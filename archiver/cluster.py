@@ -160,7 +160,15 @@ def _redact_worker_logs(settings: Settings) -> None:
             return
         _redacted_secrets.add(marker)
         redact = RedactSecrets(settings.redactor())
-        for handler in logging.getLogger().handlers:
+        # A worker's root logger often has no handler (its records would reach stderr through
+        # logging.lastResort, unfiltered): the archiver's records get a handler of their own.
+        archiver_log = logging.getLogger("archiver")
+        if not archiver_log.handlers:
+            own = logging.StreamHandler()
+            own.setFormatter(logging.Formatter("%(asctime)s archiver %(levelname)s %(message)s"))
+            archiver_log.addHandler(own)
+            archiver_log.propagate = False
+        for handler in [*logging.getLogger().handlers, *archiver_log.handlers]:
             handler.addFilter(redact)
 
 
@@ -325,13 +333,29 @@ class DaskExecutor:
             ) from None
 
     @classmethod
-    def connect(cls, scheduler: str, *, max_tasks_in_flight: int = 64) -> DaskExecutor:
+    def connect(
+        cls,
+        scheduler: str,
+        *,
+        max_tasks_in_flight: int = 64,
+        env: dict[str, str] | None = None,
+        quiet: bool = True,
+    ) -> DaskExecutor:
+        """Connect to ``scheduler`` (or start ``local:N``, its workers given ``env`` on top of
+        this process's environment). ``quiet``: Dask's own log lines only from warnings up."""
+        if quiet:
+            logging.getLogger("distributed").setLevel(logging.WARNING)
         own = None
         try:
             if scheduler == "local" or scheduler.startswith("local:"):
                 n = int(scheduler.partition(":")[2] or (os.cpu_count() or 2))
                 own = distributed.LocalCluster(
-                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    env=env or {},
+                    silence_logs=logging.WARNING if quiet else False,
                 )
                 client = distributed.Client(own)
             else:
@@ -394,7 +418,8 @@ class DaskExecutor:
             run_id=result.run_id,
             provider=provider,
             unit=Ids(()),
-            settings=settings.without_secrets(),
+            # The destination as this process resolved it: a relative folder means nothing on a worker.
+            settings=_with_dest(settings.without_secrets(), deps.storage.url),
             account=deps.provider.account,
             force=deps.force,
             profiles=profiles,
@@ -434,8 +459,7 @@ class DaskExecutor:
             if isinstance(unit, Remembered):
                 if unit.report_given_up:
                     for known in catalog.given_up(scope, deps.max_failures, unit.since, unit.until):
-                        if unit.shard is None or unit.shard.has_id(known.recording_id):
-                            take(pipeline.given_up(known))
+                        take(pipeline.given_up(known))
                 yield from _slices(tuple(remembered_ids(unit, deps)))
             elif isinstance(unit, Ids):
                 yield from _slices(unit.recording_ids)
@@ -463,6 +487,10 @@ class DaskExecutor:
             result.fatal = result.fatal or report.fatal
         elif isinstance(unit, Window) and report.complete:
             tracker.close(unit)
+
+
+def _with_dest(settings: Settings, dest: str) -> Settings:
+    return dataclasses.replace(settings, archive=dataclasses.replace(settings.archive, dest=dest))
 
 
 def _slices(ids: tuple[str, ...]) -> Iterator[Ids]:
@@ -496,6 +524,10 @@ def worker_facts(settings_without_secrets: Settings, provider_names: tuple[str, 
         except ConfigError as exc:
             facts[f"{name}_credentials"] = "missing"
             problems.append(str(exc))
+        mine = own.catapult.user_id if name == "catapult" else own.plivo.auth_id
+        theirs = settings.catapult.user_id if name == "catapult" else settings.plivo.auth_id
+        if mine and theirs and mine != theirs:
+            problems.append(f"{name}: this worker is set up for account {mine}, the driver archives {theirs}")
     try:
         facts["ffmpeg"] = find_ffmpeg(settings.transcode.ffmpeg)
     except ArchiverError as exc:

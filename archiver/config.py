@@ -5,6 +5,7 @@ Merged once, validated once, frozen. Credentials come only from the environment 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -12,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from archiver.errors import ConfigError
 from archiver.models import DEFAULT_LAYOUT, validate_layout
@@ -61,7 +62,14 @@ SCHEMA: dict[str, tuple[type, Any]] = {
     "export.source_organization": (str, None),
 }
 
-ENV: dict[str, str] = {
+# Keys whose values are credentials: never printed (``archiver config show`` masks them).
+SECRET_KEYS = frozenset({"catapult.api_token", "catapult.api_secret", "plivo.auth_token"})
+
+# Every key has ARCHIVER_<SECTION>_<KEY> (:func:`env_name`, generated from SCHEMA, so a new
+# section gets its variables by being added there). These shorter names came first, are what
+# providers' own tools and the simulator's env file use, and stay; where both are set, the
+# generated name wins (it is the more specific).
+ALIASES: dict[str, str] = {
     "ARCHIVER_DEST": "archive.dest",
     "ARCHIVER_LAYOUT": "archive.layout",
     "ARCHIVER_CONCURRENCY": "archive.concurrency",
@@ -76,8 +84,47 @@ ENV: dict[str, str] = {
     "PLIVO_BASE_URL": "plivo.base_url",
     "PLIVO_REQUESTS_PER_SECOND": "plivo.requests_per_second",
     "ARCHIVER_FFMPEG": "transcode.ffmpeg",
-    "ARCHIVER_DASK_SCHEDULER": "dask.scheduler",
 }
+
+
+def env_name(key: str) -> str:
+    """The environment variable of a dotted key: ``s3.sse_kms_key_id`` -> ``ARCHIVER_S3_SSE_KMS_KEY_ID``."""
+    section, name = key.split(".")
+    return f"ARCHIVER_{section.upper()}_{name.upper()}"
+
+
+def env_names(key: str) -> list[str]:
+    """Every variable that sets ``key``, the one that wins first."""
+    return [env_name(key), *(var for var, k in ALIASES.items() if k == key)]
+
+
+# The variables that are not config keys but are ours: anything else ARCHIVER_* is a typo.
+OTHER_VARIABLES = frozenset({"ARCHIVER_CONFIG"})
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """ARCHIVER_* variables that set nothing (a typo'd name loses its setting silently)."""
+    known = {var for key in SCHEMA for var in env_names(key)} | OTHER_VARIABLES
+    return sorted(v for v in env if v.startswith("ARCHIVER_") and v not in known)
+
+
+def env_table() -> str:
+    """The README's table of every key's variable (a Markdown table, generated from SCHEMA;
+    ``archiver config env`` prints it)."""
+    rows = ["| key | variable | also | default |", "| --- | --- | --- | --- |"]
+    for key, (_, default) in SCHEMA.items():
+        also = ", ".join(f"`{v}`" for v in env_names(key)[1:])
+        shown = "(secret)" if key in SECRET_KEYS else "" if default is None else f"`{_toml(default)}`"
+        rows.append(f"| `{key}` | `{env_name(key)}` | {also} | {shown} |")
+    return "\n".join(rows) + "\n"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a TOML basic string
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -302,24 +349,62 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
     raise ConfigError(f"{key} from {origin}: {value!r} is not a valid {kind.__name__}")
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a setting's value came from: ``flag``, ``env`` (``where``: the variable),
+    ``file`` (``where``: its path) or ``default``."""
+
+    kind: Literal["flag", "env", "file", "default"]
+    where: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.where}" if self.where else self.kind
+
+
+def merge(
+    config_path: str | None,
+    env: Mapping[str, str],
+    flags: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Source]]:
+    """Every key's value (defaults < file < env < flags; flags that are None are unset),
+    coerced but not yet validated, and where each came from."""
+    merged: dict[str, Any] = {k: default for k, (_, default) in SCHEMA.items()}
+    sources: dict[str, Source] = dict.fromkeys(SCHEMA, Source("default"))
+    from_file = read_config_file(config_path)
+    merged["profiles"] = from_file.pop("profiles", {})
+    for key, value in from_file.items():
+        merged[key] = _coerce(key, value, f"config file {config_path}")
+        sources[key] = Source("file", config_path)
+    for key in SCHEMA:
+        var = next((v for v in env_names(key) if env.get(v)), None)
+        if var is not None:
+            merged[key] = _coerce(key, env[var], f"${var}")
+            sources[key] = Source("env", var)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            merged[key] = _coerce(key, value, "the command line")
+            sources[key] = Source("flag")
+    return merged, sources
+
+
 def load_settings(
     config_path: str | None,
     env: Mapping[str, str],
     flags: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Merge defaults < file < env < flags (flags that are None are unset) and validate."""
-    merged: dict[str, Any] = {k: default for k, (_, default) in SCHEMA.items()}
-    from_file = read_config_file(config_path)
-    merged["profiles"] = from_file.pop("profiles", {})
-    for key, value in from_file.items():
-        merged[key] = _coerce(key, value, f"config file {config_path}")
-    for var, key in ENV.items():
-        if env.get(var):
-            merged[key] = _coerce(key, env[var], f"${var}")
-    for key, value in (flags or {}).items():
-        if value is not None:
-            merged[key] = _coerce(key, value, "the command line")
-    return _build(merged)
+    return _build(merge(config_path, env, flags)[0])
+
+
+def resolve(
+    config_path: str | None,
+    env: Mapping[str, str],
+    flags: Mapping[str, Any] | None = None,
+) -> tuple[Settings, dict[str, Any], dict[str, Source]]:
+    """:func:`load_settings`, with the merged values by key and where each came from
+    (``archiver config show``)."""
+    merged, sources = merge(config_path, env, flags)
+    return _build(merged), merged, sources
 
 
 def _section(cls: type, merged: Mapping[str, Any], prefix: str) -> Any:
@@ -389,8 +474,47 @@ def example_config() -> str:
     return resources.files("archiver.data").joinpath("archiver.example.toml").read_text("utf-8")
 
 
+# Looked at when neither --config nor ARCHIVER_CONFIG names a file (after the user's own).
+SYSTEM_CONFIG = "/etc/archiver/config.toml"
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """The config file a command reads (``path`` None: none), how it was chosen, and every
+    place looked at for it."""
+
+    path: str | None
+    chosen_by: str  # "--config", "ARCHIVER_CONFIG", "XDG_CONFIG_HOME", "system", "none"
+    searched: tuple[str, ...] = ()
+
+
+def user_config(env: Mapping[str, str]) -> str:
+    """``$XDG_CONFIG_HOME/archiver/config.toml`` (``~/.config`` when it is unset, empty or
+    relative, as the XDG spec says)."""
+    base = env.get("XDG_CONFIG_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config")
+    return os.path.join(base, "archiver", "config.toml")
+
+
+def find_config(flag: str | None, env: Mapping[str, str]) -> ConfigFile:
+    """``--config``, else ``$ARCHIVER_CONFIG``, else the first of the user's and the system's
+    config file that exists, else none. A file named by the first two must exist (a typo must
+    not run on defaults); the other two are optional."""
+    if flag:
+        return ConfigFile(flag, "--config")
+    if env.get("ARCHIVER_CONFIG"):
+        return ConfigFile(env["ARCHIVER_CONFIG"], "ARCHIVER_CONFIG")
+    searched = (user_config(env), SYSTEM_CONFIG)
+    for path, how in zip(searched, ("XDG_CONFIG_HOME", "system"), strict=True):
+        if os.path.exists(path):
+            return ConfigFile(path, how, searched)
+    return ConfigFile(None, "none", searched)
+
+
 def config_path_from(flag: str | None, env: Mapping[str, str]) -> str | None:
-    return flag or env.get("ARCHIVER_CONFIG") or None
+    """The path :func:`find_config` chooses, or None."""
+    return find_config(flag, env).path
 
 
 def environ() -> Mapping[str, str]:

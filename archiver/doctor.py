@@ -200,7 +200,7 @@ def versions() -> dict[str, str]:
     from archiver import __version__
 
     found = {"archiver": __version__, "python": platform.python_version()}
-    for dist in ("httpx", "boto3", "mutagen", "pydub", "distributed"):
+    for dist in ("httpx", "boto3", "mutagen", "distributed"):
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

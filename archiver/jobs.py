@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,7 +48,6 @@ class Remembered:
     since: datetime | None = None
     until: datetime | None = None
     report_given_up: bool = True
-    shard: Shard | None = None  # only the ids of this shard
 
 
 @dataclass(frozen=True)
@@ -74,8 +72,9 @@ Unit = Remembered | Window | Ids
 class Shard:
     """Shard ``index`` of ``count`` (``--shard I/N``, 1-based): a deterministic share of the
     windows (by the window's position on the calendar, so every host agrees whatever it
-    lists) and of the remembered ids (by a hash of the id), so N hosts with the same range
-    and window size cover it exactly once without talking to each other."""
+    lists), so N hosts with the same range and window size cover it exactly once without
+    talking to each other. Each retries by id what its own catalog remembers (what it listed
+    and could not archive): no other shard ever hears of those."""
 
     index: int
     count: int
@@ -96,9 +95,6 @@ class Shard:
 
     def has_window(self, window: Window, size: timedelta) -> bool:
         return int(window.since.timestamp() // size.total_seconds()) % self.count == self.index - 1
-
-    def has_id(self, recording_id: str) -> bool:
-        return zlib.crc32(recording_id.encode()) % self.count == self.index - 1
 
 
 @dataclass(frozen=True)
@@ -151,7 +147,7 @@ def plan_backfill(
         mine = [w for w in mine if shard.has_window(w, size)]
     return Job(
         "backfill",
-        (Remembered(lo, until, report_given_up=not revisit, shard=shard), *mine),
+        (Remembered(lo, until, report_given_up=not revisit), *mine),
         finish_windows=True,
         skip_finished=not revisit,
     )
@@ -225,8 +221,7 @@ def feed(job: Job, deps: Deps, tracker: GroupTracker) -> Iterator[Recording | Ou
         if isinstance(unit, Remembered):
             if unit.report_given_up:
                 for known in catalog.given_up(scope, deps.max_failures, unit.since, unit.until):
-                    if unit.shard is None or unit.shard.has_id(known.recording_id):
-                        yield given_up(known)
+                    yield given_up(known)
             yield from by_id(deps, remembered_ids(unit, deps))
         elif isinstance(unit, Ids):
             yield from by_id(deps, unit.recording_ids)
@@ -235,9 +230,8 @@ def feed(job: Job, deps: Deps, tracker: GroupTracker) -> Iterator[Recording | Ou
 
 
 def remembered_ids(unit: Remembered, deps: Deps) -> list[str]:
-    """The ids the catalog remembers as pending or failed for ``unit`` (its shard's only)."""
-    ids = deps.catalog.unsettled(deps.scope, deps.max_failures, unit.since, unit.until)
-    return [i for i in ids if unit.shard is None or unit.shard.has_id(i)]
+    """The ids the catalog remembers as pending or failed for ``unit``."""
+    return deps.catalog.unsettled(deps.scope, deps.max_failures, unit.since, unit.until)
 
 
 def by_id(deps: Deps, recording_ids: list[str] | tuple[str, ...]) -> Iterator[Recording | Outcome]:

@@ -78,7 +78,10 @@ class RunResult:
         return ExitCode.FAILED if self.counts["failed"] or self.failures or news else ExitCode.OK
 
     def summary(self) -> str:
-        counts = " ".join(f"{s}={self.counts[s]}" for s in STATUSES)
+        # `transcode` writes renditions of what is archived already: those it wrote are encoded.
+        # (The report and metrics keep the status names, `archived` included.)
+        names = {"archived": "encoded"} if self.command == "transcode" else {}
+        counts = " ".join(f"{names.get(s, s)}={self.counts[s]}" for s in STATUSES)
         line = f"listed={self.listed} {counts}"
         if self.deletions is not None:
             done = sum(1 for d in self.deletions if d["result"] in ("deleted", "already-gone"))

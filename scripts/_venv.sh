@@ -22,7 +22,11 @@ make_venv() {  # $1: pip install target, e.g. '.' or '.[test]'
     "$py" -m venv .venv
   fi
   # pip's and setuptools' chatter goes to a log, shown only when the install fails.
+  # A .venv made before the rename has the same code installed as "archiver" (a name that is
+  # another project's on PyPI): it goes, so one distribution owns the package and the command.
   if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
+         { ! .venv/bin/python -m pip show archiver >/dev/null 2>&1 ||
+           .venv/bin/python -m pip uninstall --disable-pip-version-check -y archiver; } &&
          .venv/bin/python -m pip install --disable-pip-version-check -e "$1"; } >.venv/pip.log 2>&1; then
     cat .venv/pip.log >&2
     echo "error: installing $1 into .venv failed (log above, also in .venv/pip.log)" >&2

@@ -7,7 +7,7 @@ from collections.abc import Iterator, MutableMapping
 
 import click
 
-from archiver import __version__
+from archiver.cli.about import version_option
 from archiver.cli.options import accept_global_options
 from archiver.cli.wiring import GlobalOptions
 
@@ -27,6 +27,7 @@ COMMANDS = {
     "doctor": "archiver.cli.doctor:doctor",
     "sim": "archiver.cli.sim:sim",
     "config": "archiver.cli.config_cmd:config",
+    "completion": "archiver.cli.about:completion",
 }
 
 
@@ -42,6 +43,8 @@ class LazyCommands(MutableMapping[str, click.Command]):
             module, _, attr = self._specs[name].partition(":")
             command = getattr(importlib.import_module(module), attr)
             accept_global_options(command)
+            for sub in getattr(command, "commands", {}).values():  # a group's commands too
+                accept_global_options(sub)
             self._loaded[name] = command
         return self._loaded[name]
 
@@ -64,11 +67,12 @@ class LazyCommands(MutableMapping[str, click.Command]):
     commands=LazyCommands(COMMANDS),
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(__version__, prog_name="archiver")
+@version_option
 @click.option(
     "--config",
     type=click.Path(dir_okay=False),
-    help="TOML config file (default: $ARCHIVER_CONFIG, else none).",
+    help="TOML config file (default: $ARCHIVER_CONFIG, else ~/.config/archiver/config.toml, else "
+    "/etc/archiver/config.toml, if one exists: `archiver config path`).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the summary line.")

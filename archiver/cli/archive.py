@@ -23,12 +23,17 @@ Call = Callable[[Settings, Options, Hooks], RunResult]
 
 
 def archive(
-    ctx: click.Context, opts: dict[str, Any], call: Call, extra_flags: dict[str, Any] | None = None
+    ctx: click.Context,
+    opts: dict[str, Any],
+    call: Call,
+    extra_flags: dict[str, Any] | None = None,
+    total: int | None = None,
 ) -> None:
     """Load settings (logging set up), check the output paths before any work, run ``call``
     (an :mod:`archiver.api` function) with the shared options, then write the report and
     metrics, print the summary and exit with the spec's code. Ctrl-C / SIGTERM stop it after
-    the recordings in flight (:mod:`archiver.cli.signals`), from start to write-up."""
+    the recordings in flight (:mod:`archiver.cli.signals`), from start to write-up. ``total``:
+    how many recordings the run takes, when known before it starts (the bar's end and ETA)."""
     with StopOnSignal() as stop:
         flags = {
             **(extra_flags or {}),
@@ -63,7 +68,8 @@ def archive(
             def started(result: RunResult) -> None:
                 bind_run(result.run_id, opts["provider"])
                 enabled = not ctx.obj.quiet and not options.dry_run
-                bars.append(stack.enter_context(RunProgress(result, enabled=enabled)))
+                expected = min(total, options.limit or total) if total is not None else None
+                bars.append(stack.enter_context(RunProgress(result, enabled=enabled, total=expected)))
 
             def progress(result: RunResult) -> None:
                 for bar in bars:

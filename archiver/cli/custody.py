@@ -69,8 +69,7 @@ def verify_cmd(ctx: click.Context, dest: str | None, log_file: str | None, catal
         storage = wiring.build_storage(settings)
         where = storage.url
         try:
-            must_exist(storage)
-            storage.check()
+            must_exist(storage)  # reading only: a read-only destination verifies
             db = _catalog(settings)
             try:
                 anchor = db.custody_anchor(storage.url) if db else None
@@ -114,7 +113,6 @@ def show_cmd(ctx: click.Context, dest: str | None, as_json: bool) -> None:
     storage = wiring.build_storage(settings)
     try:
         must_exist(storage)
-        storage.check()
         count = 0
         for seq, key, body in chain.stored_events(storage):
             count += 1

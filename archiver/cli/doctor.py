@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import click
 
 from archiver.cli import wiring
-from archiver.cli.options import dest_option, exit_codes
+from archiver.cli.options import dest_option, exit_codes, json_option
 from archiver.cli.output import echo
+from archiver.cli.outputs import print_json, take_stdout_for_json
 from archiver.doctor import (
     Finding,
     check_catalog,
@@ -44,6 +46,7 @@ from archiver.providers import make_client
 @click.option(
     "--scheduler", help="The Dask scheduler (default: $ARCHIVER_DASK_SCHEDULER or [dask] scheduler)."
 )
+@json_option
 @click.pass_context
 @exit_codes
 def doctor(
@@ -53,6 +56,7 @@ def doctor(
     catalog: str | None,
     executor: str,
     scheduler: str | None,
+    as_json: bool,
 ) -> None:
     """Check credentials, ffmpeg, the destination and the catalog; say how to fix each problem.
 
@@ -64,6 +68,7 @@ def doctor(
       archiver doctor --provider plivo --dest s3://acme-calls/recordings
     """
     settings = wiring.load(ctx, {"archive.dest": dest, "archive.catalog": catalog})
+    take_stdout_for_json(as_json)
     findings: list[Finding] = []
     chosen = providers or tuple(
         name
@@ -119,4 +124,12 @@ def doctor(
     failed = sum(f.level == "fail" for f in findings)
     warned = sum(f.level == "warn" for f in findings)
     echo(f"doctor: {len(findings)} checks, {failed} failed, {warned} warnings")
+    if as_json:
+        print_json(
+            "doctor",
+            {
+                "checks": [dataclasses.asdict(f) for f in findings],
+                "counts": {"checks": len(findings), "failed": failed, "warnings": warned},
+            },
+        )
     raise SystemExit(ExitCode.FAILED if failed else ExitCode.OK)

@@ -9,8 +9,9 @@ import click
 
 from archiver import api
 from archiver.cli import wiring
-from archiver.cli.options import dest_option, exit_codes, nothing_selected, selection_options
+from archiver.cli.options import dest_option, exit_codes, json_option, nothing_selected, selection_options
 from archiver.cli.output import echo
+from archiver.cli.outputs import print_json, take_stdout_for_json
 from archiver.errors import ExitCode
 from archiver.sidecars import Selection
 
@@ -31,6 +32,7 @@ from archiver.sidecars import Selection
 @click.option(
     "--mask-numbers", is_flag=True, help="Mask phone numbers in the manifests (last 4 digits kept)."
 )
+@json_option
 @click.pass_context
 @exit_codes
 def export(
@@ -41,6 +43,7 @@ def export(
     with_renditions: bool,
     mask_numbers: bool,
     export_format: str,
+    as_json: bool,
 ) -> None:
     """Export selected recordings with manifests, SHA256SUMS and a chain-of-custody record.
 
@@ -60,6 +63,7 @@ def export(
       archiver export --dest ./archive --since -30d --format bagit --out ./audit-bag
     """
     settings = wiring.load(ctx, {"archive.dest": dest})
+    take_stdout_for_json(as_json)
     if export_format == "bagit" and not settings.export.source_organization:
         echo("note: no [export] source_organization in the config: bag-info.txt names no holder", err=True)
     # An ExportError (a copy does not match its sidecar) exits 1 through exit_codes.
@@ -86,4 +90,22 @@ def export(
         f"exported recordings={result.recordings} files={result.files} bytes={result.bytes} "
         f"excluded={len(result.excluded)} out={out}"
     )
+    if as_json:
+        print_json(
+            "export",
+            {
+                "out": out,
+                "format": export_format,
+                "counts": {
+                    "recordings": result.recordings,
+                    "files": result.files,
+                    "bytes": result.bytes,
+                    "excluded": len(result.excluded),
+                },
+                "manifest_sha256": result.manifest_sha256,
+                "excluded": list(result.excluded),
+                "export_id": result.export_id,
+                "custody_error": result.custody_error,
+            },
+        )
     raise SystemExit(ExitCode.FAILED if result.excluded or result.custody_error else ExitCode.OK)

@@ -37,4 +37,5 @@ def fetch(ctx: click.Context, recording_ids: tuple[str, ...], **opts: Any) -> No
         lambda settings, options, hooks: api.fetch(
             settings, opts["provider"], recording_ids, options=options, hooks=hooks
         ),
+        total=len(dict.fromkeys(recording_ids)),
     )

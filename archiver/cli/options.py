@@ -10,6 +10,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from archiver.cli.output import echo
+from archiver.cli.outputs import json_failure
 from archiver.cli.wiring import GlobalOptions
 from archiver.errors import ArchiverError, ConfigError, exit_code_for
 from archiver.providers import NAMES as PROVIDERS
@@ -22,6 +23,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEST_HELP = "The archive: a folder, file:///path or s3://bucket/prefix (default: [archive] dest)."
 # Declared once: every command that reads or writes an archive takes it the same way.
 dest_option = click.option("--dest", help=DEST_HELP)
+
+
+# Declared once: doctor, verify and export print one JSON document with it.
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document on stdout (with schema_version); the human lines go to stderr.",
+)
 
 
 def archive_options(fn: F) -> F:
@@ -155,6 +165,7 @@ def fail(exc: ArchiverError) -> NoReturn:
     """One clear line on stderr, then exit with the code :func:`archiver.errors.exit_code_for`
     gives (ConfigError 2, FatalError and anything else that stops a command 3, ...)."""
     echo(f"error: {exc}", err=True)
+    json_failure(str(exc), exit_code_for(exc))
     raise SystemExit(exit_code_for(exc)) from None
 
 
@@ -189,6 +200,8 @@ def accept_global_options(command: click.Command) -> None:
 
         return callback
 
+    if any("--config" in p.opts for p in command.params):  # taken already (a shared sub-command)
+        return
     command.params += [
         click.Option(
             ["--config"],

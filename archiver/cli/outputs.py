@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from archiver.cli.output import reserve_stdout
+from archiver.cli.output import current_redactor, reserve_stdout
 from archiver.errors import ConfigError
 
 STDOUT = "-"
@@ -49,6 +49,40 @@ def check_output_path(option: str, path: str | None, *, dash: bool = False) -> N
         raise ConfigError(f"{option} {path}: cannot write in {folder}: {exc.strerror or exc}") from None
     os.close(fd)
     os.unlink(probe)
+
+
+# The version of every document `--json` prints; raised when a key changes meaning or goes.
+JSON_SCHEMA_VERSION = 1
+
+
+def take_stdout_for_json(as_json: bool, report: str | None = None) -> None:
+    """With ``--json``, stdout carries one JSON document and every human line goes to stderr
+    from here on. ``--report -`` would be a second document on stdout: refused (exit 2)."""
+    if not as_json:
+        return
+    if report == STDOUT:
+        raise ConfigError("--json and --report - both print a document on stdout: give --report a file")
+    reserve_stdout()
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[JSON_COMMAND] = ctx.command_path.removeprefix(ctx.find_root().info_name or "").strip()
+
+
+JSON_COMMAND = "archiver.json-command"
+
+
+def json_failure(message: str, code: int) -> None:
+    """Under ``--json``, a command that fails still prints its one document: the error."""
+    ctx = click.get_current_context(silent=True)
+    command = ctx.meta.get(JSON_COMMAND) if ctx is not None else None
+    if command:
+        print_json(command, {"error": message, "exit_code": code})
+
+
+def print_json(command: str, doc: dict[str, Any]) -> None:
+    """The one JSON document of ``--json``: ``schema_version`` and ``command``, then ``doc``."""
+    full = current_redactor().doc({"schema_version": JSON_SCHEMA_VERSION, "command": command, **doc})
+    click.echo(json.dumps(full, indent=2, sort_keys=True))  # JSON escapes every control character
 
 
 def write_report(path: str, doc: Any) -> None:

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import time
+from collections.abc import Iterable
 
 import click
 
 from archiver import api
 from archiver.cli import wiring
 from archiver.cli.metrics import render_verify_metrics, write_metrics
-from archiver.cli.options import dest_option, exit_codes, nothing_selected, selection_options
+from archiver.cli.options import dest_option, exit_codes, json_option, nothing_selected, selection_options
 from archiver.cli.output import current_redactor, echo
-from archiver.cli.outputs import check_output_path, write_report
+from archiver.cli.outputs import check_output_path, print_json, take_stdout_for_json, write_report
 from archiver.compliance.checkup import unresolved
 from archiver.compliance.coverage import Sample, parse_sample
 from archiver.compliance.coverage import describe as describe_coverage
-from archiver.compliance.verify import VerifyResult
+from archiver.compliance.verify import Finding, VerifyResult
 from archiver.errors import ConfigError, ExitCode
 from archiver.sidecars import Selection
 from archiver.timeutil import utcnow
@@ -61,6 +63,7 @@ def _sample(ctx: click.Context, param: click.Parameter, value: str | None) -> Sa
     type=click.Path(dir_okay=False),
     help="Catalog database that remembers each file's last verification (default as for run).",
 )
+@json_option
 @click.pass_context
 @exit_codes
 def verify(
@@ -73,6 +76,7 @@ def verify(
     report: str | None,
     metrics_file: str | None,
     catalog: str | None,
+    as_json: bool,
 ) -> None:
     """Re-read archived files, recompute SHA-256 and size, compare with the sidecars.
 
@@ -97,6 +101,7 @@ def verify(
       archiver verify --dest ./archive --repair
     """
     settings = wiring.load(ctx, {"archive.dest": dest, "archive.catalog": catalog})
+    take_stdout_for_json(as_json, report)
     check_output_path("--report", report, dash=True)  # before reading the whole archive
     check_output_path("--metrics-file", metrics_file)
     last = [time.monotonic()]
@@ -139,4 +144,57 @@ def verify(
     echo(line + ("" if result.orphans_checked else " (orphans not checked)"))
     if result.coverage is not None:
         echo(describe_coverage(result.coverage))
+    fixes = [] if repair else repairs(result.findings, result.dest)
+    for fix in fixes:
+        echo(f"repair: {fix}")
+    if as_json:
+        print_json("verify", redact.doc(result.report() | {"dest": result.dest, "repair_commands": fixes}))
     raise SystemExit(ExitCode.FAILED if unresolved(result) else ExitCode.OK)
+
+
+def repairs(findings: Iterable[Finding], dest: str) -> list[str]:
+    """What to run (or do) about each kind of finding, one line each.
+
+    An original altered or missing is downloaded again from its provider and checked against
+    the sidecar's SHA-256 (``verify --repair``, while the provider still has it); a rendition
+    is encoded again from
+    the original (``transcode --force``, narrowed to the recording's call). A sidecar that
+    cannot be used, or an object no sidecar lists, has no command that knows what it should
+    be: those lines say so."""
+    originals: dict[str, list[str]] = {}
+    renditions: dict[tuple[str, str], None] = {}
+    other: dict[str, list[str]] = {}
+    for f in findings:
+        if f.kind in ("altered", "missing") and f.recording_id and f.provider:
+            if f.profile is None:
+                originals.setdefault(f.provider, [])
+                if f.recording_id not in originals[f.provider]:
+                    originals[f.provider].append(f.recording_id)
+                continue
+            if f.call_id:
+                renditions[(f.profile, f.call_id)] = None
+                continue
+        other.setdefault(f.kind, []).append(f.key)
+    count = sum(len(ids) for ids in originals.values())
+    lines = (
+        [
+            shlex.join(["archiver", "verify", "--dest", dest, "--repair"])
+            + f"   # downloads the {count} original(s) again, kept only if they hash to the sidecar"
+        ]
+        if originals
+        else []
+    )
+    lines += [
+        shlex.join(
+            ["archiver", "transcode", "--dest", dest, "--profile", profile, "--force", "--call-id", call]
+        )
+        for profile, call in renditions
+    ]
+    for kind, keys in other.items():
+        what = "object(s) no sidecar lists" if kind == "orphaned" else f"{kind} file(s) or sidecar(s)"
+        lines.append(
+            f"{len(keys)} {what} ({keys[0]}{', ...' if len(keys) > 1 else ''}): no command knows what "
+            "they should hold; restore them from a backup or remove them, then run "
+            + shlex.join(["archiver", "verify", "--dest", dest])
+        )
+    return lines

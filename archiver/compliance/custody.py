@@ -161,6 +161,20 @@ def append(
     )
 
 
+def anchor_broken(storage: Storage, anchor: tuple[int, str, datetime | None] | None) -> str | None:
+    """Why the event the catalog last saw (its ``anchor``) is no longer in the chain as it was
+    (deleted, or rewritten), or None when it is (or there is no anchor). Checked before the
+    anchor moves on: an append after a cut-off head would otherwise carry the anchor past it."""
+    if anchor is None:
+        return None
+    seq, digest, _ = anchor
+    if not storage.exists(event_key(seq)):
+        return f"event {seq}, which this catalog saw, is gone from the custody log"
+    if sha256(_read(storage, event_key(seq))) != digest:
+        return f"event {seq} of the custody log is not the one this catalog saw (rewritten)"
+    return None
+
+
 # --- reading and checking the chain ---------------------------------------------------------
 
 

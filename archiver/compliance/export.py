@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -190,6 +191,11 @@ def _content_type(key: str) -> str:
     )
 
 
+def _mask_in(text: str, number: str | None) -> str:
+    """``text`` with ``number`` (as given) masked wherever it appears."""
+    return text.replace(number, mask_number(number) or "") if number else text
+
+
 def mask_number(value: str | None) -> str | None:
     """All digits but the last four replaced by ``*``; a SIP user part likewise."""
     if not value:
@@ -319,7 +325,7 @@ def run_export(
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
         manifest_csv = buf.getvalue().encode()
         manifest_sha, _ = sink.write("manifest.json", [manifest_json])
         csv_sha, _ = sink.write("manifest.csv", [manifest_csv])
@@ -330,10 +336,15 @@ def run_export(
             "run_by": _user(),
             "host": socket.gethostname(),
             "created_at": iso_z(datetime.now(UTC)),
-            "command": command_line,
+            # Masked exports mask the number they were asked for too (on the command line and
+            # in the selection): the handover must not name it where the rows do not.
+            "command": _mask_in(command_line, selection.number) if mask_numbers else command_line,
             "source": source.url,
             "selection": {
-                k: iso_z(v) if isinstance(v, datetime) else v for k, v in asdict(selection).items()
+                k: iso_z(v)
+                if isinstance(v, datetime)
+                else (mask_number(v) if k == "number" and mask_numbers else v)
+                for k, v in asdict(selection).items()
             },
             "options": {"with_renditions": with_renditions, "mask_numbers": mask_numbers},
             "counts": {
@@ -401,3 +412,19 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return f"uid {os.getuid()}"
+
+
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection"): =, +, -, @, tab, CR;
+# a plain signed number (an E.164 phone number, +14155551234) is not one.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_SIGNED_NUMBER = re.compile(r"[+-]\d+(\.\d+)?")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value`` as a CSV cell an auditor can open in Excel or LibreOffice safely: a text that
+    would start a formula (a provider's ``call_id`` of ``=HYPERLINK(...)``) gets a leading
+    apostrophe, which spreadsheets show as text. Numbers stay numbers; manifest.json keeps
+    every value exactly."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _SIGNED_NUMBER.fullmatch(value):
+        return "'" + value
+    return value

@@ -21,6 +21,10 @@ class Finding:
     recording_id: str | None = None
     detail: str | None = None
     sidecar: str | None = None  # the sidecar that lists the file (altered, missing)
+    # For an altered or missing file, what its repair needs (archiver verify prints it).
+    provider: str | None = None
+    call_id: str | None = None
+    profile: str | None = None  # None: the original
 
 
 @dataclass
@@ -95,6 +99,7 @@ def verify_archive(
     referenced: set[str] = set()
     jobs: list[tuple[str, dict[str, Any]]] = []
     owner: dict[str, str] = {}  # file key -> the sidecar listing it
+    whose: dict[str, tuple[str | None, str | None]] = {}  # file key -> (provider, call id)
     for item in sidecars(storage, sorted(keys)):
         if isinstance(item, SidecarError):
             # Reported whatever the selection: we cannot tell whose it is.
@@ -108,34 +113,44 @@ def verify_archive(
             continue
         result.recordings += 1
         rid = item.recording_id
+        who = (doc["recording"].get("provider"), doc["recording"].get("call_id"))  # what a repair needs
         for f in doc["files"]:
             if not f.get("key"):
                 continue
             referenced.add(f["key"])
             owner[f["key"]] = item.key
+            whose[f["key"]] = who
             result.files.append((f["key"], f["sha256"]))
             if not present(f["key"]):
                 result.findings.append(
-                    Finding("missing", f["key"], rid, "listed in the sidecar, not in storage", item.key)
+                    Finding(
+                        "missing",
+                        f["key"],
+                        rid,
+                        "listed in the sidecar, not in storage",
+                        item.key,
+                        *whose[f["key"]],
+                        f.get("profile"),
+                    )
                 )
                 result.checked.append((f["key"], f["sha256"], "missing"))
             else:
                 jobs.append((rid, f))
 
-    def check(job: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any], str | None, int, Finding | None]:
+    def check(job: tuple[str, dict[str, Any]]) -> tuple[str | None, int, Finding | None]:
         rid, f = job
         try:
             digest, size = hash_object(storage, f["key"])
-            return rid, f, digest, size, None
+            return digest, size, None
         except UnsafeKeyError as exc:  # a local file that is a symlink to outside the archive
-            return rid, f, None, 0, Finding("unsafe", f["key"], rid, str(exc))
+            return None, 0, Finding("unsafe", f["key"], rid, str(exc))
         except StorageError as exc:
-            return rid, f, None, 0, Finding("unreadable", f["key"], rid, str(exc))
+            return None, 0, Finding("unreadable", f["key"], rid, str(exc))
 
     if pick is not None:
         jobs = pick(jobs)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-        for rid, f, digest, size, problem in pool.map(check, jobs):
+        for (rid, f), (digest, size, problem) in zip(jobs, pool.map(check, jobs), strict=True):
             result.files_checked += 1
             result.bytes_read += size
             if problem is not None:
@@ -147,6 +162,8 @@ def verify_archive(
                     rid,
                     f"{size} bytes, SHA-256 {digest}; the sidecar says {f['bytes']} bytes, {f['sha256']}",
                     owner.get(f["key"]),
+                    *whose.get(f["key"], (None, None)),
+                    f.get("profile"),
                 )
                 result.findings.append(problem)
             result.checked.append((f["key"], f["sha256"], problem.kind if problem else "ok"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -102,8 +103,16 @@ class Transcoder:
                 raise TranscodeError(f"{name}: ffmpeg exited {proc.returncode}: {message}")
 
 
+# A line of ffmpeg's stderr that states a cause (not progress or stream info).
+CAUSE = re.compile(r"error|unable|invalid|unknown|no such|not found|could not|cannot", re.IGNORECASE)
+
+
 def _tail(text: str, limit: int = 400) -> str:
-    """The end of ffmpeg's output, where its reason is, on one line."""
+    """ffmpeg's reason, on one line: its first two lines that state a cause, then its last
+    line (ffmpeg 7 names the cause first and then a dozen lines of what followed from it, so
+    the last lines alone lose it); the last four lines when none does."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    joined = " | ".join(lines[-4:])
+    causes = [ln for ln in lines if CAUSE.search(ln)][:2]
+    picked = list(dict.fromkeys(causes + lines[-1:])) if causes else lines[-4:]
+    joined = " | ".join(picked)
     return joined[-limit:]

@@ -9,6 +9,7 @@ import json
 import logging
 import sqlite3
 import subprocess
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def media_ok(srv, body: bytes | None = None) -> None:
 
 
 def rows(catalog: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(catalog) as db:
+    with closing(sqlite3.connect(catalog)) as db:
         return db.execute(sql).fetchall()
 
 
@@ -303,3 +304,28 @@ def test_a_catalog_whose_disk_fills_mid_run_stops_it_cleanly(
     assert second.exit_code == 0, second.output
     assert len(list(dest.rglob("*.json"))) == 8
     assert cli("verify", "--dest", str(dest)).exit_code == 0
+
+
+def test_a_read_only_archive_still_verifies_and_exports(
+    cli, tmp_path, scripted, plivo_at, quick_config, small_disk
+) -> None:
+    """An auditor's read-only snapshot: reading needs no write access. The export is made;
+    only its custody event cannot be appended there, which it says (exit 1)."""
+    plist = plivo_at(scripted)
+    records = [plivo_record(scripted, f"r-{i:02d}", start_ms=T0 + i * 1000, seconds=2.0) for i in range(3)]
+    serve_plivo(scripted, plist, records)
+    media_ok(scripted, wav(2.0))
+    dest, catalog = small_disk / "archive", tmp_path / "cat.db"
+    first = cli(*plivo_backfill(quick_config(), dest), "--catalog", str(catalog))
+    assert first.exit_code == 0, first.output
+    remount(small_disk, "ro")
+    try:
+        v = cli("verify", "--dest", str(dest), "--catalog", str(catalog))
+        assert v.exit_code == 0 and "recordings=3 " in v.output, v.output
+        c = cli("custody", "verify", "--dest", str(dest), "--catalog", str(catalog))
+        assert c.exit_code == 0, c.output
+        e = cli("export", "--dest", str(dest), "--out", str(tmp_path / "e"))
+        assert e.exit_code == 1 and "custody event was not logged" in e.output + e.stderr, e.output
+        assert len(list((tmp_path / "e").rglob("*.json"))) >= 3  # the export is all there
+    finally:
+        remount(small_disk, "rw")

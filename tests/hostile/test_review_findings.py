@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from scripted import Reply
@@ -12,7 +13,7 @@ T0 = 1706781600000  # 2024-02-01 10:00 UTC
 
 
 def rows(catalog: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(catalog) as db:
+    with closing(sqlite3.connect(catalog)) as db:
         return db.execute(sql).fetchall()
 
 

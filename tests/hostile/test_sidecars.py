@@ -13,6 +13,7 @@ import json
 import sqlite3
 import zipfile
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,7 +234,8 @@ def test_transcode_reindex_unsafe(cli, tmp_path: Path, make_archive, s3, source:
     assert r.exit_code == 1, r.output
     unsafe_ids = len([k for k in planted if "evil-link" not in k])  # the link's sidecar itself is valid
     assert f"unsafe={unsafe_ids}" in r.output
-    rows = sqlite3.connect(catalog).execute("SELECT recording_id FROM recordings").fetchall()
+    with closing(sqlite3.connect(catalog)) as db:
+        rows = db.execute("SELECT recording_id FROM recordings").fetchall()
     assert all(".." not in rid and "/" not in rid for (rid,) in rows)
     assert {"r-0", "r-1"} <= {rid for (rid,) in rows}
 
@@ -418,7 +420,8 @@ def test_damaged_catalog_exits_2_and_reindex_rebuilds_it(
     aside = Path(f"{catalog}.corrupt-20260615T133711Z")
     assert aside.read_bytes() == damaged  # kept for inspection
     assert f"moved the damaged catalog to {aside}" in r.stderr and "reindexed=2" in r.output
-    assert sqlite3.connect(catalog).execute("PRAGMA quick_check").fetchone() == ("ok",)
+    with closing(sqlite3.connect(catalog)) as db:
+        assert db.execute("PRAGMA quick_check").fetchone() == ("ok",)
 
     media = len(scripted.hits(r"/media/.*"))
     r = cli(*backfill, "--catalog", str(catalog))
@@ -435,4 +438,5 @@ def test_a_catalog_that_is_not_a_database_is_damaged_too(cli, tmp_path: Path, fr
     assert r.exit_code == 0 and "reindexed=0" in r.output, r.output
     assert f"catalog {catalog} is damaged (file is not a database)" in r.stderr
     assert Path(f"{catalog}.corrupt-20260615T133711Z").read_bytes().startswith(b"this is no SQLite")
-    assert sqlite3.connect(catalog).execute("PRAGMA quick_check").fetchone() == ("ok",)
+    with closing(sqlite3.connect(catalog)) as db:
+        assert db.execute("PRAGMA quick_check").fetchone() == ("ok",)

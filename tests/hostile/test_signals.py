@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -199,7 +200,7 @@ def test_a_signal_stops_after_the_recordings_in_flight(tmp_path: Path, held, sig
     before = assert_nothing_half_written(dest)
     assert len(before) == FREE + WORKERS
     assert not (dest / ".archiver-staging").exists()  # a graceful stop cleans up after itself
-    with sqlite3.connect(tmp_path / "cat.db") as db:
+    with closing(sqlite3.connect(tmp_path / "cat.db")) as db:
         runs = db.execute("SELECT exit_code, finished_at FROM runs").fetchall()
         windows = db.execute("SELECT COUNT(*) FROM windows").fetchone()[0]
     assert len(runs) == 1 and runs[0][0] == code and runs[0][1]

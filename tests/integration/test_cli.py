@@ -354,6 +354,7 @@ def test_reindex_rebuilds_the_catalog_from_sidecars(
     backfill, sim: Simulator, sim_env: dict, cli, tmp_path: Path
 ) -> None:
     import sqlite3
+    from contextlib import closing
 
     dest, catalog = tmp_path / "a", tmp_path / "cat.db"
     backfill("plivo", str(dest), "--catalog", str(catalog))
@@ -361,7 +362,8 @@ def test_reindex_rebuilds_the_catalog_from_sidecars(
     (dest / "notes.json").write_text('{"not": "a sidecar"}')
     r = cli("reindex", "--dest", str(dest), "--catalog", str(catalog))
     assert r.exit_code == 0 and "reindexed=30 unreadable=0" in r.output
-    rows = sqlite3.connect(catalog).execute("SELECT recording_id, state, sha256 FROM recordings").fetchall()
+    with closing(sqlite3.connect(catalog)) as db:
+        rows = db.execute("SELECT recording_id, state, sha256 FROM recordings").fetchall()
     assert {rid for rid, _, _ in rows} == {x.id for x in sim.plivo}
     assert all(state == "archived" and sha for _, state, sha in rows)
     # With the catalog rebuilt, listing the range again (other windows) skips everything.

@@ -337,3 +337,27 @@ def test_custody_events_on_s3_take_the_buckets_object_lock(s3, freeze) -> None:
     assert head["ObjectLockMode"] == "COMPLIANCE"
     assert abs(head["ObjectLockRetainUntilDate"] - (now + timedelta(days=3650))) < timedelta(seconds=1)
     storage.close()
+
+
+@pytest.mark.parametrize("cut", [1, 2])
+def test_a_run_after_the_end_was_cut_never_hides_it(backfill, cli, archive, cut: int, tmp_path: Path) -> None:
+    """Deleting the last events and letting a run append after what is left: the catalog's
+    anchor stays on the event it saw, so the run says so and `custody verify` still names it."""
+    _, dest = archive
+    for n in range(2):
+        assert cli("export", "--dest", str(dest), "--out", str(tmp_path / f"x{n}")).exit_code == 0
+    assert cli("custody", "verify", "--dest", str(dest)).exit_code == 0  # the catalog saw event 3
+    for event in _events(dest)[-cut:]:
+        event.unlink()
+    report = tmp_path / "run.json"
+    r = backfill("plivo", str(dest), "--force", "--report", str(report))  # archives again: appends
+    assert r.exit_code == 1, r.output
+    custody_failures = [
+        f["error"] for f in json.loads(report.read_text())["failures"] if f["stage"] == "custody"
+    ]
+    assert custody_failures and "which this catalog saw, is gone from the custody log" in custody_failures[0]
+    for _ in range(2):  # and no later run carries the anchor past it either
+        v = cli("custody", "verify", "--dest", str(dest))
+        assert v.exit_code == 1 and "first at event 3" in v.output, v.output
+        again = backfill("plivo", str(dest), "--force")
+        assert again.exit_code == 1, again.output

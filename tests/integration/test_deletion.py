@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def test_deletes_after_the_walk_and_only_verified_copies(
         assert len(deletions) == 24 and all(
             d["result"] == "deleted" and d["verified_sha256"] for d in deletions
         )
-        rows = sqlite3.connect(catalog).execute("SELECT recording_id, result FROM deletions").fetchall()
+        with closing(sqlite3.connect(catalog)) as db:
+            rows = db.execute("SELECT recording_id, result FROM deletions").fetchall()
         assert {rid for rid, _ in rows} == sim.deleted
 
 

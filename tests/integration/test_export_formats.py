@@ -206,6 +206,9 @@ def test_masked_numbers_stay_masked_in_the_viewer(cli, archive, tmp_path: Path) 
     for doc in sidecars(out):
         for n in (doc["recording"]["from_number"], doc["recording"]["to_number"]):
             assert not n or n not in text
+    # Nor where the export says what it was asked for: CUSTODY.json and the custody event.
+    assert number not in (out / "CUSTODY.json").read_text()
+    assert not any(number in e.read_text() for e in (dest / "_custody").glob("*.jsonl"))
 
 
 # --- the viewer, in a browser -------------------------------------------------------------

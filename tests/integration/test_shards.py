@@ -54,3 +54,48 @@ def test_dask_without_the_extra_says_what_to_install(
     r = backfill("plivo", str(tmp_path / "a"), "--executor", "dask", "--scheduler", "local:1")
     assert r.exit_code == 2 and "pip install 'archiver[dask]'" in r.output, r.output
     assert not (tmp_path / "a").exists()
+
+
+def test_a_recording_that_failed_in_a_shard_is_retried_by_that_shard(
+    backfill, use_sim, freeze, tmp_path: Path
+) -> None:
+    """One catalog per host: whichever shard listed the recording remembers its failure and
+    retries it next time; no other shard ever heard of it."""
+    freeze(datetime(2024, 6, 1, tzinfo=UTC))
+    with Simulator(recordings=30, seed=72) as probe:
+        complete = [r.id for r in probe.plivo if r.state == "complete"]
+    with Simulator(
+        recordings=30, seed=72, faults=",".join(f"garbled:{rid}*1" for rid in complete[:4])
+    ) as sim:
+        use_sim(sim)
+        dest = str(tmp_path / "a")
+        outputs = [
+            backfill("plivo", dest, "--catalog", str(tmp_path / f"host{i}.db"), "--shard", f"{i}/2").output
+            for i in (1, 2)
+        ]
+        assert sum(int(o.split("failed=")[1].split()[0]) for o in outputs) == 4, outputs
+        again = [
+            backfill("plivo", dest, "--catalog", str(tmp_path / f"host{i}.db"), "--shard", f"{i}/2")
+            for i in (1, 2)
+        ]
+        assert all(r.exit_code in (0, 1) and " failed=0 " in r.output for r in again), [
+            r.output for r in again
+        ]
+        assert sum(int(r.output.split("archived=")[1].split()[0]) for r in again) == 4
+        assert len(list(Path(dest).rglob("*.json"))) == len(complete)  # (custody events are .jsonl)
+
+
+def test_cluster_options_that_cannot_work_are_refused_before_anything(
+    backfill, sim_env, tmp_path: Path
+) -> None:
+    folder = str(tmp_path / "a")
+    cases = [
+        (["--executor", "dask", "--scheduler", "tcp://10.0.0.5:8786"], "would each write to their own disk"),
+        (["--scheduler", "tcp://10.0.0.5:8786"], "go with --executor dask"),
+        (["--max-tasks-in-flight", "4"], "go with --executor dask"),
+        (["--executor", "dask", "--scheduler", "local:1", "--limit", "3"], "run on the local executor only"),
+    ]
+    for extra, message in cases:
+        r = backfill("plivo", folder, *extra)
+        assert r.exit_code == 2 and message in r.output + r.stderr, (extra, r.output)
+    assert not (tmp_path / "a").exists()

@@ -39,3 +39,46 @@ def test_config_imports_no_provider_or_encoder() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+COMPLETE = f"""
+import json, sys
+from archiver.cli import main
+try:
+    main(sys.argv[1:], prog_name="archiver")
+except SystemExit:
+    pass
+sys.stderr.write(json.dumps([m for m in {HEAVY!r} if m in sys.modules]) + "\\n")
+"""
+
+
+def _archiver(*args: str, **env: str) -> tuple[str, list[str]]:
+    """``archiver ARGS`` in a fresh interpreter: its stdout, and the heavy modules it loaded."""
+    import os
+
+    proc = subprocess.run(
+        [sys.executable, "-c", COMPLETE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+        check=True,
+    )
+    return proc.stdout, json.loads(proc.stderr.splitlines()[-1])
+
+
+def test_completion_scripts_and_completing_import_no_heavy_library() -> None:
+    """`archiver completion SHELL` prints click's script; the shell then runs `archiver` with
+    _ARCHIVER_COMPLETE set on every TAB, which must stay as cheap as --help."""
+    for shell, marker in (
+        ("bash", "complete -o nosort -F"),
+        ("zsh", "#compdef archiver"),
+        ("fish", "complete"),
+    ):
+        script, loaded = _archiver("completion", shell)
+        assert marker in script and "_ARCHIVER_COMPLETE" in script and loaded == [], shell
+    tab = {"_ARCHIVER_COMPLETE": "bash_complete"}
+    words, loaded = _archiver(**tab, COMP_WORDS="archiver back", COMP_CWORD="1")
+    assert "plain,backfill" in words.splitlines() and loaded == []
+    words, loaded = _archiver(**tab, COMP_WORDS="archiver run --provider ", COMP_CWORD="3")
+    assert {"plain,catapult", "plain,plivo"} <= set(words.splitlines()) and loaded == []

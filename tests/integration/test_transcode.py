@@ -198,7 +198,7 @@ def test_rendition_failure_keeps_the_original_and_is_reported(
         assert "archived=3" in result.output
         failures = json.loads(report.read_text())["failures"]
         assert {f["stage"] for f in failures} == {"transcode:bad"} and len(failures) == 3
-        assert all("ffmpeg" in f["error"] and "nonsense" in f["error"] for f in failures)
+        assert all("ffmpeg" in f["error"] and "nonsense" in f["error"] for f in failures), failures
         # The original is kept after all (a rendition failed), the good rendition is stored.
         assert len(list(dest.rglob("*.flac.flac"))) == 3
         assert sorted(p.name for p in dest.rglob("*.*") if p.suffix in (".mp3", ".wav")) != []
@@ -237,9 +237,9 @@ def test_transcode_command_adds_flac_without_the_provider(
     # The simulator is gone: any provider request would fail.
     first = cli("transcode", "--dest", dest, "--profile", "flac")
     assert first.exit_code == 0, first.output
-    assert "listed=4 archived=4" in first.output
+    assert "listed=4 encoded=4" in first.output and "archived=" not in first.output
     again = cli("transcode", "--dest", dest, "--profile", "flac")
-    assert "archived=0 skipped=4" in again.output
+    assert "encoded=0 skipped=4" in again.output
     assert sim.stats == stats
     from archiver.sidecars import Selection, archived
     from archiver.storage import open_storage
@@ -272,7 +272,7 @@ def test_transcode_command_reports_undecodable_and_altered_originals(
         fh.write(b"tampered")
     report = tmp_path / "r.json"
     result = cli("transcode", "--dest", str(dest), "--profile", "wav-pcm16-8k", "--report", str(report))
-    assert result.exit_code == 1 and "archived=1" in result.output and "failed=2" in result.output
+    assert result.exit_code == 1 and "encoded=1" in result.output and "failed=2" in result.output
     failures = {f["recording_id"]: f for f in json.loads(report.read_text())["failures"]}
     assert failures[doc["recording"]["recording_id"]]["stage"] == "transcode"
     assert "ffmpeg" in failures[doc["recording"]["recording_id"]]["error"]

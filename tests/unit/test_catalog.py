@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,11 +18,29 @@ OTHER = Scope("/dest", "catapult", "u-1")
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 T1 = datetime(2024, 1, 2, tzinfo=UTC)
 
+Open = Callable[..., Catalog]
 
-def test_new_catalog_is_at_the_latest_schema(tmp_path: Path) -> None:
-    db = Catalog(str(tmp_path / "c.db"))
+
+@pytest.fixture
+def opened() -> Iterator[Open]:
+    """``Catalog(...)`` that is closed after the test (an unclosed SQLite connection is a
+    ResourceWarning, an error under filterwarnings=error, on Python 3.13)."""
+    catalogs: list[Catalog] = []
+
+    def open_(path: str = ":memory:") -> Catalog:
+        catalogs.append(Catalog(path))
+        return catalogs[-1]
+
+    yield open_
+    for db in catalogs:
+        db.close()
+
+
+def test_new_catalog_is_at_the_latest_schema(tmp_path: Path, opened: Open) -> None:
+    db = opened(str(tmp_path / "c.db"))
     assert db.schema_version == len(MIGRATIONS)
-    assert sqlite3.connect(tmp_path / "c.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with closing(sqlite3.connect(tmp_path / "c.db")) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -33,17 +53,17 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         Catalog(str(path))
 
 
-def test_reopening_keeps_data_and_does_not_migrate_twice(tmp_path: Path) -> None:
+def test_reopening_keeps_data_and_does_not_migrate_twice(tmp_path: Path, opened: Open) -> None:
     path = str(tmp_path / "c.db")
-    db = Catalog(path)
+    db = opened(path)
     db.mark_archived(S, "r1", sidecar_key="k.json", sha256="ab", size=1, started_at=T0)
     db.close()
-    again = Catalog(path)
+    again = opened(path)
     assert again.get(S, "r1").state == "archived"  # type: ignore[union-attr]
 
 
-def test_failures_count_up_and_stop_being_retried_at_the_limit() -> None:
-    db = Catalog(":memory:")
+def test_failures_count_up_and_stop_being_retried_at_the_limit(opened: Open) -> None:
+    db = opened(":memory:")
     for expected in (1, 2, 3):
         assert db.mark_unsettled(S, "r1", "failed", "fetch", "HTTP 503", T0) == expected
     assert db.unsettled(S, max_attempts=4) == ["r1"]
@@ -51,8 +71,8 @@ def test_failures_count_up_and_stop_being_retried_at_the_limit() -> None:
     assert db.unsettled(OTHER, max_attempts=9) == []  # scoped by provider account + dest
 
 
-def test_pending_does_not_count_as_a_failure_and_archiving_settles() -> None:
-    db = Catalog(":memory:")
+def test_pending_does_not_count_as_a_failure_and_archiving_settles(opened: Open) -> None:
+    db = opened(":memory:")
     db.mark_unsettled(S, "p1", "pending", "provider", "saving", T0)
     db.mark_unsettled(S, "p1", "pending", "provider", "saving", T0)
     assert db.get(S, "p1").attempts == 0  # type: ignore[union-attr]
@@ -63,16 +83,16 @@ def test_pending_does_not_count_as_a_failure_and_archiving_settles() -> None:
     assert db.get(S, "p1").state == "archived"  # type: ignore[union-attr]
 
 
-def test_unsettled_by_range() -> None:
-    db = Catalog(":memory:")
+def test_unsettled_by_range(opened: Open) -> None:
+    db = opened(":memory:")
     db.mark_unsettled(S, "in", "failed", "fetch", "x", datetime(2024, 1, 1, 12, tzinfo=UTC))
     db.mark_unsettled(S, "out", "failed", "fetch", "x", datetime(2024, 1, 3, tzinfo=UTC))
     db.mark_unsettled(S, "unknown", "failed", "get", "x", None)
     assert db.unsettled(S, 5, T0, T1) == ["in", "unknown"]
 
 
-def test_windows_and_watermarks() -> None:
-    db = Catalog(":memory:")
+def test_windows_and_watermarks(opened: Open) -> None:
+    db = opened(":memory:")
     assert not db.window_done(S, T0, T1)
     db.finish_window(S, T0, T1)
     assert db.window_done(S, T0, T1) and not db.window_done(OTHER, T0, T1)
@@ -82,8 +102,8 @@ def test_windows_and_watermarks() -> None:
     assert db.watermark(S) == datetime(2024, 1, 2, 5, 6, 7, 123456, tzinfo=UTC)
 
 
-def test_last_success_ignores_failed_runs() -> None:
-    db = Catalog(":memory:")
+def test_last_success_ignores_failed_runs(opened: Open) -> None:
+    db = opened(":memory:")
     db.start_run("a", "run", S, T0)
     db.finish_run("a", 0, {})
     first = db.last_success(S)
@@ -107,7 +127,7 @@ def test_group_tracker_finishes_a_window_only_when_closed_and_drained() -> None:
     assert done == ["w1", "w2"]
 
 
-def test_schema_3_makes_final_failures_of_older_catalogs_unavailable(tmp_path: Path) -> None:
+def test_schema_3_makes_final_failures_of_older_catalogs_unavailable(tmp_path: Path, opened: Open) -> None:
     path = tmp_path / "c.db"
     con = sqlite3.connect(path, isolation_level=None)
     for number, script in enumerate(MIGRATIONS[:2], start=1):
@@ -125,15 +145,15 @@ def test_schema_3_makes_final_failures_of_older_catalogs_unavailable(tmp_path: P
             (*S.key(), rid, error, stage),
         )
     con.close()
-    db = Catalog(str(path))
+    db = opened(str(path))
     states = {rid: db.get(S, rid).state for rid, _, _ in rows}  # type: ignore[union-attr]
     assert states == {"err": "unavailable", "typo": "unavailable", "media": "failed", "flaky": "failed"}
     assert [k.recording_id for k in db.given_up(S, 5)] == ["flaky", "media"]
     assert db.unsettled(S, 6) == ["flaky", "media"]
 
 
-def test_forget_keeps_archived_unless_asked(tmp_path: Path) -> None:
-    db = Catalog(str(tmp_path / "c.db"))
+def test_forget_keeps_archived_unless_asked(tmp_path: Path, opened: Open) -> None:
+    db = opened(str(tmp_path / "c.db"))
     db.mark_archived(S, "done", sidecar_key="k.json", sha256="x", size=1, started_at=T0)
     db.mark_unsettled(S, "bad", "failed", "fetch", "boom")
     db.mark_unsettled(OTHER, "bad", "failed", "fetch", "boom")

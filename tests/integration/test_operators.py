@@ -1,0 +1,258 @@
+"""What operators script against: `config path/show`, `--version`, `--json` documents, the
+repair line of `verify`, the refused `export --out x.tar`, the progress bar at 80 columns, and
+the shipped systemd units, crontab line and Dockerfile."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from archiver import __version__
+from archiver.sim import Simulator
+
+ROOT = Path(__file__).parents[2]
+SECRET = "tok-operators-very-secret"
+
+
+# --- config path / show ----------------------------------------------------------------------
+
+
+def test_config_path_names_the_users_file_or_exits_1(cli, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr("archiver.config.SYSTEM_CONFIG", str(tmp_path / "etc" / "config.toml"))
+    r = cli("config", "path")
+    assert r.exit_code == 1 and r.stdout == "" and "no config file" in r.stderr
+    user = tmp_path / "xdg" / "archiver" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text("[archive]\nconcurrency = 3\n")
+    r = cli("config", "path")
+    assert r.exit_code == 0 and r.stdout == f"{user}\n"
+    # ... and a command reads it without being told
+    r = cli("config", "show", "--json")
+    assert json.loads(r.stdout)["settings"]["archive.concurrency"] == {
+        "value": 3,
+        "source": "file",
+        "where": str(user),
+    }
+
+
+def test_config_show_masks_secrets_and_gives_every_origin(cli, monkeypatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[plivo]\nauth_token = "{SECRET}"\n[archive]\nconcurrency = 3\n')
+    monkeypatch.setenv("PLIVO_AUTH_ID", "MAOPERATOR")
+    monkeypatch.setenv("CATAPULT_API_SECRET", SECRET + "-2")
+    monkeypatch.setenv("ARCHIVER_HTTP_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("ARCHIVER_ARCHIVE_CONCURENCY", "9")  # a typo: named, not silently lost
+    r = cli("--config", str(cfg), "config", "show", "--dest", "/flagged")
+    assert r.exit_code == 0, r.output
+    assert SECRET not in r.output
+    lines = {line.split()[0]: line for line in r.stdout.splitlines() if not line.startswith("#")}
+    assert lines["plivo.auth_token"].split()[1:] == ["***", "file", str(cfg)]
+    assert lines["catapult.api_secret"].split()[1:] == ["***", "env", "CATAPULT_API_SECRET"]
+    assert lines["archive.concurrency"].split()[1:] == ["3", "file", str(cfg)]
+    assert lines["http.max_attempts"].split()[1:] == ["2", "env", "ARCHIVER_HTTP_MAX_ATTEMPTS"]
+    assert lines["archive.dest"].split()[1:] == ['"/flagged"', "flag"]
+    assert lines["http.timeout_seconds"].split()[1:] == ["60.0", "default"]
+    assert "ARCHIVER_ARCHIVE_CONCURENCY is set but is no setting" in r.stderr
+    doc = json.loads(cli("--config", str(cfg), "config", "show", "--json").stdout)
+    assert doc["schema_version"] == 1 and SECRET not in json.dumps(doc)
+    assert doc["settings"]["plivo.auth_token"]["value"] == "***"
+
+
+def test_config_show_refuses_an_invalid_value_as_a_command_would(cli, monkeypatch) -> None:
+    monkeypatch.setenv("ARCHIVER_ARCHIVE_CONCURRENCY", "lots")
+    r = cli("config", "show", "--json")
+    assert r.exit_code == 2 and "ARCHIVER_ARCHIVE_CONCURRENCY" in r.stderr
+    assert json.loads(r.stdout) == {
+        "schema_version": 1,
+        "command": "config show",
+        "error": "archive.concurrency from $ARCHIVER_ARCHIVE_CONCURRENCY: 'lots' is not a valid int",
+        "exit_code": 2,
+    }
+
+
+# --- --version ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_names_archiver_python_libraries_and_ffmpeg(cli, flag: str) -> None:
+    import platform
+
+    r = cli(flag)
+    assert r.exit_code == 0
+    lines = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    assert lines["archiver"] == f"{__version__} (call-recording-archiver)"
+    assert lines["Python"].startswith(platform.python_version() + " ")
+    for lib in ("httpx", "boto3", "mutagen", "distributed"):  # distributed: the dask extra
+        assert lines[lib] == metadata.version(lib)
+    version, path = re.fullmatch(r"(\S+) \((.+)\)", lines["ffmpeg"]).groups()  # type: ignore[union-attr]
+    assert Path(path).is_file() and not version.startswith("not")
+    assert metadata.version("call-recording-archiver") == __version__  # one version, two places
+
+
+def test_version_names_a_configured_ffmpeg_that_does_not_run(cli, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ARCHIVER_TRANSCODE_FFMPEG", str(tmp_path / "no-ffmpeg"))
+    r = cli("--version")
+    assert r.exit_code == 0
+    assert f"ffmpeg not runnable (FileNotFoundError) ({tmp_path / 'no-ffmpeg'})" in r.stdout
+    monkeypatch.setenv("ARCHIVER_CONFIG", str(tmp_path / "missing.toml"))  # still a version
+    assert cli("--version").exit_code == 0
+
+
+# --- --json documents -----------------------------------------------------------------------------
+
+
+def test_doctor_verify_export_print_one_json_document(
+    backfill, sim: Simulator, sim_env: dict, cli, tmp_path: Path
+) -> None:
+    dest = str(tmp_path / "a")
+    backfill("plivo", dest, "--catalog", str(tmp_path / "cat.db"))
+    r = cli("doctor", "--provider", "plivo", "--dest", dest, "--catalog", str(tmp_path / "cat.db"), "--json")
+    doc = json.loads(r.stdout)  # the whole of stdout is one document
+    assert doc["schema_version"] == 1 and doc["command"] == "doctor"
+    assert doc["counts"]["failed"] == 0 and r.exit_code == 0
+    assert {c["check"] for c in doc["checks"]} >= {"provider plivo", "ffmpeg", "catalog"}
+    assert "doctor: " in r.stderr  # the human text, on stderr
+
+    r = cli("verify", "--dest", dest, "--json")
+    doc = json.loads(r.stdout)
+    assert (doc["command"], doc["recordings"], doc["counts"], doc["repair_commands"]) == (
+        "verify",
+        30,
+        {},
+        [],
+    )
+    assert "recordings=30" in r.stderr and r.exit_code == 0
+
+    r = cli("export", "--dest", dest, "--out", str(tmp_path / "audit.zip"), "--json")
+    doc = json.loads(r.stdout)
+    assert doc["command"] == "export" and doc["counts"]["recordings"] == 30 and r.exit_code == 0
+    assert doc["out"] == str(tmp_path / "audit.zip") and (tmp_path / "audit.zip").is_file()
+    # --report - is a second document on stdout: refused before any work
+    r = cli("verify", "--dest", dest, "--json", "--report", "-")
+    assert r.exit_code == 2 and "--json and --report -" in r.stderr
+
+
+def test_verify_ends_with_the_command_that_repairs_it(
+    backfill, sim: Simulator, sim_env: dict, cli, tmp_path: Path
+) -> None:
+    dest = tmp_path / "a"
+    backfill("plivo", str(dest), "--catalog", str(tmp_path / "cat.db"))
+    media = sorted(p for p in dest.rglob("*") if p.suffix in (".wav", ".mp3"))
+    media[0].write_bytes(media[0].read_bytes() + b"x")  # altered
+    media[1].unlink()  # missing
+    (dest / "stray.bin").write_bytes(b"?")  # orphaned
+    r = cli("verify", "--dest", str(dest))
+    assert r.exit_code == 1
+    repairs = [line.removeprefix("repair: ") for line in r.stdout.splitlines() if line.startswith("repair: ")]
+    assert r.stdout.splitlines()[-len(repairs) :] == [f"repair: {line}" for line in repairs]  # it ends so
+    repair_line = next(line for line in repairs if line.startswith("archiver verify"))
+    assert "stray.bin" in next(line for line in repairs if "no sidecar lists" in line)
+    argv = shlex.split(repair_line.split("   #")[0])
+    assert argv == ["archiver", "verify", "--dest", str(dest), "--repair"]
+    assert "the 2 original(s)" in repair_line  # the two damaged recordings
+    r = cli(*argv[1:], "--catalog", str(tmp_path / "cat.db"))
+    assert r.exit_code == 1 and "repaired=2 unrepairable=0 locked=0" in r.output, r.output  # + the orphan
+    (dest / "stray.bin").unlink()
+    assert cli("verify", "--dest", str(dest)).exit_code == 0
+
+
+def test_export_to_a_tar_name_is_refused_and_creates_nothing(cli, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    for out in ("x.tar", "x.tar.gz", "x.tgz"):
+        r = cli("export", "--dest", str(tmp_path / "a"), "--out", str(tmp_path / out))
+        assert r.exit_code == 2 and "not as ." in r.stderr and "x.zip" in r.stderr, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+# --- the progress bar ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("width", "total"), [(80, 40), (80, None), (200, 40)])
+def test_progress_bar_fits_80_columns_and_has_an_eta_when_the_total_is_known(
+    width: int, total: int | None
+) -> None:
+    from rich.console import Console
+
+    from archiver.cli.progress import RunProgress
+    from archiver.models import Outcome
+    from archiver.runner import RunResult
+
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=True, color_system=None)
+    result = RunResult("fetch", "plivo", "MA1", "/dest")
+    with RunProgress(result, enabled=True, total=total, console=console) as bar:
+        for i in range(10):
+            result.listed += 1
+            result.add(Outcome(f"r{i}", "failed" if i < 3 else "archived", bytes_downloaded=10**6))
+            bar.update(result)
+        assert bar._bar is not None
+        bar._bar.refresh()
+    lines = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", s) for s in re.split(r"[\r\n]", out.getvalue())]
+    last = [line for line in lines if line.strip()][-1]
+    assert len(last) <= width and "…" not in last, last  # nothing cut off
+    assert "3 failed" in last or "failed 3" in last
+    assert ("ETA" in last) == (total is not None)
+    assert ("10/40" in last) == (total is not None)
+
+
+# --- scheduling: systemd, cron, Docker -------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    units = ROOT / "contrib" / "systemd"
+    service = (units / "archiver-nightly.service").read_text()
+    for needed in (
+        "StateDirectory=archiver",
+        "EnvironmentFile=/etc/archiver/",
+        "Nice=",
+        "IOSchedulingClass=",
+    ):
+        assert needed in service
+    # verify wants the binary to exist: point ExecStart at this installation's archiver.
+    exe = Path(shutil.which("archiver") or ROOT / ".venv" / "bin" / "archiver")
+    assert exe.is_file()
+    (tmp_path / "archiver-nightly.service").write_text(service.replace("/usr/local/bin/archiver", str(exe)))
+    shutil.copy(units / "archiver-nightly.timer", tmp_path)
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", "archiver-nightly.service", "archiver-nightly.timer"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # A value systemd cannot parse is only a warning on stderr: none is allowed.
+    assert proc.returncode == 0 and proc.stderr == "" and proc.stdout == "", proc.stderr + proc.stdout
+
+
+def test_the_crontab_line_uses_absolute_paths_and_is_the_readmes() -> None:
+    text = (ROOT / "contrib" / "cron" / "archiver.crontab").read_text()
+    (line,) = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert line in (ROOT / "README.md").read_text()
+    fields = line.split(None, 5)
+    assert len(fields) == 6 and "%" not in line  # cron turns % into newlines
+    paths = re.findall(r"(?:^|[\s=>])(/\S+|\.\S*/\S+|~\S*)", fields[5])
+    assert paths and all(p.startswith("/") for p in paths), paths
+    assert "/opt/archiver/bin/archiver " in fields[5] and "flock" not in fields[5]
+
+
+def test_dockerfile_runs_unprivileged_with_the_catalog_on_a_volume() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = text.split("\nFROM ")
+    assert all(s.split()[0].endswith("-slim") for s in stages[1:]) and "python:3" in text
+    final = stages[-1]
+    user = re.findall(r"^USER (\S+)", final, flags=re.M)
+    assert user and user[-1] not in ("root", "0")
+    (volume,) = json.loads(re.search(r"^VOLUME (\[.*\])", final, flags=re.M).group(1))  # type: ignore[union-attr]
+    catalog = re.search(r"ARCHIVER_CATALOG=(\S+)", final).group(1)  # type: ignore[union-attr]
+    assert catalog.startswith(volume.rstrip("/") + "/")
+    assert "--create-home" in final and f"--home-dir {volume}" in final  # the user owns it
