@@ -36,7 +36,7 @@ import distributed
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from archiver import pipeline
-from archiver.catalog import Catalog, Scope
+from archiver.catalog import Catalog
 from archiver.config import Settings, config_path_from, load_settings
 from archiver.errors import ArchiverError, ConfigError, FatalError
 from archiver.jobs import Ids, Job, Remembered, Window, by_id, list_window, remembered_ids
@@ -47,7 +47,7 @@ from archiver.providers import make_client
 from archiver.providers.http import Pacer
 from archiver.redact import RedactSecrets
 from archiver.runner import GroupTracker, RunResult, Tally, first_seen, run_batch
-from archiver.session import build_provider, build_storage, build_transcoder, retry_policy
+from archiver.session import build_provider, build_storage, make_deps
 from archiver.storage.base import make_durable
 
 if TYPE_CHECKING:
@@ -201,25 +201,16 @@ def worker_session(task: UnitTask) -> Iterator[Deps]:
     encode_pool = ThreadPoolExecutor(workers, thread_name_prefix="encode") if chosen else None
     try:
         provider = build_provider(settings, task.provider, client, pacer=cluster_pacer(task.provider))
-        yield Deps(
-            provider=provider,
-            storage=storage,
-            client=client,
-            retry=retry_policy(settings),
-            layout=settings.archive.layout,
-            catalog=cast(Catalog, _NoCatalog()),
-            scope=Scope(storage.url, provider.name, provider.account),
+        yield make_deps(
+            settings,
+            provider,
+            storage,
+            client,
+            cast(Catalog, _NoCatalog()),
             force=task.force,
-            max_failures=settings.archive.max_failures,
             profiles=chosen,
             keep_original=task.keep_original,
-            transcoder=build_transcoder(settings) if chosen else None,
             encode_pool=encode_pool,
-            lock_mode=settings.s3.object_lock_mode,
-            retain_days=settings.s3.retain_days,
-            legal_hold=settings.s3.legal_hold,
-            download_deadline=settings.http.download_deadline_seconds,
-            redact=settings.redactor(),
         )
     finally:
         if encode_pool is not None:

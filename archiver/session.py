@@ -9,7 +9,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ from archiver.locking import RunLock
 from archiver.media.transcode import Transcoder, find_ffmpeg
 from archiver.models import scope_prefix
 from archiver.pipeline import Deps
-from archiver.profiles import pick_profiles
+from archiver.profiles import Profile, pick_profiles
 from archiver.providers import PacerFactory, make_client, open_provider, pacing_folder_of
 from archiver.retry import RetryPolicy
 from archiver.storage import S3Options, Storage, open_storage
@@ -123,25 +123,16 @@ def archive_session(
             barrier=lambda: make_durable(storage),  # no "archived" before its files are durable
         )
         scope = Scope(storage.url, provider.name, provider.account)
-        deps = Deps(
-            provider=provider,
-            storage=storage,
-            client=client,
-            retry=retry_policy(settings),
-            layout=settings.archive.layout,
-            catalog=catalog,
-            scope=scope,
+        deps = make_deps(
+            settings,
+            provider,
+            storage,
+            client,
+            catalog,
             force=force,
-            max_failures=settings.archive.max_failures,
             profiles=chosen,
             keep_original=keep_original,
-            transcoder=build_transcoder(settings) if chosen else None,
             encode_pool=encode_pool,
-            lock_mode=settings.s3.object_lock_mode,
-            retain_days=settings.s3.retain_days,
-            legal_hold=settings.s3.legal_hold,
-            download_deadline=settings.http.download_deadline_seconds,
-            redact=settings.redactor(),
         )
         if dry_run:
             yield deps
@@ -169,3 +160,39 @@ def archive_session(
 
 def build_transcoder(settings: Settings) -> Transcoder:
     return Transcoder(find_ffmpeg(settings.transcode.ffmpeg))
+
+
+def make_deps(
+    settings: Settings,
+    provider: Provider,
+    storage: Storage,
+    client: httpx.Client,
+    catalog: Catalog,
+    *,
+    force: bool,
+    profiles: tuple[Profile, ...],
+    keep_original: bool,
+    encode_pool: Executor | None,
+) -> Deps:
+    """The pipeline's Deps from Settings and the opened parts: the one place they are put
+    together (a run here, a cluster worker's session)."""
+    return Deps(
+        provider=provider,
+        storage=storage,
+        client=client,
+        retry=retry_policy(settings),
+        layout=settings.archive.layout,
+        catalog=catalog,
+        scope=Scope(storage.url, provider.name, provider.account),
+        force=force,
+        max_failures=settings.archive.max_failures,
+        profiles=profiles,
+        keep_original=keep_original,
+        transcoder=build_transcoder(settings) if profiles else None,
+        encode_pool=encode_pool,
+        lock_mode=settings.s3.object_lock_mode,
+        retain_days=settings.s3.retain_days,
+        legal_hold=settings.s3.legal_hold,
+        download_deadline=settings.http.download_deadline_seconds,
+        redact=settings.redactor(),
+    )

@@ -12,7 +12,7 @@ from archiver import api
 from archiver.api import Hooks, Options
 from archiver.cli import wiring
 from archiver.cli.archive import archive
-from archiver.cli.options import archive_options, exit_codes
+from archiver.cli.options import archive_options, executor_option, exit_codes, scheduler_option
 from archiver.config import Settings, config_path_from, environ
 from archiver.errors import ConfigError
 from archiver.jobs import Shard
@@ -29,18 +29,10 @@ from archiver.timeutil import check_window_count, parse_duration, parse_when, ut
     show_default=True,
     help="Window size: finished windows are remembered, so a rerun resumes.",
 )
-@click.option(
-    "--executor",
-    type=click.Choice(["local", "dask"]),
-    default="local",
-    show_default=True,
-    help="Where the work runs: this process's threads, or a Dask cluster (pip install 'archiver[dask]').",
+@executor_option(
+    "Where the work runs: this process's threads, or a Dask cluster (pip install 'archiver[dask]')."
 )
-@click.option(
-    "--scheduler",
-    help="The Dask scheduler for --executor dask: tcp://HOST:8786, or local[:N] for N worker "
-    "processes here. Default: $ARCHIVER_DASK_SCHEDULER or [dask] scheduler.",
-)
+@scheduler_option
 @click.option(
     "--max-tasks-in-flight",
     type=click.IntRange(min=1),
@@ -49,8 +41,8 @@ from archiver.timeutil import check_window_count, parse_duration, parse_when, ut
 @click.option(
     "--shard",
     metavar="I/N",
-    help="Archive only shard I of N (the windows and remembered ids of this share), for N hosts "
-    "that split one range without a scheduler; each paces at 1/N of the provider's rate.",
+    help="Archive only shard I of N (this share of the windows), for N hosts that split one "
+    "range without a scheduler; each paces at 1/N of the provider's rate.",
 )
 @archive_options
 @click.pass_context

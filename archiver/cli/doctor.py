@@ -8,7 +8,7 @@ import os
 import click
 
 from archiver.cli import wiring
-from archiver.cli.options import dest_option, exit_codes, json_option
+from archiver.cli.options import dest_option, executor_option, exit_codes, json_option, scheduler_option
 from archiver.cli.output import echo
 from archiver.cli.outputs import print_json, take_stdout_for_json
 from archiver.doctor import (
@@ -36,16 +36,8 @@ from archiver.providers import make_client
 )
 @dest_option
 @click.option("--catalog", type=click.Path(dir_okay=False), help="Catalog database to check.")
-@click.option(
-    "--executor",
-    type=click.Choice(["local", "dask"]),
-    default="local",
-    show_default=True,
-    help="dask: also check every worker of the cluster (credentials, destination, ffmpeg, versions).",
-)
-@click.option(
-    "--scheduler", help="The Dask scheduler (default: $ARCHIVER_DASK_SCHEDULER or [dask] scheduler)."
-)
+@executor_option("dask: also check every worker of the cluster (credentials, destination, ffmpeg, versions).")
+@scheduler_option
 @json_option
 @click.pass_context
 @exit_codes

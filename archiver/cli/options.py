@@ -219,3 +219,17 @@ def accept_global_options(command: click.Command) -> None:
             callback=merge("log_format"),
         ),
     ]
+
+
+def executor_option(help: str) -> Callable[[F], F]:
+    """``--executor local|dask`` (``backfill``, ``doctor``)."""
+    return click.option(
+        "--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True, help=help
+    )
+
+
+scheduler_option = click.option(
+    "--scheduler",
+    help="The Dask scheduler for --executor dask: tcp://HOST:8786, or local[:N] for N worker "
+    "processes here. Default: $ARCHIVER_DASK_SCHEDULER or [dask] scheduler.",
+)
