@@ -137,16 +137,7 @@ def test_transient_media_faults_are_retried_to_a_true_copy(
         use_sim(sim)
         cfg = tmp_path / "c.toml"
         cfg.write_text("[http]\ntimeout_seconds = 1.0\n[catapult]\nrequests_per_second = 500\n")
-        result = cli(
-            "--config",
-            str(cfg),
-            "backfill",
-            "--provider",
-            "plivo",
-            *backfill.range,
-            "--dest",
-            str(tmp_path / "a"),
-        )
+        result = backfill("plivo", str(tmp_path / "a"), "--config", str(cfg))
         assert result.exit_code == 0, result.output
         assert "archived=6" in result.output
         assert_true_copies(sim, tmp_path / "a", "plivo")
@@ -249,9 +240,7 @@ def test_unreachable_provider_exits_3(backfill, cli, tmp_path: Path, monkeypatch
     monkeypatch.setenv("PLIVO_AUTH_TOKEN", "x-token")
     cfg = tmp_path / "c.toml"
     cfg.write_text("[http]\nmax_attempts = 2\n")
-    result = cli(
-        "--config", str(cfg), "backfill", "--provider", "plivo", *backfill.range, "--dest", str(tmp_path)
-    )
+    result = backfill("plivo", str(tmp_path), "--config", str(cfg))
     assert result.exit_code == 3
     assert "ConnectError" in result.output
 

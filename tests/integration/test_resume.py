@@ -54,26 +54,17 @@ def test_failed_recordings_are_retried_next_run_up_to_the_limit(
     cfg.write_text("[archive]\nmax_failures = 2\n[http]\nmax_attempts = 1\n")
     with Simulator(recordings=6, seed=8, faults=f"404:{victim}") as sim:
         use_sim(sim)
-        args = [
-            "--config",
-            str(cfg),
-            "backfill",
-            "--provider",
-            "plivo",
-            *backfill.range,
-            "--dest",
-            str(tmp_path / "a"),
-        ]
-        r1 = cli(*args)
+        args = ["plivo", str(tmp_path / "a"), "--config", str(cfg)]  # global options after the command
+        r1 = backfill(*args)
         assert "archived=5" in r1.output and "failed=1" in r1.output and r1.exit_code == 1
         media = sim.stats["plivo.media.requests"]
-        r2 = cli(*args)  # windows are finished: only the failed recording is tried, by id
+        r2 = backfill(*args)  # windows are finished: only the failed recording is tried, by id
         assert "listed=1 archived=0 skipped=0 pending=0 failed=1" in r2.output
         assert sim.stats["plivo.media.requests"] == media + 1
-        r3 = cli(*args)  # at the limit: reported, not downloaded again
+        r3 = backfill(*args)  # at the limit: reported, not downloaded again
         assert "failed=1" in r3.output and r3.exit_code == 1
         assert sim.stats["plivo.media.requests"] == media + 1
-        r4 = cli(*args, "--force")
+        r4 = backfill(*args, "--force")
         assert sim.stats["plivo.media.requests"] > media + 1 and r4.exit_code == 1
 
 

@@ -177,15 +177,11 @@ def test_rendition_failure_keeps_the_original_and_is_reported(
         monkeypatch.setattr(tempfile, "tempdir", str(scratch))
         dest = tmp_path / "a"
         report = tmp_path / "r.json"
-        result = cli(
+        result = backfill(
+            "plivo",
+            str(dest),
             "--config",
             str(cfg),
-            "backfill",
-            "--provider",
-            "plivo",
-            *backfill.range,
-            "--dest",
-            str(dest),
             "--transcode",
             "bad",
             "--transcode",
