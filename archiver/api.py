@@ -27,24 +27,10 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, cast, runtime_checkable
 
 from archiver import pipeline
 from archiver.compliance import custody
-from archiver.compliance.bagit import BagSink, bag_root
-from archiver.compliance.checkup import verify_with_history
-from archiver.compliance.coverage import Sample
-from archiver.compliance.deletion import delete_verified
-from archiver.compliance.export import (
-    ExportResult,
-    FolderSink,
-    Sink,
-    StorageSink,
-    ZipSink,
-    mask_number,
-    run_export,
-)
-from archiver.compliance.verify import VerifyResult
 from archiver.config import Settings
 from archiver.errors import ArchiverError, ConfigError, FatalError, RecordingError
 from archiver.jobs import Job, Shard, feed, plan_backfill, plan_fetch, plan_run, settle_marks
@@ -56,6 +42,11 @@ from archiver.session import archive_session, build_storage
 from archiver.sidecars import Selection
 from archiver.storage import LocalStorage, Storage, open_storage
 from archiver.timeutil import check_window_count, iso_z, parse_duration, utcnow
+
+if TYPE_CHECKING:  # verify's and export's code is imported when they are called, not for a run
+    from archiver.compliance.coverage import Sample
+    from archiver.compliance.export import ExportResult, Sink
+    from archiver.compliance.verify import VerifyResult
 
 log = logging.getLogger("archiver.run")
 
@@ -245,6 +236,8 @@ def verify(
         must_exist(storage)
         if repair:  # reading needs no write access: an auditor's read-only snapshot verifies
             storage.check()
+        from archiver.compliance.checkup import verify_with_history
+
         return verify_with_history(
             settings,
             storage,
@@ -273,6 +266,9 @@ def export(
     ``.zip`` path or ``s3://bucket/prefix``), re-verified as they are copied; raises
     ExportError (and leaves nothing at ``out``) when a copy does not match its sidecar.
     ``export_format`` ``bagit`` makes it a BagIt bag (:mod:`archiver.compliance.bagit`)."""
+    from archiver.compliance.bagit import BagSink, bag_root
+    from archiver.compliance.export import ZipSink, mask_number, run_export
+
     if export_format not in EXPORT_FORMATS:
         raise ConfigError(f"export format {export_format!r}: use one of {', '.join(EXPORT_FORMATS)}")
     refuse_archive_name(out)
@@ -357,6 +353,8 @@ def refuse_archive_name(out: str) -> None:
 
 def open_sink(out: str) -> Sink:
     """Where an export goes: ``s3://...``, a ``.zip`` file, or a folder."""
+    from archiver.compliance.export import FolderSink, StorageSink, ZipSink
+
     if out.startswith("s3://"):
         return StorageSink(open_storage(out))
     if out.endswith(".zip"):
@@ -536,6 +534,8 @@ def delete_phase(
 ) -> None:
     """Delete at the provider the recordings whose stored copy re-verifies (a dry run says
     what it would delete)."""
+    from archiver.compliance.deletion import delete_verified
+
     older = options.delete_older_than_days
     done = delete_verified(
         candidates,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
-from importlib import metadata
 
 import click
 
@@ -20,6 +19,8 @@ LIBRARIES = ("httpx", "boto3", "mutagen", "distributed")
 
 
 def _installed(name: str) -> str:
+    from importlib import metadata  # only for --version: it costs every command ~20 ms
+
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:

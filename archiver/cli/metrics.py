@@ -10,11 +10,14 @@ collide.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from archiver.cli.outputs import write_atomic
-from archiver.compliance.verify import VerifyResult
 from archiver.runner import STATUSES, RunResult
 from archiver.timeutil import parse_provider_time
+
+if TYPE_CHECKING:  # a run's metrics need no verify code
+    from archiver.compliance.verify import VerifyResult
 
 
 def _label(value: str) -> str:
