@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import os
 import platform
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -340,7 +341,8 @@ class DaskExecutor:
         try:
             if scheduler == "local" or scheduler.startswith("local:"):
                 n = int(scheduler.partition(":")[2] or (os.cpu_count() or 2))
-                own = distributed.LocalCluster(
+                own = _without_sigint(
+                    distributed.LocalCluster,
                     n_workers=n,
                     threads_per_worker=1,
                     processes=True,
@@ -438,7 +440,10 @@ class DaskExecutor:
                 self._take_report(fut, unit, tracker, result, take)
                 submit_next()
         if in_flight:  # stopped: what is queued never starts; its windows stay unfinished
+            # A task already running finishes on its worker (threads cannot be stopped) and its
+            # report is dropped; its session stays open for it, closed by the worker's next run.
             self.client.cancel(list(in_flight))
+            return
         with contextlib.suppress(Exception):  # best effort: a worker that is gone has nothing open
             self.client.run(close_sessions, result.run_id)
 
@@ -478,6 +483,21 @@ class DaskExecutor:
             result.fatal = result.fatal or report.fatal
         elif isinstance(unit, Window) and report.complete:
             tracker.close(unit)
+
+
+def _without_sigint(start: Any, **kwargs: Any) -> Any:
+    """``start(**kwargs)`` with SIGINT ignored meanwhile, so the worker processes it spawns
+    ignore it for good (an ignored signal stays ignored across exec): a Ctrl-C at the
+    terminal, sent to the whole process group, stops the driver alone, which then stops the
+    run after the windows in flight and closes its cluster, with no worker tracebacks."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread (a library caller): leave signals alone
+        return start(**kwargs)
+    try:
+        return start(**kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _with_dest(settings: Settings, dest: str) -> Settings:
