@@ -239,3 +239,51 @@ def test_a_worker_without_credentials_or_with_other_versions_is_named(
     assert [f.level for f in found] == ["fail", "fail"]
     assert "PLIVO_AUTH_ID" in found[0].message or "PLIVO_AUTH_TOKEN" in found[0].message
     assert "archiver 0.0.1 (driver" in found[1].message
+
+
+def test_ctrl_c_at_the_terminal_stops_a_local_cluster_run_cleanly_and_it_resumes(
+    sim: Simulator, tmp_path
+) -> None:
+    """SIGINT to the whole process group (what a terminal's Ctrl-C does): the driver alone
+    acts on it (its local:N workers ignore it), exits 130 with no worker traceback, and the
+    next run archives the rest, nothing twice."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLIVO_", "CATAPULT_", "ARCHIVER_"))}
+    env |= sim.env() | {"PLIVO_REQUESTS_PER_SECOND": "5", "XDG_STATE_HOME": str(tmp_path / "state")}
+    argv = [sys.executable, "-m", "archiver", "backfill", "--provider", "plivo", "--since", "2024-01-01"]
+    argv += [
+        "--until",
+        "2024-03-01",
+        "--dest",
+        str(tmp_path / "a"),
+        "--executor",
+        "dask",
+        "--scheduler",
+        "local:2",
+    ]
+    listed = sim.stats["plivo.list.requests"]
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while sim.stats["plivo.list.requests"] < listed + 8:  # mid-run: 8 of 60 windows listed
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "STOPPED by SIGINT" in out, (out, err)
+    assert "Traceback" not in err, err
+    first = int(out.split("archived=")[1].split()[0])
+    env["PLIVO_REQUESTS_PER_SECOND"] = "500"
+    again = subprocess.run(argv[:-4], env=env, capture_output=True, text=True, timeout=120)
+    done = int(again.stdout.split("archived=")[1].split()[0]) + int(
+        again.stdout.split("skipped=")[1].split()[0]
+    )
+    complete = [r for r in sim.plivo if r.state == "complete"]
+    assert again.returncode in (0, 1) and first + done == len(complete), (out, again.stdout)
