@@ -152,6 +152,38 @@ def test_schema_3_makes_final_failures_of_older_catalogs_unavailable(tmp_path: P
     assert db.unsettled(S, 6) == ["flaky", "media"]
 
 
+def test_schema_5_keeps_every_recording_and_files_them_by_key(tmp_path: Path, opened: Open) -> None:
+    path = tmp_path / "c.db"
+    con = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:4], start=1):
+        con.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    con.execute(
+        "INSERT INTO recordings (dest, provider, account, recording_id, state, started_at, sidecar_key, "
+        "sha256, bytes, attempts, updated_at) VALUES (?,?,?, 'kept', 'archived', '2024-01-02T03:04:05Z', "
+        "'k.json', 'ab', 7, 0, 'x')",
+        S.key(),
+    )
+    con.execute(
+        "INSERT INTO recordings (dest, provider, account, recording_id, state, attempts, last_error, "
+        "last_stage, updated_at) VALUES (?,?,?, 'retry', 'failed', 2, 'boom', 'fetch', 'x')",
+        S.key(),
+    )
+    con.close()
+    db = opened(str(path))
+    assert db.schema_version == len(MIGRATIONS) == 5
+    kept, retry = db.get(S, "kept"), db.get(S, "retry")
+    assert kept is not None and kept.state == "archived"
+    assert retry is not None and (retry.state, retry.attempts, retry.last_error) == ("failed", 2, "boom")
+    assert db.unsettled(S, 5) == ["retry"]
+    con = sqlite3.connect(path)
+    try:
+        (sql,) = con.execute("SELECT sql FROM sqlite_master WHERE name = 'recordings'").fetchone()
+        indexes = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        con.close()
+    assert "WITHOUT ROWID" in sql and "recordings_state" in indexes
+
+
 def test_forget_keeps_archived_unless_asked(tmp_path: Path, opened: Open) -> None:
     db = opened(str(tmp_path / "c.db"))
     db.mark_archived(S, "done", sidecar_key="k.json", sha256="x", size=1, started_at=T0)
