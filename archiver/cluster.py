@@ -226,7 +226,8 @@ def run_unit(task: UnitTask) -> UnitReport:
     stops it is the report's ``fatal``."""
     name = _worker_name()
     try:
-        return _archive_unit(task, _session_for(task), name)
+        with _session_for(task) as deps:
+            return _archive_unit(task, deps, name)
     except ArchiverError as exc:
         return UnitReport(task.unit, (), complete=False, fatal=f"on worker {name}: {exc}", worker=name)
     except Exception as exc:  # a bug: stop the run cleanly, never a traceback at the driver
@@ -237,33 +238,57 @@ def run_unit(task: UnitTask) -> UnitReport:
 
 
 _sessions_lock = threading.Lock()
-_sessions: dict[tuple[str, str], tuple[contextlib.ExitStack, Deps]] = {}
 
 
-def _session_for(task: UnitTask) -> Deps:
+@dataclass
+class _Session:
+    stack: contextlib.ExitStack
+    deps: Deps
+    users: int = 0  # tasks running on it now
+    last_used: float = 0.0  # time.monotonic()
+
+
+_sessions: dict[tuple[str, str], _Session] = {}
+# A session no task used for this long belongs to a run that is over but could not say so
+# (its driver stopped or died): closed when another task comes.
+IDLE_SESSION_SECONDS = 3600.0
+
+
+@contextlib.contextmanager
+def _session_for(task: UnitTask) -> Iterator[Deps]:
     """This worker's session for the task's run, opened by its first task and shared by the
     rest (a boto3 client, an HTTP pool and encoders per window would cost more than many
-    windows' work); a new run closes the sessions of earlier ones."""
+    windows' work). Several runs may share a worker at once: a session is closed when its
+    run ends (:func:`close_sessions`), or once idle for an hour, never while a task uses it."""
     key = (task.run_id, task.provider)
     with _sessions_lock:
-        if key not in _sessions:
-            for old in [k for k in _sessions if k[0] != task.run_id]:
-                _sessions.pop(old)[0].close()
+        now = time.monotonic()
+        for old, idle in list(_sessions.items()):
+            if old != key and not idle.users and now - idle.last_used > IDLE_SESSION_SECONDS:
+                _sessions.pop(old).stack.close()
+        session = _sessions.get(key)
+        if session is None:
             stack = contextlib.ExitStack()
             try:
                 deps = stack.enter_context(worker_session(task))
             except BaseException:
                 stack.close()
                 raise
-            _sessions[key] = (stack, deps)
-        return _sessions[key][1]
+            session = _sessions[key] = _Session(stack, deps)
+        session.users += 1
+    try:
+        yield session.deps
+    finally:
+        with _sessions_lock:
+            session.users -= 1
+            session.last_used = time.monotonic()
 
 
 def close_sessions(run_id: str) -> None:
-    """Close this worker's session of run ``run_id`` (the driver calls it when the run ends)."""
+    """Close this worker's sessions of run ``run_id`` (the driver calls it when the run ends)."""
     with _sessions_lock:
-        for key in [k for k in _sessions if k[0] == run_id]:
-            _sessions.pop(key)[0].close()
+        for key in [k for k, v in _sessions.items() if k[0] == run_id and not v.users]:
+            _sessions.pop(key).stack.close()
 
 
 def _archive_unit(task: UnitTask, deps: Deps, name: str) -> UnitReport:
@@ -441,9 +466,8 @@ class DaskExecutor:
                 submit_next()
         if in_flight:  # stopped: what is queued never starts; its windows stay unfinished
             # A task already running finishes on its worker (threads cannot be stopped) and its
-            # report is dropped; its session stays open for it, closed by the worker's next run.
+            # report is dropped; its session stays open while it runs (close_sessions skips it).
             self.client.cancel(list(in_flight))
-            return
         with contextlib.suppress(Exception):  # best effort: a worker that is gone has nothing open
             self.client.run(close_sessions, result.run_id)
 

@@ -287,3 +287,44 @@ def test_ctrl_c_at_the_terminal_stops_a_local_cluster_run_cleanly_and_it_resumes
     )
     complete = [r for r in sim.plivo if r.state == "complete"]
     assert again.returncode in (0, 1) and first + done == len(complete), (out, again.stdout)
+
+
+def test_two_runs_share_a_cluster_at_once(sim: Simulator, s3: Any, use_sim, freeze, tmp_path) -> None:
+    """Two backfills (two destinations) on one cluster at the same time, on a worker with
+    several threads: each run keeps its own session there, and neither run's start or end
+    closes the other's while its tasks use it."""
+    import logging
+
+    freeze(datetime(2024, 6, 1, tzinfo=UTC))
+    use_sim(sim)
+    archiver_log = logging.getLogger("archiver")
+    saved = (list(archiver_log.handlers), archiver_log.propagate)
+    root_filters = [(h, list(h.filters)) for h in logging.getLogger().handlers]
+    results: dict[str, Any] = {}
+    try:
+        # One in-process worker with 4 threads: tasks of both runs run on it side by side.
+        with (
+            distributed.LocalCluster(
+                n_workers=1, threads_per_worker=4, processes=False, dashboard_address=None
+            ) as lc,
+            distributed.Client(lc) as client,
+        ):
+
+            def one(name: str) -> None:
+                settings = settings_for(f"s3://{s3.bucket}/{name}", str(tmp_path / f"{name}.db"))
+                results[name] = api.backfill(settings, "plivo", SINCE, UNTIL, executor=DaskExecutor(client))
+
+            runs = [threading.Thread(target=one, args=(name,)) for name in ("c1", "c2")]
+            for run in runs:
+                run.start()
+            for run in runs:
+                run.join(timeout=120)
+    finally:  # the worker ran in this process: give the test process its logging back
+        archiver_log.handlers[:], archiver_log.propagate = saved
+        for handler, filters in root_filters:
+            handler.filters[:] = filters
+    assert set(results) == {"c1", "c2"}
+    for result in results.values():
+        assert result.counts["failed"] == 0 and not result.fatal, result.summary()
+    assert results["c1"].counts == results["c2"].counts
+    assert sidecars(s3, "c1") == sidecars(s3, "c2") and sidecars(s3, "c1")
