@@ -371,7 +371,7 @@ class DaskExecutor:
                     n_workers=n,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",
                     env=env or {},
                     silence_logs=logging.WARNING if quiet else False,
                 )

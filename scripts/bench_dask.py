@@ -83,7 +83,7 @@ def main() -> None:
                 t0 = time.monotonic()
                 with (
                     distributed.LocalCluster(
-                        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, env=env
+                        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", env=env
                     ) as cluster,
                     distributed.Client(cluster) as client,
                 ):

@@ -46,7 +46,7 @@ def cluster(sim: Simulator, moto_endpoint: str) -> Iterator[Any]:
     }
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, env=env
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env=env
         ) as lc,
         distributed.Client(lc) as client,
     ):
@@ -305,7 +305,7 @@ def test_two_runs_share_a_cluster_at_once(sim: Simulator, s3: Any, use_sim, free
         # One in-process worker with 4 threads: tasks of both runs run on it side by side.
         with (
             distributed.LocalCluster(
-                n_workers=1, threads_per_worker=4, processes=False, dashboard_address=None
+                n_workers=1, threads_per_worker=4, processes=False, dashboard_address=":0"
             ) as lc,
             distributed.Client(lc) as client,
         ):
