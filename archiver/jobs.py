@@ -226,7 +226,10 @@ def feed(job: Job, deps: Deps, tracker: GroupTracker) -> Iterator[Recording | Ou
         elif isinstance(unit, Ids):
             yield from by_id(deps, unit.recording_ids)
         elif unit in todo:
-            yield from list_window(deps, unit, tracker, next(listings))
+            listing = next(listings, None)
+            if listing is None:  # the read-ahead ended early: the run is stopping
+                return
+            yield from list_window(deps, unit, tracker, listing)
 
 
 def remembered_ids(unit: Remembered, deps: Deps) -> list[str]:

@@ -16,7 +16,7 @@ import socket
 from datetime import UTC, datetime
 from typing import IO
 
-from archiver.errors import LockedError
+from archiver.errors import CatalogUnavailable, LockedError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,15 @@ class RunLock:
         self._fh: IO[str] | None = None
 
     def __enter__(self) -> RunLock:
+        try:
+            return self._take()
+        except OSError as exc:  # the catalog's disk is full or read-only: nothing can be remembered
+            raise CatalogUnavailable(
+                f"cannot take the run lock {self.path}: {exc.strerror or exc} "
+                "(the catalog's disk is full or read-only?)"
+            ) from None
+
+    def _take(self) -> RunLock:
         fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole run
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -75,13 +84,15 @@ class RunLock:
                 previous["pid"],
                 previous.get("started_at"),
             )
-        fh.seek(0)
-        fh.truncate()
-        json.dump(
-            {"pid": os.getpid(), "host": socket.gethostname(), "started_at": datetime.now(UTC).isoformat()},
-            fh,
-        )
-        fh.flush()
+        try:
+            fh.seek(0)
+            fh.truncate()
+            now = datetime.now(UTC).isoformat()
+            json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started_at": now}, fh)
+            fh.flush()
+        except OSError:
+            fh.close()  # the flock goes with it
+            raise
         self._fh = fh
         return self
 

@@ -380,6 +380,14 @@ def _renditions(
         results = [(p, _call(one, p)) for p in deps.profiles]
     made = [r for _, r in results if isinstance(r, Made)]
     problems = [(f"transcode:{p.name}", r) for p, r in results if isinstance(r, str)]
+    if problems and deps.stop is not None and deps.stop.is_set():
+        # A stop (Ctrl-C reaches ffmpeg too) cut the encodes short: not the recording's
+        # fault, and a sidecar now would hide the missing renditions from every later run.
+        # Nothing is stored; the next run archives it whole, with no attempt counted.
+        raise TransientError(
+            f"recording {rec.recording_id}: renditions cut short by the stop: {problems[0][1]}",
+            stage=problems[0][0],
+        )
     for stage, error in problems:
         log.error("recording %s: rendition failed at %s: %s", rec.recording_id, stage, error)
     return made, problems
@@ -388,6 +396,8 @@ def _renditions(
 def _result(future: Future[Made]) -> Made | str:
     try:
         return future.result()
+    except TransientError:  # ffmpeg stopped by a signal: the recording is tried again, whole
+        raise
     except RecordingError as exc:
         return str(exc)
     except Exception as exc:  # a bug in one rendition must not lose the recording
@@ -398,6 +408,8 @@ def _result(future: Future[Made]) -> Made | str:
 def _call(fn: Callable[[Profile], Made], profile: Profile) -> Made | str:
     try:
         return fn(profile)
+    except TransientError:
+        raise
     except RecordingError as exc:
         return str(exc)
     except Exception as exc:

@@ -11,11 +11,12 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping
 
-from archiver.errors import TranscodeError
+from archiver.errors import TranscodeError, TransientError
 from archiver.profiles import Profile
 
 # The decoder to name for a source format (ffmpeg's default for the rest).
@@ -97,6 +98,10 @@ class Transcoder:
                 raise TranscodeError(
                     f"{name}: cannot run ffmpeg at {self.ffmpeg!r}: {exc.strerror or exc}"
                 ) from None
+            if proc.returncode in (-signal.SIGINT, -signal.SIGTERM):
+                # A Ctrl-C at the terminal reaches ffmpeg too (one process group): the run is
+                # stopping, the profile did not fail. The recording is tried again, whole.
+                raise TransientError(f"{name}: ffmpeg was stopped by {signal.Signals(-proc.returncode).name}")
             if proc.returncode != 0:
                 err.seek(0)
                 message = _tail(err.read().decode(errors="replace"))

@@ -329,3 +329,23 @@ def test_a_read_only_archive_still_verifies_and_exports(
         assert len(list((tmp_path / "e").rglob("*.json"))) >= 3  # the export is all there
     finally:
         remount(small_disk, "rw")
+
+
+def test_a_full_disk_under_the_catalog_fails_the_run_lock_as_catalog_unavailable(small_disk) -> None:
+    """The catalog's disk full (its WAL grew back into the room): taking the run lock cannot
+    write the lock file. That is the catalog being unavailable (exit 3), not a traceback."""
+    from archiver.errors import CatalogUnavailable
+    from archiver.locking import RunLock
+
+    lock = RunLock(str(small_disk / "cat.db"), "/dest", "plivo", "MA1")
+    with lock:
+        pass  # the lock file exists, empty, as a run leaves it
+    with open(small_disk / "filler", "wb") as fh, contextlib.suppress(OSError):
+        while True:  # the rest of the disk
+            fh.write(b"\0" * 65536)
+            fh.flush()
+    with pytest.raises(CatalogUnavailable, match="cannot take the run lock"):
+        lock.__enter__()
+    (small_disk / "filler").unlink()
+    with lock:  # room again: it is taken as before
+        pass

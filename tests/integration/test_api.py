@@ -8,7 +8,7 @@ import os
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -142,3 +142,36 @@ def test_work_runs_on_the_given_executor_and_only_the_driver_touches_the_catalog
         assert again.counts["skipped"] == 8 and len(executor.submitted) == 8
     executor.shutdown()
     assert sql_threads and set(sql_threads) == {threading.current_thread().name}
+
+
+def test_a_stop_while_listings_read_ahead_ends_the_feed_quietly(tmp_path: Path, use_sim, freeze) -> None:
+    """Ctrl-C or SIGTERM during a backfill sets the stop: the listings read ahead end early,
+    and the feed must simply end (not raise, which the runner would report as an internal
+    error of the listing and ABORT the run)."""
+    import dataclasses
+
+    from archiver.jobs import plan_backfill
+    from archiver.runner import GroupTracker
+    from archiver.session import archive_session
+
+    freeze(datetime(2024, 6, 1, tzinfo=UTC))
+    with Simulator(recordings=30, seed=64) as sim:
+        use_sim(sim)
+        settings = load_settings(None, os.environ, {"archive.dest": str(tmp_path / "a")})
+        job = plan_backfill(
+            datetime(2024, 1, 1, tzinfo=UTC),
+            datetime(2024, 3, 1, tzinfo=UTC),
+            timedelta(days=1),
+            date_filter=True,
+            revisit=False,
+        )
+        stop = threading.Event()
+        with archive_session(settings, "plivo", force=False, dry_run=True) as session_deps:
+            deps = dataclasses.replace(session_deps, stop=stop)
+            from archiver.jobs import feed
+
+            items = feed(job, deps, GroupTracker())
+            first = next(items)
+            stop.set()
+            rest = list(items)  # ends, whatever the read-ahead had started
+        assert first.recording_id and len(rest) < 30

@@ -23,3 +23,23 @@ def test_wav_renditions_are_tagged_afterwards() -> None:
     assert argv[argv.index("-ar") : argv.index("-ar") + 4] == ["-ar", "8000", "-ac", "1"]
     untagged = Transcoder("ff").argv("a.wav", "wav", BUILTIN["flac"], "o.flac")
     assert "-metadata" not in untagged
+
+
+def test_an_ffmpeg_stopped_by_ctrl_c_is_a_transient_error_not_a_failed_profile(tmp_path) -> None:
+    """The terminal's Ctrl-C reaches ffmpeg too: that encode did not fail, the run stopped;
+    the recording must be tried again whole (a sidecar without the rendition would hide it)."""
+    import pytest
+
+    from archiver.errors import TranscodeError, TransientError
+    from archiver.media.transcode import Transcoder
+
+    stopped = tmp_path / "ffmpeg-stopped"
+    stopped.write_text("#!/bin/sh\nkill -INT $$\n")
+    stopped.chmod(0o755)
+    with pytest.raises(TransientError, match="stopped by SIGINT"):
+        Transcoder(str(stopped))._run([str(stopped)], "flac")
+    broken = tmp_path / "ffmpeg-broken"
+    broken.write_text("#!/bin/sh\necho 'Invalid data found when processing input' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    with pytest.raises(TranscodeError, match="exited 1: .*Invalid data"):
+        Transcoder(str(broken))._run([str(broken)], "flac")
