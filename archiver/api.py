@@ -246,7 +246,6 @@ def verify(
             on_file=on_file,
             sample=sample,
             repair=repair,
-            layout=settings.archive.layout,
         )
     finally:
         storage.close()
@@ -292,7 +291,6 @@ def export(
             with_renditions=with_renditions,
             mask_numbers=mask_numbers,
             command_line=command_line,
-            layout=settings.archive.layout,
             custody_log=(chain, check.summary()),
         )
         details = {

@@ -23,6 +23,7 @@ from archiver.pipeline import Deps
 from archiver.profiles import Profile, pick_profiles
 from archiver.providers import PacerFactory, make_client, open_provider, pacing_folder_of
 from archiver.retry import RetryPolicy
+from archiver.sidecars import record_layout
 from archiver.storage import S3Options, Storage, open_storage
 from archiver.storage.base import make_durable
 from archiver.timeutil import utcnow
@@ -147,6 +148,8 @@ def archive_session(
             cleaned = storage.recover(prefix, utcnow() - age)
             if cleaned:
                 log.warning("cleaned up %d leftover(s) of an interrupted run", cleaned)
+            # Before a recording is filed under it: selections by date trust only recorded layouts.
+            record_layout(storage, settings.archive.layout)
             yield deps
             catalog.settle()  # while the run lock is held
     finally:

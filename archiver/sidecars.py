@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -14,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from archiver.errors import SidecarError, StorageError, UnsafeKeyError
 from archiver.models import RESERVED, SIDECAR_SCHEMA, check_key, check_key_part, check_not_reserved
-from archiver.storage.base import Storage
+from archiver.storage.base import CreateOnly, Storage
 from archiver.timeutil import lenient_time
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,9 @@ class ListsFolders(Protocol):
 # when a date range would take more steps than this to walk.
 MAX_PREFIXES = 5000
 MAX_STEPS = 200_000
-_BY_HOUR = re.compile(r"%[HIMSpfXcTRrsz]")
+_BY_HOUR = re.compile(r"%[HIpz]")
+# Finer than an hour (minutes, seconds, times, epoch seconds): not enumerated, read whole.
+_FINER = re.compile(r"%[MSfXcTRrs]")
 
 
 def selected_prefixes(
@@ -297,6 +300,8 @@ def _dated(segment: str, prefixes: list[str], selection: Selection) -> list[str]
     if selection.since is None or selection.until is None or selection.since >= selection.until:
         return None
     since, until = selection.since.astimezone(UTC), selection.until.astimezone(UTC)
+    if _FINER.search(segment):
+        return None
     if _BY_HOUR.search(segment):
         unit, start = timedelta(hours=1), since.replace(minute=0, second=0, microsecond=0)
     else:
@@ -311,9 +316,65 @@ def _dated(segment: str, prefixes: list[str], selection: Selection) -> list[str]
     return [f"{p}{v}/" for p in prefixes for v in values]
 
 
-def prefixes_of(storage: Storage, layout: str | None, selection: Selection) -> list[str] | None:
-    """:func:`selected_prefixes` of ``storage`` (its folders listed where it can)."""
-    return selected_prefixes(layout, selection, storage if isinstance(storage, ListsFolders) else None)
+# Every layout an archive run wrote with is recorded in the destination, one small object
+# each: a selection narrows by the layouts the archive really has, not by today's settings
+# (an archive written with another --layout, or whose layout changed over the years).
+LAYOUTS_PREFIX = "_layouts/"
+
+
+def layout_key(layout: str) -> str:
+    """``_layouts/<hash>.layout`` (JSON inside; not ``.json``, which names sidecars)."""
+    return f"{LAYOUTS_PREFIX}{hashlib.sha256(layout.encode()).hexdigest()[:16]}.layout"
+
+
+def record_layout(storage: Storage, layout: str) -> None:
+    """Say in the destination that recordings are filed under ``layout`` (once per layout;
+    before any is written by it). StorageError when the destination refuses."""
+    key = layout_key(layout)
+    if storage.exists(key):
+        return
+    body = (json.dumps({"layout": layout}, sort_keys=True) + "\n").encode()
+    if isinstance(storage, CreateOnly):
+        storage.put_new(key, body, content_type="application/json")
+    else:
+        storage.put_bytes(key, body, content_type="application/json")
+
+
+def recorded_layouts(storage: Storage) -> list[str] | None:
+    """The layouts the destination says it holds recordings under; None when it says none
+    (an archive from before they were recorded) or one cannot be read."""
+    layouts = []
+    for key in storage.list_keys(LAYOUTS_PREFIX):
+        try:
+            with storage.open_read(key) as fh:
+                doc = json.loads(fh.read(65536))
+            layout = doc["layout"]
+        except (StorageError, ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(layout, str) or key != layout_key(layout):
+            return None  # not one we wrote: trust none of them
+        layouts.append(layout)
+    return layouts or None
+
+
+def prefixes_of(storage: Storage, selection: Selection) -> list[str] | None:
+    """The prefixes that hold every sidecar ``selection`` can pick in ``storage``: those of
+    each layout the destination records (:func:`recorded_layouts`: not today's setting, which
+    need not be the archive's), or None (read it whole) when it records none or one of them
+    cannot be narrowed."""
+    if selection.since is None or selection.until is None:
+        return None  # nothing a layout's folders could narrow: no need to ask the destination
+    layouts = recorded_layouts(storage)
+    if layouts is None:
+        return None
+    folders = storage if isinstance(storage, ListsFolders) else None
+    found: dict[str, None] = {}
+    for used in layouts:
+        prefixes = selected_prefixes(used, selection, folders)
+        if prefixes is None:
+            return None
+        found.update(dict.fromkeys(prefixes))
+    return list(found)
 
 
 def keys_under(storage: Storage, prefixes: list[str] | None) -> Iterator[str]:
@@ -323,14 +384,12 @@ def keys_under(storage: Storage, prefixes: list[str] | None) -> Iterator[str]:
     return chain.from_iterable(storage.list_keys(p) for p in prefixes)
 
 
-def selected(
-    storage: Storage, selection: Selection, *, layout: str | None = None
-) -> Iterator[Archived | SidecarError]:
+def selected(storage: Storage, selection: Selection) -> Iterator[Archived | SidecarError]:
     """Every selected recording of ``storage`` in key order, and in its place every sidecar
-    that cannot be used (whose selection cannot be told): the caller reports those. With the
-    archive's ``layout``, only the folders the selection can reach are listed and read
-    (:func:`selected_prefixes`)."""
-    for item in sidecars(storage, keys_under(storage, prefixes_of(storage, layout, selection))):
+    that cannot be used (whose selection cannot be told): the caller reports those. Where the
+    destination records its layouts, only the folders the selection can reach are listed and
+    read (:func:`prefixes_of`)."""
+    for item in sidecars(storage, keys_under(storage, prefixes_of(storage, selection))):
         if isinstance(item, SidecarError) or selection.matches(item.doc):
             yield item
 
@@ -339,13 +398,11 @@ def archived(
     storage: Storage,
     selection: Selection,
     on_problem: Callable[[SidecarError], None] | None = None,
-    *,
-    layout: str | None = None,
 ) -> Iterator[Archived]:
     """Every selected recording of ``storage``, read from its sidecar (the truth). Sidecars
     that cannot be used go to ``on_problem`` (default: logged as errors) and are passed over.
-    ``layout`` narrows what is listed, as in :func:`selected`."""
-    for item in selected(storage, selection, layout=layout):
+    What is listed is narrowed as in :func:`selected`."""
+    for item in selected(storage, selection):
         if isinstance(item, Archived):
             yield item
         elif on_problem is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -114,7 +115,7 @@ def show(ctx: click.Context, dest: str | None, catalog: str | None, as_json: boo
     for key in SCHEMA:
         value = merged[key]
         settings[key] = {
-            "value": MASK if key in SECRET_KEYS and value else value,
+            "value": MASK if key in SECRET_KEYS and value else _without_userinfo(value),
             "source": sources[key].kind,
             "where": sources[key].where,
         }
@@ -139,6 +140,18 @@ def show(ctx: click.Context, dest: str | None, catalog: str | None, as_json: boo
             echo(f"{'profiles.' + name:<{width}}  {'':<24}  {origin}")
     for var in unknown:
         echo(f"warning: {var} is set but is no setting (see `archiver config env`)", err=True)
+
+
+def _without_userinfo(value: Any) -> Any:
+    """A URL's password (``https://user:pass@host``, ``tls://u:p@h:8786``) masked: credentials
+    given inside a base URL or a scheduler address are secrets too."""
+    if not isinstance(value, str) or "://" not in value:
+        return value
+    parts = urlsplit(value)
+    if parts.password is None:
+        return value
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:{MASK}@{host}"))
 
 
 def _shown(value: Any) -> str:

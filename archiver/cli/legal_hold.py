@@ -44,7 +44,7 @@ def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Sel
 
     try:
         storage.check()
-        for item in archived(storage, selection, on_problem=unusable, layout=settings.archive.layout):
+        for item in archived(storage, selection, on_problem=unusable):
             recordings += 1
             for key in [f["key"] for f in item.doc["files"] if f.get("key")] + [item.key]:
                 try:

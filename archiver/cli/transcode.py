@@ -70,7 +70,7 @@ def transcode(
                     Outcome(item.key, "failed", stage=item.stage, error=str(item))
                     if isinstance(item, SidecarError)
                     else item
-                    for item in selected(storage, selection, layout=settings.archive.layout)
+                    for item in selected(storage, selection)
                 ),
                 lambda item: add_rendition(item, deps),
                 result,

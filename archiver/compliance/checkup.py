@@ -31,7 +31,6 @@ def verify_with_history(
     on_file: Callable[[VerifyResult], None] | None = None,
     sample: coverage.Sample | None = None,
     repair: bool = False,
-    layout: str | None = None,
 ) -> VerifyResult:
     """Verify ``storage`` (checked and existing already), remember each file's check in the
     catalog and report the coverage. A sample needs the catalog (ConfigError when it cannot
@@ -50,9 +49,7 @@ def verify_with_history(
     try:
         history = catalog.verifications(storage.url) if catalog else {}
         pick = (lambda jobs: coverage.pick(jobs, history, sample)) if sample else None
-        result = verify_archive(
-            storage, selection, workers=workers, on_file=on_file, layout=layout, pick=pick
-        )
+        result = verify_archive(storage, selection, workers=workers, on_file=on_file, pick=pick)
         result.dest = storage.url
         result.sample = str(sample) if sample else None
         now = utcnow()

@@ -248,7 +248,6 @@ def run_export(
     with_renditions: bool = False,
     mask_numbers: bool = False,
     command_line: str = "",
-    layout: str | None = None,
     custody_log: tuple[bytes, dict[str, Any]] | None = None,
 ) -> ExportResult:
     """Copy, verify and describe the selected recordings. Commits the sink only when every
@@ -285,7 +284,7 @@ def run_export(
         )
 
     try:
-        for item in archived(source, selection, on_problem=exclude, layout=layout):
+        for item in archived(source, selection, on_problem=exclude):
             rid = item.recording_id
             files = _files(item, with_renditions)
             keys = [f["key"] for f in files] + [item.key]

@@ -75,15 +75,14 @@ def verify_archive(
     *,
     workers: int = 4,
     on_file: Callable[[VerifyResult], None] | None = None,
-    layout: str | None = None,
     pick: Callable[[list[tuple[str, dict[str, Any]]]], list[tuple[str, dict[str, Any]]]] | None = None,
 ) -> VerifyResult:
     """Check every file the selected sidecars list (or those ``pick`` chooses among the ones
     that are there: a sample). Orphans are looked for only when nothing narrows the
-    selection (a narrowed one cannot tell whose a file is). With the archive's ``layout``, a
-    selection by date lists and reads only the folders of its dates."""
+    selection (a narrowed one cannot tell whose a file is). A selection by date lists and
+    reads only the folders of its dates where the destination records its layouts."""
     result = VerifyResult(orphans_checked=selection == Selection())
-    prefixes = prefixes_of(storage, layout, selection)
+    prefixes = prefixes_of(storage, selection)
     keys = set(keys_under(storage, prefixes))
     listed = tuple(prefixes or ())
 

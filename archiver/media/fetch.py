@@ -171,26 +171,29 @@ def _save(
         digest = hashlib.sha256()
         size = 0
         head = b""
-        with os.fdopen(fd, "wb") as out:
-            # Chunks as they arrive (no re-chunking), so the deadline is checked on every read:
-            # the read timeout bounds the wait for each one, the deadline the whole body.
-            for chunk in response.iter_bytes():
-                if time.monotonic() - started > limit:
-                    raise TransientError(
-                        f"media of {rec.recording_id}: download deadline of {limit:.0f} s passed "
-                        f"after {size} bytes (the server sends too slowly)",
-                        stage="fetch",
-                    )
-                if len(head) < SNIFF_BYTES:
-                    head += chunk[: SNIFF_BYTES - len(head)]
-                    if len(head) == SNIFF_BYTES and sniff(head) is None:
-                        raise _not_audio(rec, head, response)  # stop reading an error page early
-                digest.update(chunk)
-                try:
-                    out.write(chunk)
-                except OSError as exc:
-                    raise write_error(f"the download of {rec.recording_id}", exc, stage="fetch") from None
-                size += len(chunk)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                # Chunks as they arrive (no re-chunking), so the deadline is checked on every read:
+                # the read timeout bounds the wait for each one, the deadline the whole body.
+                for chunk in response.iter_bytes():
+                    if time.monotonic() - started > limit:
+                        raise TransientError(
+                            f"media of {rec.recording_id}: download deadline of {limit:.0f} s passed "
+                            f"after {size} bytes (the server sends too slowly)",
+                            stage="fetch",
+                        )
+                    if len(head) < SNIFF_BYTES:
+                        head += chunk[: SNIFF_BYTES - len(head)]
+                        if len(head) == SNIFF_BYTES and sniff(head) is None:
+                            raise _not_audio(rec, head, response)  # stop reading an error page early
+                    digest.update(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:
+                        raise write_error(f"the download of {rec.recording_id}", exc, stage="fetch") from None
+                    size += len(chunk)
+        except OSError as exc:  # closing flushes too: a full disk can refuse it
+            raise write_error(f"the download of {rec.recording_id}", exc, stage="fetch") from None
         if expected is not None and size != expected:
             raise TransientError(
                 f"media of {rec.recording_id} cut short: {size} of {expected} bytes", stage="fetch"

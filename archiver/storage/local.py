@@ -70,7 +70,9 @@ class LocalStorage:
         (it never writes through one), so the file itself is not followed."""
         target = self._path(key, follow=False)
         if target.parent not in self._made:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            created = _make_folders(target.parent)
+            with self._guard:  # a new folder's name is durable once its parent is fsynced
+                self._dirty.update(folder.parent for folder in created)
             self._made.add(target.parent)
         return target
 
@@ -126,7 +128,8 @@ class LocalStorage:
         _no_protection(protection)
         target = self._path(key)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            for folder in _make_folders(target.parent):  # new folders' names durable first
+                _fsync_dir(folder.parent)
             fd, tmp = self._staging.mkstemp()
         except OSError as exc:
             raise write_error(key, exc) from None
@@ -299,6 +302,28 @@ class LocalStorage:
 def _no_protection(protection: Protection | None) -> None:
     if protection is not None:
         raise StorageError("Object Lock and legal hold need an s3:// destination")
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; the ones this made, outermost first (each
+    one's name lives in its parent, which must be fsynced for it to survive a crash)."""
+    missing = []
+    at = folder
+    while not at.is_dir():
+        missing.append(at)
+        if at.parent == at:
+            break
+        at = at.parent
+    made = []
+    for new in reversed(missing):
+        try:
+            new.mkdir()
+        except FileExistsError:  # another writer made it meanwhile (or it is not a folder)
+            if not new.is_dir():
+                raise
+            continue
+        made.append(new)
+    return made
 
 
 def _fsync_dir(path: Path) -> None:

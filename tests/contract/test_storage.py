@@ -173,3 +173,29 @@ def test_recover_removes_only_what_dead_runs_left(storage: Storage, tmp_path: Pa
     other.close()
     assert not live.parent.exists()  # a run's close removes its own folder, and only that
     assert mine.exists()
+
+
+def test_a_new_folder_is_durable_in_its_parent_before_anything_claims_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POSIX: a file's name is durable once its folder is fsynced, and a new folder's name
+    once *its* parent is. Writing into a fresh day's folder (plivo/MA.../2024/01/31/, every
+    level new) and syncing fsyncs each of them, root included, so a crash after the catalog
+    says "archived" cannot lose the folder."""
+    from archiver.storage import local
+
+    synced: list[Path] = []
+    real = local._fsync_dir
+    monkeypatch.setattr(local, "_fsync_dir", lambda path: (synced.append(Path(path)), real(path)))
+    store = local.LocalStorage(tmp_path / "dest")
+    store.check()
+    synced.clear()
+    store.put_bytes("plivo/MA1/2024/01/31/r.json", b"{}", content_type="application/json")
+    store.sync()
+    root = (tmp_path / "dest").resolve()
+    for folder in ("", "plivo", "plivo/MA1", "plivo/MA1/2024", "plivo/MA1/2024/01", "plivo/MA1/2024/01/31"):
+        assert root / folder in synced, (folder, synced)
+    synced.clear()
+    assert store.put_new("_custody/000000000001.jsonl", b"x\n", content_type="text/plain")
+    assert root in synced and root / "_custody" in synced
+    store.close()

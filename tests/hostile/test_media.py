@@ -43,7 +43,13 @@ def serve(srv: Scripted, plist: str, fmt: str, seconds: float, reply: Reply) -> 
 
 def files_under(dest: Path) -> list[Path]:
     """Files a recording left in the destination (staging is the run's scratch space)."""
-    return [p for p in dest.rglob("*") if p.is_file() and ".archiver-staging" not in p.parts]
+    return [
+        p
+        for p in dest.rglob("*")
+        if p.is_file()
+        and ".archiver-staging" not in p.parts
+        and not p.relative_to(dest).parts[0].startswith("_")
+    ]
 
 
 BROKEN = {

@@ -220,6 +220,7 @@ def test_a_run_aborts_only_uploads_older_than_the_abandoned_age(
     scripted.route("HEAD", r"/bkt/?", Reply())
     scripted.route("GET", r"/bkt/?", Reply(body=listing, headers={"Content-Type": "application/xml"}))
     scripted.route("DELETE", r"/bkt/arch/.*", Reply(status=204))
+    scripted.route("PUT", r"/bkt/arch/_layouts/.*", Reply())  # the run records its layout
     serve_plivo(scripted, plivo_at(scripted), [])  # nothing to archive: the run only cleans up
     r = cli(*plivo_backfill(quick_config(), "s3://bkt/arch", "--catalog", str(tmp_path / "c.db")))
     assert r.exit_code == 0, r.output

@@ -142,7 +142,7 @@ def assert_nothing_half_written(dest: Path) -> set[str]:
     found = {
         str(p.relative_to(dest))
         for p in dest.rglob("*")
-        if p.is_file() and not {".archiver-staging", "_custody"} & set(p.relative_to(dest).parts)
+        if p.is_file() and not {".archiver-staging", "_custody", "_layouts"} & set(p.relative_to(dest).parts)
     }
     assert found == listed, found ^ listed
     return ids

@@ -84,7 +84,7 @@ def test_catapult_backfill_into_s3(backfill, sim: Simulator, sim_env: dict, s3, 
     keys = [
         o["Key"]
         for o in s3.client.list_objects_v2(Bucket=s3.bucket)["Contents"]
-        if "/_custody/" not in o["Key"]
+        if "/_custody/" not in o["Key"] and "/_layouts/" not in o["Key"]
     ]
     assert len(keys) == 2 * len(complete)
     for rec in complete:

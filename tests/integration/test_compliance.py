@@ -19,7 +19,6 @@ from archiver.cli import main
 from archiver.compliance.export import FolderSink, mask_number, run_export
 from archiver.compliance.verify import verify_archive
 from archiver.errors import StorageError
-from archiver.models import DEFAULT_LAYOUT
 from archiver.sidecars import Selection
 from archiver.sim import Simulator
 from archiver.storage import LocalStorage
@@ -146,31 +145,64 @@ def test_a_day_is_selected_by_its_folders_not_by_reading_every_sidecar(cli, arch
     sel = Selection(since=since, until=since + timedelta(days=1))
     on_day = {r.id for r in sim.plivo if sel.since <= r.started < sel.until}
     # An unreadable sidecar in another day's folder is that day's problem, not this one's.
-    other = next(p for p in dest.rglob("*.json") if p.stem not in on_day)
+    recordings = [p for p in dest.rglob("*.json") if not p.relative_to(dest).parts[0].startswith("_")]
+    other = next(p for p in recordings if p.stem not in on_day)
     (other.parent / "broken.json").write_text("{")
 
     storage = CountingStorage(dest)
-    result = verify_archive(storage, sel, layout=DEFAULT_LAYOUT)
+    result = verify_archive(storage, sel)  # the archive run recorded its layout in _layouts/
     assert result.recordings == len(on_day) and not result.findings
     day_folder = f"{since:%Y/%m/%d}/"
-    assert storage.reads and all(day_folder in k for k in storage.reads)
-    assert all(day_folder in k for k in storage.listed)
-    assert len([k for k in storage.reads if k.endswith(".json")]) == len(on_day)
+    archive_reads = [k for k in storage.reads if not k.startswith("_layouts/")]
+    assert archive_reads and all(day_folder in k for k in archive_reads)
+    assert all(day_folder in k for k in storage.listed if not k.startswith("_layouts/"))
+    assert len([k for k in archive_reads if k.endswith(".json")]) == len(on_day)
 
     out = tmp_path / "day-export"
-    exported = run_export(CountingStorage(dest), FolderSink(str(out)), sel, layout=DEFAULT_LAYOUT)
+    exported = run_export(CountingStorage(dest), FolderSink(str(out)), sel)
     assert exported.recordings == len(on_day) and not exported.excluded
-    # The same selection without the layout reads every sidecar, and finds the broken one.
+    # An archive that records no layout (written before they were recorded) is read whole.
+    for marker in (dest / "_layouts").iterdir():
+        marker.unlink()
     everything = CountingStorage(dest)
     assert [f.kind for f in verify_archive(everything, sel).findings] == ["unreadable"]
     assert len([k for k in everything.reads if k.endswith(".json")]) == len(sim.plivo) + 1
+
+
+def test_a_selection_by_date_finds_what_another_layout_filed(
+    backfill, cli, use_sim, freeze, tmp_path: Path
+) -> None:
+    """Archived under a custom --layout (or one that changed over the years), then verified,
+    exported and transcoded with today's default settings: a day's selection still finds the
+    day's recordings (the destination says which layouts it holds), and one by the minute is
+    read whole."""
+    freeze(datetime(2024, 6, 1, tzinfo=UTC))
+    with Simulator(recordings=30, seed=73) as sim:
+        use_sim(sim)
+        dest = str(tmp_path / "a")
+        monthly = "{provider}/{account}/{started:%Y}/{started:%m}/{recording_id}.{ext}"
+        by_minute = "{provider}/{account}/{started:%Y-%m-%d}/{started:%H%M}/{recording_id}.{ext}"
+        assert backfill("plivo", dest, "--layout", monthly, until="2024-02-01").exit_code in (0, 1)
+        assert backfill("plivo", dest, "--layout", by_minute, since="2024-02-01").exit_code in (0, 1)
+        for lo, hi in (("2024-01-05", "2024-01-12"), ("2024-02-03", "2024-02-09")):
+            a, b = (
+                datetime.fromisoformat(lo).replace(tzinfo=UTC),
+                datetime.fromisoformat(hi).replace(tzinfo=UTC),
+            )
+            want = sum(1 for r in sim.plivo if r.state == "complete" and a <= r.started < b)
+            assert want > 0
+            v = cli("verify", "--dest", dest, "--since", lo, "--until", hi)
+            assert v.exit_code == 0 and f"recordings={want} " in v.output, (lo, v.output)
+            e = cli("export", "--dest", dest, "--since", lo, "--until", hi, "--out", str(tmp_path / f"e{lo}"))
+            assert e.exit_code == 0, e.output
+            assert len(json.loads((tmp_path / f"e{lo}" / "manifest.json").read_text())) == want
 
 
 def test_verify_finds_altered_missing_and_orphaned(cli, archive, tmp_path: Path) -> None:
     _, dest = archive
     clean = cli("verify", "--dest", str(dest))
     assert clean.exit_code == 0 and "altered=0 missing=0 orphaned=0" in clean.output
-    sides = sorted(dest.rglob("*.json"))
+    sides = sorted(p for p in dest.rglob("*.json") if not p.relative_to(dest).parts[0].startswith("_"))
     altered = json.loads(sides[0].read_text())
     path = dest / altered["files"][0]["key"]
     data = bytearray(path.read_bytes())
@@ -204,7 +236,9 @@ def test_verify_s3(backfill, cli, tmp_path: Path, monkeypatch, s3, use_sim) -> N
         r0 = backfill("plivo", f"s3://{s3.bucket}/a")
         assert r0.exit_code == 0, r0.output
     keys = [o["Key"] for o in s3.client.list_objects_v2(Bucket=s3.bucket)["Contents"]]
-    media = next(k for k in keys if not k.endswith(".json") and "/_custody/" not in k)
+    media = next(
+        k for k in keys if not k.endswith(".json") and "/_custody/" not in k and "/_layouts/" not in k
+    )
     s3.client.put_object(Bucket=s3.bucket, Key=media, Body=b"ID3 replaced")
     r = cli("verify", "--dest", f"s3://{s3.bucket}/a")
     assert r.exit_code == 1 and "altered=1" in r.output and media.removeprefix("a/") in r.output
@@ -274,7 +308,7 @@ def test_object_lock_retention_counts_from_the_call(
         key = next(
             o["Key"]
             for o in s3.client.list_objects_v2(Bucket=lock_bucket, Prefix="b/")["Contents"]
-            if "/_custody/" not in o["Key"]  # custody events are retained from now
+            if "/_custody/" not in o["Key"] and "/_layouts/" not in o["Key"]  # the destination's own
         )
         assert "ObjectLockMode" not in s3.client.head_object(Bucket=lock_bucket, Key=key)
         # Clearing the hold on one call's recording.
@@ -282,7 +316,7 @@ def test_object_lock_retention_counts_from_the_call(
         r3 = cli("legal-hold", "clear", "--dest", f"s3://{lock_bucket}/a", "--call-id", call)
         assert r3.exit_code == 0 and "recordings=1 objects=2" in r3.output
         for o in s3.client.list_objects_v2(Bucket=lock_bucket, Prefix="a/")["Contents"]:
-            if "/_custody/" in o["Key"]:  # the log's events: retention, no hold
+            if "/_custody/" in o["Key"] or "/_layouts/" in o["Key"]:  # the destination's own: no hold
                 continue
             status = s3.client.head_object(Bucket=lock_bucket, Key=o["Key"])["ObjectLockLegalHoldStatus"]
             assert status == ("OFF" if sim.plivo[0].id in o["Key"] else "ON")

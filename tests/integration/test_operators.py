@@ -67,6 +67,17 @@ def test_config_show_masks_secrets_and_gives_every_origin(cli, monkeypatch, tmp_
     assert doc["settings"]["plivo.auth_token"]["value"] == "***"
 
 
+def test_config_show_masks_a_password_inside_a_url(cli, monkeypatch) -> None:
+    monkeypatch.setenv("PLIVO_BASE_URL", "http://MAX:SuperSecretPw@127.0.0.1:9/")
+    monkeypatch.setenv("ARCHIVER_DASK_SCHEDULER", "tls://u:DaskPw99@h:8786")
+    text = cli("config", "show")
+    doc = cli("config", "show", "--json")
+    assert text.exit_code == 0 and doc.exit_code == 0
+    for out in (text.output, doc.stdout):
+        assert "SuperSecretPw" not in out and "DaskPw99" not in out
+    assert "http://MAX:***@127.0.0.1:9/" in text.output and "tls://u:***@h:8786" in text.output
+
+
 def test_config_show_refuses_an_invalid_value_as_a_command_would(cli, monkeypatch) -> None:
     monkeypatch.setenv("ARCHIVER_ARCHIVE_CONCURRENCY", "lots")
     r = cli("config", "show", "--json")

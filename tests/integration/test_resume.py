@@ -172,7 +172,7 @@ def test_sigkill_then_rerun_local(backfill, tmp_path: Path, kill_after: float) -
         complete = {r.id: r for r in sim.catapult if r.state == "complete"}
         assert "archived=" in out
         files = [
-            p for p in dest.rglob("*") if p.is_file() and "_custody" not in p.parts
+            p for p in dest.rglob("*") if p.is_file() and not {"_custody", "_layouts"} & set(p.parts)
         ]  # the log: its own test
         assert sorted(p.name for p in files) == sorted(
             [f"{i}.wav" for i in complete] + [f"{i}.json" for i in complete]
@@ -219,7 +219,7 @@ def test_sigkill_then_rerun_s3(backfill, tmp_path: Path, s3) -> None:
         keys = [
             o["Key"]
             for o in s3.client.list_objects_v2(Bucket=s3.bucket)["Contents"]
-            if "/_custody/" not in o["Key"]
+            if "/_custody/" not in o["Key"] and "/_layouts/" not in o["Key"]
         ]
         assert sorted(k.rsplit("/", 1)[1] for k in keys) == sorted(
             [f"{i}.wav" for i in complete] + [f"{i}.json" for i in complete]
