@@ -355,7 +355,7 @@ def open_sink(out: str) -> Sink:
 
     if out.startswith("s3://"):
         return StorageSink(open_storage(out))
-    if out.endswith(".zip"):
+    if out.lower().endswith(".zip"):  # X.ZIP too: never a folder named like an archive
         return ZipSink(out)
     if "://" in out and not out.startswith("file://"):
         raise ConfigError(f"bad --out {out!r}: use a folder, a .zip path or s3://bucket/prefix")

@@ -156,6 +156,7 @@ def encode_path(path: str) -> str:
 def bag_root(out: str) -> str:
     """The base folder of a bag serialized as ``out`` (a ``.zip``): its name without the
     extension, as RFC 8493 section 4 asks, reduced to a safe key part."""
-    stem = out.rstrip("/").rsplit("/", 1)[-1].removesuffix(".zip")
+    name = out.rstrip("/").rsplit("/", 1)[-1]
+    stem = name[:-4] if name.lower().endswith(".zip") else name
     name = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip(".").replace("..", "_")
     return (name or "bag") + "/"

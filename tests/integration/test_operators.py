@@ -184,6 +184,18 @@ def test_export_to_a_tar_name_is_refused_and_creates_nothing(cli, tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
+def test_export_to_an_upper_case_zip_name_writes_a_zip(
+    backfill, sim: Simulator, sim_env: dict, cli, tmp_path: Path
+) -> None:
+    import zipfile
+
+    dest = tmp_path / "a"
+    backfill("plivo", str(dest), "--catalog", str(tmp_path / "cat.db"))
+    r = cli("export", "--dest", str(dest), "--out", str(tmp_path / "AUDIT.ZIP"))
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "AUDIT.ZIP").is_file() and zipfile.is_zipfile(tmp_path / "AUDIT.ZIP")
+
+
 # --- the progress bar ------------------------------------------------------------------------------
 
 
