@@ -51,6 +51,11 @@ if TYPE_CHECKING:  # verify's and export's code is imported when they are called
 log = logging.getLogger("archiver.run")
 
 
+LOCAL_EXECUTOR_ONLY = (
+    "--limit and --delete-after-archive run on the local executor only: drop --executor dask"
+)
+
+
 @runtime_checkable
 class UnitExecutor(Protocol):
     """An executor that runs a job's whole units where it is (a cluster: the workers list
@@ -380,10 +385,8 @@ def execute(
     this thread alone reads and writes the catalog."""
     hooks = hooks or Hooks()
     cluster = executor if isinstance(executor, UnitExecutor) else None
-    if cluster is not None and options.delete_after_archive:
-        raise ConfigError("--delete-after-archive runs on the local executor only: drop --executor dask")
-    if cluster is not None and options.limit is not None:
-        raise ConfigError("--limit runs on the local executor only: drop --executor dask")
+    if cluster is not None and (options.delete_after_archive or options.limit is not None):
+        raise ConfigError(LOCAL_EXECUTOR_ONLY)
     with archive_session(
         settings,
         provider_name,

@@ -579,10 +579,3 @@ def worker_facts(settings_without_secrets: Settings, provider_names: tuple[str, 
         problems.append(f"destination: {exc}")
     facts["problems"] = [settings.redactor()(p) for p in problems]
     return facts
-
-
-def check_workers(
-    client: distributed.Client, settings: Settings, provider_names: tuple[str, ...]
-) -> dict[str, Any]:
-    """:func:`worker_facts` from every worker of the cluster, by worker address."""
-    return cast(dict[str, Any], client.run(worker_facts, settings.without_secrets(), provider_names))

@@ -68,6 +68,12 @@ class Ids:
 Unit = Remembered | Window | Ids
 
 
+SHARD_NEEDS_DATES = (
+    "--shard needs a provider that lists by date (Catapult lists one walk for the whole "
+    "range; its 1 request/s per account is the bound anyway: run it on one host)"
+)
+
+
 @dataclass(frozen=True)
 class Shard:
     """Shard ``index`` of ``count`` (``--shard I/N``, 1-based): a deterministic share of the
@@ -136,10 +142,7 @@ def plan_backfill(
     finished windows too and does not report given-up recordings. A ``shard`` keeps its share
     of the windows and of the remembered ids."""
     if shard is not None and not date_filter:
-        raise ConfigError(
-            "--shard needs a provider that lists by date (Catapult lists one walk for the whole "
-            "range; its 1 request/s per account is the bound anyway: run it on one host)"
-        )
+        raise ConfigError(SHARD_NEEDS_DATES)
     lo = since - REMEMBERED_SLACK if date_filter else since
     ranges = list(windows(since, until, size)) if date_filter else [(since, until)]
     mine = [Window(a, b) for a, b in ranges]

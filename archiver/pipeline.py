@@ -178,18 +178,12 @@ def recall(outcome: Outcome, deps: Deps) -> Outcome:
     provider after archiving) is skipped. Anything else is returned as it is."""
     if deps.force or outcome.status not in ("failed", "unavailable") or outcome.stage == "retry-limit":
         return outcome
-    rid = outcome.recording_id
-    known = deps.catalog.get(deps.scope, rid)
-    if known is None:
+    known = deps.catalog.get(deps.scope, outcome.recording_id)
+    if outcome.status == "failed" and known is not None:
+        if known.state == "failed" and known.attempts >= deps.max_failures:
+            return given_up(known)
         return outcome
-    if outcome.status == "unavailable":
-        if known.state == "unavailable":
-            return Outcome(rid, "unavailable", stage=KNOWN, error=known.last_error)
-        if known.state == "archived":
-            return Outcome(rid, "skipped", stage=KNOWN)
-    elif known.state == "failed" and known.attempts >= deps.max_failures:
-        return given_up(known)
-    return outcome
+    return reconcile(outcome, known, deps)  # unavailable: as for a worker's Outcome
 
 
 def reconcile(outcome: Outcome, known: Known | None, deps: Deps) -> Outcome:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
@@ -15,7 +13,7 @@ from archiver.cli.archive import archive
 from archiver.cli.options import archive_options, executor_option, exit_codes, scheduler_option
 from archiver.config import Settings, config_path_from, environ
 from archiver.errors import ConfigError
-from archiver.jobs import Shard
+from archiver.jobs import SHARD_NEEDS_DATES, Shard
 from archiver.runner import RunResult
 from archiver.timeutil import check_window_count, parse_duration, parse_when, utcnow
 
@@ -82,18 +80,13 @@ def backfill(
     if executor == "local" and (scheduler or max_tasks_in_flight):
         raise ConfigError("--scheduler and --max-tasks-in-flight go with --executor dask")
     if executor == "dask" and (opts["limit"] is not None or opts["delete_after_archive"]):
-        raise ConfigError(
-            "--limit and --delete-after-archive run on the local executor only: drop --executor dask"
-        )
+        raise ConfigError(api.LOCAL_EXECUTOR_ONLY)
     if part is not None and opts["provider"] == "catapult":
-        raise ConfigError(
-            "--shard needs a provider that lists by date (Catapult lists one walk for the whole "
-            "range; its 1 request/s per account is the bound anyway: run it on one host)"
-        )
+        raise ConfigError(SHARD_NEEDS_DATES)
     g: wiring.GlobalOptions = ctx.obj
 
     def call(settings: Settings, options: Options, hooks: Hooks) -> RunResult:
-        on = open_executor(
+        on = wiring.open_executor(
             executor,
             scheduler or settings.dask.scheduler,
             max_tasks_in_flight,
@@ -118,43 +111,3 @@ def backfill(
                 on.shutdown()
 
     archive(ctx, opts, call)
-
-
-def open_executor(
-    kind: str,
-    scheduler: str | None,
-    max_tasks_in_flight: int | None,
-    settings: Settings,
-    *,
-    config: str | None = None,
-    verbose: int = 0,
-) -> api.UnitExecutor | None:
-    """None for the local thread pool; a connected DaskExecutor for ``dask``. Workers this
-    starts (``local:N``) read the same config file as this process (``config``)."""
-    if kind == "local":
-        return None
-    if not scheduler:
-        raise ConfigError(
-            "--executor dask needs a scheduler: --scheduler tcp://HOST:8786 (or local:N), "
-            "$ARCHIVER_DASK_SCHEDULER, or [dask] scheduler in the config file"
-        )
-    dest = settings.archive.dest or ""
-    here = scheduler.startswith("local") or urlsplit(scheduler).hostname in ("127.0.0.1", "localhost", "::1")
-    if dest and "://" not in dest.removeprefix("file://") and not here:
-        raise ConfigError(
-            f"--dest {dest} is a folder, and the workers of {scheduler} would each write to their own "
-            "disk: archive to s3://... on a cluster of hosts (or use --scheduler local:N)"
-        )
-    try:
-        from archiver.cluster import DaskExecutor
-    except ImportError:
-        raise ConfigError(
-            "--executor dask needs the dask extra: pip install 'archiver[dask]' "
-            "(on the scheduler and every worker too)"
-        ) from None
-    return DaskExecutor.connect(
-        scheduler,
-        max_tasks_in_flight=max_tasks_in_flight or settings.dask.max_tasks_in_flight,
-        env={"ARCHIVER_CONFIG": os.path.abspath(config)} if config else None,
-        quiet=verbose < 2,
-    )

@@ -99,9 +99,7 @@ def doctor(
     findings.append(check_pacing(os.path.dirname(os.path.abspath(wiring.catalog_path(settings)))))
     findings.append(check_catalog(wiring.catalog_path(settings)))
     if executor == "dask":
-        from archiver.cli.backfill import open_executor
-
-        cluster = open_executor("dask", scheduler or settings.dask.scheduler, None, settings)
+        cluster = wiring.open_executor("dask", scheduler or settings.dask.scheduler, None, settings)
         try:
             from archiver.cluster import DaskExecutor, worker_facts
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -14,6 +16,7 @@ from archiver.cli.metrics import render_metrics, write_metrics
 from archiver.cli.output import current_redactor, echo, use_redactor
 from archiver.cli.outputs import write_report
 from archiver.config import Settings, config_path_from, environ, load_settings
+from archiver.errors import ConfigError
 from archiver.runner import RunResult
 from archiver.session import (  # noqa: F401 - the CLI's commands build through wiring
     build_provider,
@@ -23,6 +26,9 @@ from archiver.session import (  # noqa: F401 - the CLI's commands build through 
     open_catalog,
     quick,
 )
+
+if TYPE_CHECKING:
+    from archiver.api import UnitExecutor
 
 log = logging.getLogger("archiver")
 
@@ -77,3 +83,43 @@ def finish(
     )
     echo(result.summary())
     raise SystemExit(result.exit_code)
+
+
+def open_executor(
+    kind: str,
+    scheduler: str | None,
+    max_tasks_in_flight: int | None,
+    settings: Settings,
+    *,
+    config: str | None = None,
+    verbose: int = 0,
+) -> UnitExecutor | None:
+    """None for the local thread pool; a connected DaskExecutor for ``dask``. Workers this
+    starts (``local:N``) read the same config file as this process (``config``)."""
+    if kind == "local":
+        return None
+    if not scheduler:
+        raise ConfigError(
+            "--executor dask needs a scheduler: --scheduler tcp://HOST:8786 (or local:N), "
+            "$ARCHIVER_DASK_SCHEDULER, or [dask] scheduler in the config file"
+        )
+    dest = settings.archive.dest or ""
+    here = scheduler.startswith("local") or urlsplit(scheduler).hostname in ("127.0.0.1", "localhost", "::1")
+    if dest and "://" not in dest.removeprefix("file://") and not here:
+        raise ConfigError(
+            f"--dest {dest} is a folder, and the workers of {scheduler} would each write to their own "
+            "disk: archive to s3://... on a cluster of hosts (or use --scheduler local:N)"
+        )
+    try:
+        from archiver.cluster import DaskExecutor
+    except ImportError:
+        raise ConfigError(
+            "--executor dask needs the dask extra: pip install 'archiver[dask]' "
+            "(on the scheduler and every worker too)"
+        ) from None
+    return DaskExecutor.connect(
+        scheduler,
+        max_tasks_in_flight=max_tasks_in_flight or settings.dask.max_tasks_in_flight,
+        env={"ARCHIVER_CONFIG": os.path.abspath(config)} if config else None,
+        quiet=verbose < 2,
+    )
