@@ -9,6 +9,7 @@ import click
 
 from archiver.cli.about import version_option
 from archiver.cli.options import accept_global_options
+from archiver.cli.outputs import JsonAwareGroup
 from archiver.cli.wiring import GlobalOptions
 
 # Each command's module is imported when that command runs (or help lists it), not for every
@@ -64,6 +65,7 @@ class LazyCommands(MutableMapping[str, click.Command]):
 
 
 @click.group(
+    cls=JsonAwareGroup,
     commands=LazyCommands(COMMANDS),
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )

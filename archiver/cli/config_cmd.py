@@ -11,7 +11,7 @@ import click
 
 from archiver.cli.options import dest_option, exit_codes, json_option
 from archiver.cli.output import echo
-from archiver.cli.outputs import print_json, take_stdout_for_json
+from archiver.cli.outputs import JsonAwareGroup, print_json, take_stdout_for_json
 from archiver.config import (
     SCHEMA,
     SECRET_KEYS,
@@ -29,7 +29,7 @@ from archiver.profiles import BUILTIN
 MASK = "***"
 
 
-@click.group("config")
+@click.group("config", cls=JsonAwareGroup)
 def config() -> None:
     """The configuration file and the effective settings.
 

@@ -10,7 +10,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from archiver.cli.output import echo
-from archiver.cli.outputs import json_failure
+from archiver.cli.outputs import JsonOption, json_failure
 from archiver.cli.wiring import GlobalOptions
 from archiver.errors import ArchiverError, ConfigError, exit_code_for
 from archiver.providers import NAMES as PROVIDERS
@@ -25,12 +25,14 @@ DEST_HELP = "The archive: a folder, file:///path or s3://bucket/prefix (default:
 dest_option = click.option("--dest", help=DEST_HELP)
 
 
-# Declared once: doctor, verify and export print one JSON document with it.
+# Declared once: doctor, verify, export and config show print one JSON document with it.
 json_option = click.option(
     "--json",
     "as_json",
     is_flag=True,
-    help="Print one JSON document on stdout (with schema_version); the human lines go to stderr.",
+    cls=JsonOption,
+    help="Print one JSON document on stdout (with schema_version); the human lines go to stderr, "
+    "and an error is a document too ({error, exit_code}).",
 )
 
 

@@ -69,13 +69,49 @@ def take_stdout_for_json(as_json: bool, report: str | None = None) -> None:
 
 
 JSON_COMMAND = "archiver.json-command"
+_JSON_PRINTED = "archiver.json-printed"
+
+
+class JsonOption(click.Option):
+    """``--json``: the command prints one JSON document on stdout. :class:`JsonAwareGroup`
+    looks for it before the command parses its other options, so that a usage error (a bad
+    date, an unknown option, a value click refuses) is a document too."""
+
+
+class JsonAwareGroup(click.Group):
+    """A group whose commands' ``--json`` holds from the start: stdout is kept for the one
+    document before the command parses anything, and a click usage error of the command is
+    printed as ``{error, exit_code}`` on stdout (click's usage text still goes to stderr)."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and _asks_for_json(command, rest):
+            reserve_stdout()
+            path = f"{ctx.command_path} {command.name}"
+            ctx.meta[JSON_COMMAND] = path.removeprefix(ctx.find_root().info_name or "").strip()
+        return name, command, rest
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            json_failure(exc.format_message(), exc.exit_code)
+            raise
+
+
+def _asks_for_json(command: click.Command, args: list[str]) -> bool:
+    """Whether ``args`` (before a ``--``) give ``command`` its ``--json`` flag."""
+    given = args[: args.index("--")] if "--" in args else args
+    return "--json" in given and any(isinstance(p, JsonOption) for p in command.params)
 
 
 def json_failure(message: str, code: int) -> None:
     """Under ``--json``, a command that fails still prints its one document: the error."""
     ctx = click.get_current_context(silent=True)
     command = ctx.meta.get(JSON_COMMAND) if ctx is not None else None
-    if command:
+    if command and not ctx.meta.get(_JSON_PRINTED):  # type: ignore[union-attr]
         print_json(command, {"error": message, "exit_code": code})
 
 
@@ -83,6 +119,9 @@ def print_json(command: str, doc: dict[str, Any]) -> None:
     """The one JSON document of ``--json``: ``schema_version`` and ``command``, then ``doc``."""
     full = current_redactor().doc({"schema_version": JSON_SCHEMA_VERSION, "command": command, **doc})
     click.echo(json.dumps(full, indent=2, sort_keys=True))  # JSON escapes every control character
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_JSON_PRINTED] = True
 
 
 def write_report(path: str, doc: Any) -> None:

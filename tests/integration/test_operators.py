@@ -152,6 +152,32 @@ def test_doctor_verify_export_print_one_json_document(
     assert r.exit_code == 2 and "--json and --report -" in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("argv", "command", "says"),
+    [
+        (["verify", "--json", "--since", "notadate"], "verify", "bad date 'notadate'"),  # our parse
+        (["verify", "--json", "--sample", "x"], "verify", "Invalid value for '--sample'"),  # click's
+        (["export", "--json", "--out", "x.zip", "--bogus"], "export", "No such option '--bogus'"),
+        (["export", "--json"], "export", "Missing option '--out'"),
+        (["doctor", "--executor", "bogus", "--json"], "doctor", "'bogus' is not one of"),  # after it
+        (["--config", "/nonexistent/a.toml", "doctor", "--json"], "doctor", "does not exist"),
+        (["config", "show", "--json", "--dest"], "config show", "requires an argument"),  # a sub-group
+        (["verify", "--json", "--report", "-"], "verify", "--json and --report -"),
+    ],
+)
+def test_a_usage_error_under_json_is_one_json_document(cli, argv: list[str], command: str, says: str) -> None:
+    r = cli(*argv)
+    doc = json.loads(r.stdout)  # the whole of stdout, and nothing but the error
+    assert doc["schema_version"] == 1 and doc["command"] == command
+    assert doc["exit_code"] == r.exit_code == 2 and says in doc["error"]
+    assert says in r.stderr  # the human text (click's usage lines or ours) stays on stderr
+
+
+def test_json_after_a_double_dash_is_no_request_for_json(cli) -> None:
+    r = cli("verify", "--sample", "x", "--", "--json")
+    assert r.exit_code == 2 and r.stdout == "" and "Invalid value for '--sample'" in r.stderr
+
+
 def test_verify_ends_with_the_command_that_repairs_it(
     backfill, sim: Simulator, sim_env: dict, cli, tmp_path: Path
 ) -> None:
