@@ -102,6 +102,34 @@ def env_names(key: str) -> list[str]:
 OTHER_VARIABLES = frozenset({"ARCHIVER_CONFIG"})
 
 
+# Variables read from an env file (systemd's EnvironmentFile=, docker's --env-file, sh's `.`)
+# whose value a quoting slip damages unseen: ours, and the AWS SDK's.
+_ENV_FILE_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+)
+
+
+def env_file_slips(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(variable, what is wrong) for each value that carries what an env file's reader left
+    in: quotes around it (docker's --env-file keeps them; systemd and sh strip them), spaces
+    at an end, or a carriage return (a file saved with Windows line ends). Names only: the
+    value is never shown."""
+    ours = {var for key in SCHEMA for var in env_names(key)}
+    slips = []
+    for var in sorted(v for v in env if v in ours or v in _ENV_FILE_VARIABLES):
+        value = env[var]
+        if "\r" in value:
+            slips.append((var, "ends in a carriage return (the file has Windows line ends)"))
+        elif len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            slips.append((var, "is wrapped in quotes (docker --env-file keeps them: write KEY=value)"))
+        elif value != value.strip():
+            slips.append((var, "begins or ends with a space"))
+    return slips
+
+
 def unknown_variables(env: Mapping[str, str]) -> list[str]:
     """ARCHIVER_* variables that set nothing (a typo'd name loses its setting silently)."""
     known = {var for key in SCHEMA for var in env_names(key)} | OTHER_VARIABLES

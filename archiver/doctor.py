@@ -6,11 +6,12 @@ import os
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from archiver.catalog import MIGRATIONS, Catalog
+from archiver.config import env_file_slips
 from archiver.errors import ArchiverError, AuthError, CatalogDamaged, ConfigError
 from archiver.providers.base import Provider
 from archiver.storage import Storage
@@ -52,6 +53,17 @@ def check_provider(name: str, build: Callable[[], Provider]) -> Finding:
             "fail", check, str(exc), f"check network access to the API (or {name.upper()}_BASE_URL)"
         )
     return Finding("ok", check, f"credentials accepted for account {provider.account}")
+
+
+def check_environment(env: Mapping[str, str]) -> Iterator[Finding]:
+    """A quoting slip in the credentials file (:func:`archiver.config.env_file_slips`)."""
+    for var, wrong in env_file_slips(env):
+        yield Finding(
+            "warn",
+            "environment",
+            f"{var} {wrong}",
+            "one KEY=value a line, no quotes or spaces (contrib/credentials.env.example)",
+        )
 
 
 def check_ffmpeg(ffmpeg: str) -> Finding:

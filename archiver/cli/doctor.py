@@ -14,6 +14,7 @@ from archiver.cli.outputs import print_json, take_stdout_for_json
 from archiver.doctor import (
     Finding,
     check_catalog,
+    check_environment,
     check_ffmpeg,
     check_pacing,
     check_provider,
@@ -86,6 +87,7 @@ def doctor(
                     ),
                 )
             )
+    findings.extend(check_environment(os.environ))
     findings.append(check_ffmpeg(find_ffmpeg(settings.transcode.ffmpeg)))
     if settings.archive.dest:
         storage = wiring.build_storage(settings)

@@ -10,6 +10,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
@@ -270,7 +271,11 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     # verify wants the binary to exist: point ExecStart at this installation's archiver.
     exe = Path(shutil.which("archiver") or ROOT / ".venv" / "bin" / "archiver")
     assert exe.is_file()
-    (tmp_path / "archiver-nightly.service").write_text(service.replace("/usr/local/bin/archiver", str(exe)))
+    assert "\nUser=archiver\n" in service and not re.search(r"^DynamicUser=", service, flags=re.M)
+    assert "\nExecStart=/opt/archiver/bin/archiver run " in service  # the README's install
+    (tmp_path / "archiver-nightly.service").write_text(
+        service.replace("/opt/archiver/bin/archiver", str(exe))
+    )
     shutil.copy(units / "archiver-nightly.timer", tmp_path)
     proc = subprocess.run(
         ["systemd-analyze", "verify", "archiver-nightly.service", "archiver-nightly.timer"],
@@ -283,15 +288,90 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     assert proc.returncode == 0 and proc.stderr == "" and proc.stdout == "", proc.stderr + proc.stdout
 
 
-def test_the_crontab_line_uses_absolute_paths_and_is_the_readmes() -> None:
+def crontab_line() -> str:
     text = (ROOT / "contrib" / "cron" / "archiver.crontab").read_text()
     (line,) = [line for line in text.splitlines() if line and not line.startswith("#")]
+    return line
+
+
+def test_the_crontab_line_uses_absolute_paths_and_is_the_readmes() -> None:
+    line = crontab_line()
     assert line in (ROOT / "README.md").read_text()
     fields = line.split(None, 5)
     assert len(fields) == 6 and "%" not in line  # cron turns % into newlines
     paths = re.findall(r"(?:^|[\s=>])(/\S+|\.\S*/\S+|~\S*)", fields[5])
     assert paths and all(p.startswith("/") for p in paths), paths
     assert "/opt/archiver/bin/archiver " in fields[5] and "flock" not in fields[5]
+
+
+def cron(command: str, env: dict[str, str], home: Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["/bin/sh", "-c", command], env=env, cwd=home, capture_output=True, timeout=120)
+
+
+def test_the_crontab_line_runs_in_crons_environment_and_logs_even_its_own_failure(tmp_path: Path) -> None:
+    """The shipped line, run as cron runs it (``/bin/sh -c``, PATH=/usr/bin:/bin, $HOME as
+    the working folder), with only its paths moved into tmp_path: it archives, everything it
+    says lands in the log, and a credentials file it cannot read is in the log too."""
+    exe = Path(shutil.which("archiver") or ROOT / ".venv" / "bin" / "archiver")
+    command = crontab_line().split(None, 5)[5]
+    moved = {
+        "/etc/archiver/credentials.env": tmp_path / "credentials.env",
+        "/var/lib/archiver/catalog.db": tmp_path / "catalog.db",
+        "/opt/archiver/bin/archiver": exe,
+        "s3://acme-calls/recordings": tmp_path / "archive",
+        "/var/log/archiver/plivo.log": tmp_path / "plivo.log",
+        "/var/lib/node_exporter/textfile_collector/archiver-plivo.prom": tmp_path / "plivo.prom",
+    }
+    for shipped, here in moved.items():
+        assert command.count(shipped) == 1, shipped
+        command = command.replace(shipped, str(here))
+    cron_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SHELL": "/bin/sh", "LOGNAME": "archiver"}
+    log = tmp_path / "plivo.log"
+    # The line's own --since -7d, against recordings of the last six days.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=6)
+    with Simulator(recordings=8, seed=3, start=start, days=5) as sim:
+        creds = sim.env() | {"PLIVO_REQUESTS_PER_SECOND": "500"}
+        (tmp_path / "credentials.env").write_text("".join(f"{k}={v}\n" for k, v in creds.items()))
+        (tmp_path / "credentials.env").chmod(0o600)
+        proc = subprocess.run(
+            ["/bin/sh", "-c", command], env=cron_env, cwd=tmp_path, capture_output=True, timeout=120
+        )
+        assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b""), log.read_text()
+        assert len(list((tmp_path / "archive").rglob("*.json"))) == 8
+        assert "archiver_last_success_timestamp_seconds" in (tmp_path / "plivo.prom").read_text()
+        assert "archived=8" in log.read_text()
+        assert creds["PLIVO_AUTH_TOKEN"] not in log.read_text()
+
+        (tmp_path / "credentials.env").unlink()  # moved, or left root's 0600
+        before = log.read_text()
+        proc = subprocess.run(
+            ["/bin/sh", "-c", command], env=cron_env, cwd=tmp_path, capture_output=True, timeout=120
+        )
+    assert proc.returncode != 0 and (proc.stdout, proc.stderr) == (b"", b"")  # nothing for cron to mail
+    assert "credentials.env" in log.read_text().removeprefix(before)  # ... it is in the log
+
+
+def test_the_credentials_example_reads_alike_in_sh_docker_and_systemd(tmp_path: Path) -> None:
+    """contrib/credentials.env.example, the file all three read: sh (`set -a; .`) gives the
+    same variables as docker's --env-file rules (KEY=value taken literally, # lines and blank
+    lines skipped), and every line keeps to what systemd parses the same way."""
+    example = ROOT / "contrib" / "credentials.env.example"
+    lines = [ln for ln in example.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    docker = dict(ln.split("=", 1) for ln in lines)
+    assert {"PLIVO_AUTH_ID", "PLIVO_AUTH_TOKEN", "AWS_ACCESS_KEY_ID"} <= docker.keys()
+    plain = re.compile(r"^[A-Z][A-Z0-9_]*=[A-Za-z0-9/+=._:@-]*$")  # no quotes, spaces, $ \ `
+    assert all(plain.match(ln) for ln in lines), [ln for ln in lines if not plain.match(ln)]
+    proc = subprocess.run(
+        ["/bin/sh", "-c", f'set -a && . "{example}" && env -0'],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        check=True,
+    )
+    sh = dict(item.split("=", 1) for item in proc.stdout.decode().split("\0") if item)
+    assert {k: sh[k] for k in docker} == docker
+    from archiver.config import env_file_slips
+
+    assert env_file_slips(docker) == []
 
 
 def test_dockerfile_runs_unprivileged_with_the_catalog_on_a_volume() -> None:

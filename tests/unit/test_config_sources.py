@@ -122,3 +122,22 @@ def test_the_readme_table_is_the_generated_one_and_covers_every_key() -> None:
 def test_unknown_archiver_variables_are_named() -> None:
     env = {"ARCHIVER_ARCHIVE_CONCURENCY": "4", "ARCHIVER_CONFIG": "x", "ARCHIVER_DEST": "d", "HOME": "/"}
     assert unknown_variables(env) == ["ARCHIVER_ARCHIVE_CONCURENCY"]
+
+
+def test_env_file_slips_name_the_variable_and_never_show_the_value() -> None:
+    from archiver.config import env_file_slips
+
+    env = {
+        "PLIVO_AUTH_TOKEN": '"tok-secret-1"',  # docker --env-file kept the quotes
+        "AWS_SECRET_ACCESS_KEY": "abc/def+ghi\r",  # saved on Windows
+        "ARCHIVER_DEST": "s3://b/p ",
+        "CATAPULT_API_SECRET": "'x'",
+        "PLIVO_AUTH_ID": "MA123",  # fine
+        "HOME": '"/root"',  # not ours: none of our business
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    slips = dict(env_file_slips(env))
+    assert set(slips) == {"PLIVO_AUTH_TOKEN", "AWS_SECRET_ACCESS_KEY", "ARCHIVER_DEST", "CATAPULT_API_SECRET"}
+    assert "quotes" in slips["PLIVO_AUTH_TOKEN"] and "carriage return" in slips["AWS_SECRET_ACCESS_KEY"]
+    assert "space" in slips["ARCHIVER_DEST"]
+    assert not any("secret" in wrong or "abc" in wrong for wrong in slips.values())
