@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from archiver.errors import TranscodeError
 from archiver.media.probe import probe_file
-from archiver.media.transcode import Transcoder
+from archiver.media.transcode import Limits, Transcoder, check_original
 from archiver.models import Probe, StoredFile
 from archiver.profiles import Profile
 
@@ -61,7 +61,10 @@ def make_rendition(
     os.close(fd)
     try:
         log.debug("%s: encoding %s", key, profile.name)
-        transcoder.encode(src, src_format, profile, out, tags=tags)
+        size = os.path.getsize(src)
+        check_original(profile.name, size, src_probe.duration_seconds, src_probe.sample_rate)
+        limits = Limits.for_original(size, src_probe.duration_seconds)
+        transcoder.encode(src, src_format, profile, out, tags=tags, limits=limits)
         probe = probe_file(out)
         if probe.error or probe.duration_seconds is None:
             raise TranscodeError(f"{profile.name}: the rendition cannot be read back: {probe.error}")

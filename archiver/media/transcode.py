@@ -15,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from archiver.errors import TranscodeError, TransientError
 from archiver.profiles import Profile
@@ -25,6 +26,46 @@ DECODERS = {"mp3": "mp3", "ogg": "libopus", "opus": "libopus", "flac": "flac"}
 # comments for Ogg and FLAC. ffmpeg's WAV keeps only a few RIFF INFO names, so a WAV (or any
 # other) rendition is tagged afterwards (media.probe.write_tags: an ID3 chunk).
 FFMPEG_TAGS = frozenset({"mp3", "ogg", "flac"})
+
+# What the original of a call can be. A header outside these lies, and ffmpeg believes it: a
+# 200 kB WAV whose header says 2 Hz claims 14 hours, and encoding it into an MP3 took 34 s of
+# CPU and wrote 200 MB. The originals providers record (WAV PCM, 32 kbit/s at the least; MP3,
+# 8 kbit/s) are far above MIN_BITRATE, which leaves room for an Ogg/Opus original whose long
+# silences were sent as nothing (DTX). What a header could still overstate below that, the
+# Limits bound.
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 384_000
+MIN_BITRATE = 2_000  # bit/s: the original's size over its claimed duration
+
+
+def check_original(name: str, size: int, duration: float | None, sample_rate: int | None) -> None:
+    """Refuse (TranscodeError) an original whose header claims what a call's audio cannot be."""
+    if sample_rate is not None and not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise TranscodeError(
+            f"{name}: the original's header says {sample_rate} Hz, which no call is recorded at"
+        )
+    if duration and size * 8 / duration < MIN_BITRATE:
+        raise TranscodeError(
+            f"{name}: the original's header claims {duration:.0f} s in {size} bytes "
+            f"({size * 8 / duration:.0f} bit/s), which no call's audio fits in"
+        )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one ffmpeg run may take: CPU seconds (``-timelimit``, enforced by the kernel) and
+    output bytes (``-fs``). Generous for real audio (the bench encodes an hour in seconds of
+    CPU, at most a few times the original's size), they bound what a header we could not see
+    through would cost."""
+
+    cpu_seconds: int
+    max_bytes: int
+
+    @classmethod
+    def for_original(cls, size: int, duration: float | None) -> Limits:
+        cpu = 60 + int((duration or 0) * 0.25) if duration else 600  # >= 4x real time
+        # 64x: from 8 kHz 8-bit mu-law to 48 kHz 32-bit stereo PCM, the most a profile can ask.
+        return cls(cpu_seconds=cpu, max_bytes=16 * 2**20 + 64 * size)
 
 
 def find_ffmpeg(configured: str | None) -> str:
@@ -46,12 +87,21 @@ class Transcoder:
         self.ffmpeg = ffmpeg
 
     def argv(
-        self, src: str, src_format: str, profile: Profile, out: str, tags: Mapping[str, str] | None = None
+        self,
+        src: str,
+        src_format: str,
+        profile: Profile,
+        out: str,
+        tags: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
     ) -> list[str]:
         """The one ffmpeg command of a rendition: decode ``src``, encode
         with the profile, drop the source's own tags and write ``tags`` instead where ffmpeg
         writes them as we want (:data:`FFMPEG_TAGS`; see :meth:`encode` for the others)."""
-        argv = [self.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-f", src_format]
+        argv = [self.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error"]
+        if limits is not None:
+            argv += ["-timelimit", str(limits.cpu_seconds)]
+        argv += ["-f", src_format]
         if src_format in DECODERS:
             argv += ["-acodec", DECODERS[src_format]]
         argv += ["-i", src, "-vn", "-map_metadata", "-1", "-acodec", profile.codec]
@@ -61,6 +111,8 @@ class Transcoder:
         if tags and profile.muxer in FFMPEG_TAGS:
             for key, value in tags.items():
                 argv += ["-metadata", f"{key}={value}"]
+        if limits is not None:
+            argv += ["-fs", str(limits.max_bytes)]
         return [*argv, "-f", profile.muxer, "-y", out]
 
     def encode(
@@ -71,11 +123,16 @@ class Transcoder:
         out: str,
         *,
         tags: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
     ) -> None:
-        """Encode ``src`` into ``out``, tagged with ``tags``; on failure nothing is left at
-        ``out``."""
+        """Encode ``src`` into ``out``, tagged with ``tags``, within ``limits``; on failure
+        nothing is left at ``out``."""
         try:
-            self._run(self.argv(src, src_format, profile, out, tags), profile.name)
+            self._run(self.argv(src, src_format, profile, out, tags, limits), profile.name, limits)
+            if limits is not None and os.path.getsize(out) >= limits.max_bytes - 2**16:
+                raise TranscodeError(
+                    f"{profile.name}: ffmpeg's output reached its cap of {limits.max_bytes} bytes"
+                )
             if tags and profile.muxer not in FFMPEG_TAGS:
                 from archiver.media.probe import write_tags
 
@@ -88,24 +145,40 @@ class Transcoder:
                 os.unlink(out)
             raise
 
-    def _run(self, argv: list[str], name: str) -> None:
+    def _run(self, argv: list[str], name: str, limits: Limits | None = None) -> None:
         with tempfile.TemporaryFile() as err:
             try:
-                proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
             except FileNotFoundError:
                 raise TranscodeError(f"{name}: ffmpeg not found at {self.ffmpeg!r}") from None
             except OSError as exc:
                 raise TranscodeError(
                     f"{name}: cannot run ffmpeg at {self.ffmpeg!r}: {exc.strerror or exc}"
                 ) from None
-            if proc.returncode in (-signal.SIGINT, -signal.SIGTERM):
+            try:  # wait4, not wait: the CPU the process used tells a spent budget from a failure
+                _, status, usage = os.wait4(proc.pid, 0)
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            proc.returncode = code = os.waitstatus_to_exitcode(status)
+            if code in (-signal.SIGINT, -signal.SIGTERM):
                 # A Ctrl-C at the terminal reaches ffmpeg too (one process group): the run is
                 # stopping, the profile did not fail. The recording is tried again, whole.
-                raise TransientError(f"{name}: ffmpeg was stopped by {signal.Signals(-proc.returncode).name}")
-            if proc.returncode != 0:
+                raise TransientError(f"{name}: ffmpeg was stopped by {signal.Signals(-code).name}")
+            # -timelimit: the kernel's SIGXCPU, which ffmpeg turns into a stop and exit 255.
+            if (
+                limits is not None
+                and code != 0
+                and usage.ru_utime + usage.ru_stime >= limits.cpu_seconds - 0.5
+            ):
+                raise TranscodeError(
+                    f"{name}: ffmpeg used up its {limits.cpu_seconds} s of CPU and was stopped"
+                )
+            if code != 0:
                 err.seek(0)
                 message = _tail(err.read().decode(errors="replace"))
-                raise TranscodeError(f"{name}: ffmpeg exited {proc.returncode}: {message}")
+                raise TranscodeError(f"{name}: ffmpeg exited {code}: {message}")
 
 
 # A line of ffmpeg's stderr that states a cause (not progress or stream info).

@@ -5,8 +5,10 @@ KIND    429 (with the provider's own hint header: Catapult X-RateLimit-Reset in 
         connection closes), html (an HTML error page with 200), empty (200, no body),
         garbled (audio magic bytes, then noise no decoder can read: the archiver fails
         the recording at its probe stage and archives it on a later run),
-        404, stall (hold the response for the stall time), unsafe-id (a recording whose id
-        is ``../../etc/x``), ratelimit (enforce the documented rate limits with 429s)
+        liar (a WAV whose header says 2 Hz: readable, so the probe believes its 14 hours;
+        an MP3 is sent as it is), 404, stall (hold the response for the stall time),
+        unsafe-id (a recording whose id is ``../../etc/x``), ratelimit (enforce the
+        documented rate limits with 429s)
 TARGET  media (default), list, get, api (list + get), or a recording id (its media)
 COUNT   how many times it fires; unlimited when absent
 
@@ -29,6 +31,7 @@ KINDS = frozenset(
         "html",
         "empty",
         "garbled",
+        "liar",
         "404",
         "stall",
         "unsafe-id",

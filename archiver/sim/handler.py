@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import struct
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,6 +88,9 @@ class Handler(BaseHTTPRequestHandler):
             body = magic + bytes((i * 37 + 11) % 251 for i in range(4000))
         elif fault == "empty":
             body = b""
+        elif fault == "liar" and body[:4] == b"RIFF" and body[12:16] == b"fmt ":
+            # sample rate 2 Hz, byte rate 4 (mono 16-bit): the same bytes now "last" hours
+            body = body[:24] + struct.pack("<II", 2, 4) + body[32:]
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

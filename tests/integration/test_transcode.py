@@ -258,7 +258,7 @@ def test_transcode_command_reports_undecodable_and_altered_originals(
     sides = sorted(dest.rglob("*.json"))
     # 1: an original that is not decodable, but matches its sidecar (garbage archived as mp3)
     doc = json.loads(sides[0].read_text())
-    junk = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\x13" * 5000
+    junk = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\x13" * 50000  # as large as a real one
     (dest / doc["files"][0]["key"]).write_bytes(junk)
     doc["files"][0]["sha256"] = hashlib.sha256(junk).hexdigest()
     sides[0].write_text(json.dumps(doc))
@@ -286,3 +286,85 @@ def test_unknown_or_bad_profiles_exit_2(backfill, cli, tmp_path: Path, monkeypat
     cfg.write_text('[profiles.x]\nformat = "aac"\ncodec = "aac"\n')
     r = cli("--config", str(cfg), "transcode", "--dest", str(tmp_path), "--profile", "x")
     assert r.exit_code == 2 and "[profiles.x]: format must be one of" in r.output
+
+
+def test_a_header_that_lies_about_its_rate_costs_no_encode(
+    backfill, cli, tmp_path: Path, monkeypatch, use_sim
+) -> None:
+    """A WAV whose header says 2 Hz makes 20 s of audio "last" 20 hours; believed, one
+    MP3 encode of it took 34 s of CPU and wrote 200 MB. Fetched, the provider's duration
+    gives it away (the probe stage); archived already (or from a provider that states no
+    duration), the encoder refuses it before ffmpeg runs. Either way the rest go on."""
+    with Simulator(recordings=4, seed=23, faults="liar") as sim:
+        use_sim(sim)
+        dest = tmp_path / "a"
+        report = tmp_path / "r.json"
+        result = backfill("plivo", str(dest), "--transcode", "mp3-mono-32k", "--report", str(report))
+        wavs = [r for r in sim.plivo if r.fmt == "wav"]
+        assert wavs and len(wavs) < 4  # both kinds in this simulator
+        failures = json.loads(report.read_text())["failures"]
+        assert {(f["recording_id"], f["stage"]) for f in failures} == {(r.id, "probe") for r in wavs}
+        assert all("provider says the recording lasts" in f["error"] for f in failures)
+        assert result.exit_code == 1 and f"archived={4 - len(wavs)}" in result.output
+        assert not list(dest.rglob(f"{wavs[0].id}*"))  # nothing of it stored
+    # An archived original rewritten to say 2 Hz (its sidecar's hash made to match).
+    with Simulator(recordings=3, seed=26) as sim:
+        use_sim(sim)
+        dest = tmp_path / "b"
+        backfill("plivo", str(dest))
+    sides = sorted(dest.rglob("*.json"))
+    doc = json.loads(sides[0].read_text())
+    original = dest / doc["files"][0]["key"]
+    pcm = audio.wav_bytes(20.0, 5)
+    liar = pcm[:24] + (2).to_bytes(4, "little") + (4).to_bytes(4, "little") + pcm[32:]
+    original.write_bytes(liar)
+    told = probe_file(str(original))  # what archiving it would have recorded
+    assert (told.sample_rate, told.duration_seconds) == (2, 80_000.0)
+    doc["files"][0].update(
+        sha256=hashlib.sha256(liar).hexdigest(),
+        bytes=len(liar),
+        format="wav",
+        codec=told.codec,
+        sample_rate=told.sample_rate,
+        duration_seconds=told.duration_seconds,
+    )
+    sides[0].write_text(json.dumps(doc))
+    report = tmp_path / "t.json"
+    result = cli("transcode", "--dest", str(dest), "--profile", "mp3-mono-32k", "--report", str(report))
+    assert result.exit_code == 1 and "encoded=2" in result.output and "failed=1" in result.output
+    (failure,) = json.loads(report.read_text())["failures"]
+    assert failure["recording_id"] == doc["recording"]["recording_id"] and "says 2 Hz" in failure["error"]
+    assert not list(dest.rglob(f"{doc['recording']['recording_id']}.mp3-mono-32k*"))
+    assert not [p for p in dest.rglob(".*") if p.is_file()]
+
+
+@pytest.fixture(scope="module")
+def long_liar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1 MB of PCM under a 2 Hz header: an encode of it into MP3 needs minutes of CPU and
+    writes a gigabyte (what a header check could not see would cost that)."""
+    pcm = audio.wav_bytes(60.0, 9)
+    path = tmp_path_factory.mktemp("liar") / "liar.wav"
+    path.write_bytes(pcm[:24] + (2).to_bytes(4, "little") + (4).to_bytes(4, "little") + pcm[32:])
+    return path
+
+
+def test_ffmpeg_is_stopped_at_its_cpu_budget_and_leaves_nothing(long_liar: Path, tmp_path: Path) -> None:
+    from archiver.media.transcode import Limits
+
+    out = tmp_path / "o.mp3"
+    with pytest.raises(TranscodeError, match="used up its 1 s of CPU"):
+        Transcoder(find_ffmpeg(None)).encode(
+            str(long_liar), "wav", BUILTIN["mp3-mono-32k"], str(out), limits=Limits(1, 10**12)
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ffmpeg_is_stopped_at_its_output_cap_and_leaves_nothing(long_liar: Path, tmp_path: Path) -> None:
+    from archiver.media.transcode import Limits
+
+    out = tmp_path / "o.mp3"
+    with pytest.raises(TranscodeError, match="output reached its cap of 2000000 bytes"):
+        Transcoder(find_ffmpeg(None)).encode(
+            str(long_liar), "wav", BUILTIN["mp3-mono-32k"], str(out), limits=Limits(3600, 2_000_000)
+        )
+    assert list(tmp_path.iterdir()) == []

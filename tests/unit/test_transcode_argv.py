@@ -43,3 +43,31 @@ def test_an_ffmpeg_stopped_by_ctrl_c_is_a_transient_error_not_a_failed_profile(t
     broken.chmod(0o755)
     with pytest.raises(TranscodeError, match="exited 1: .*Invalid data"):
         Transcoder(str(broken))._run([str(broken)], "flac")
+
+
+def test_limits_go_to_ffmpeg_as_its_own_cpu_and_size_caps() -> None:
+    from archiver.media.transcode import Limits
+
+    argv = Transcoder("ff").argv("a.wav", "wav", BUILTIN["flac"], "o.flac", limits=Limits(75, 123456))
+    assert argv[argv.index("-timelimit") + 1] == "75" and argv.index("-timelimit") < argv.index("-i")
+    assert argv[argv.index("-fs") + 1] == "123456" and argv.index("-fs") > argv.index("-i")  # output option
+    assert "-timelimit" not in Transcoder("ff").argv("a.wav", "wav", BUILTIN["flac"], "o.flac")
+    hour = Limits.for_original(size=57_600_000, duration=3600.0)  # an hour of 8 kHz 16-bit
+    assert hour.cpu_seconds == 60 + 900 and hour.max_bytes == 16 * 2**20 + 64 * 57_600_000
+
+
+def test_an_original_no_call_can_be_is_refused_by_name() -> None:
+    import pytest
+
+    from archiver.errors import TranscodeError
+    from archiver.media.transcode import check_original
+
+    check_original("flac", 57_600_000, 3600.0, 8000)  # an hour of 8 kHz PCM
+    check_original("flac", 14_400_000, 3600.0, 8000)  # ... of 32 kbit/s MP3
+    check_original("flac", 1_000, None, None)  # nothing claimed: nothing to doubt
+    with pytest.raises(TranscodeError, match="flac: the original's header says 2 Hz"):
+        check_original("flac", 200_000, 50_000.0, 2)
+    with pytest.raises(TranscodeError, match=r"claims 50000 s in 200000 bytes \(32 bit/s\)"):
+        check_original("flac", 200_000, 50_000.0, 8000)  # a duration field that lies
+    with pytest.raises(TranscodeError, match="says 1000000 Hz"):
+        check_original("flac", 10**9, 60.0, 1_000_000)
