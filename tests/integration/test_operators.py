@@ -376,12 +376,21 @@ def test_the_credentials_example_reads_alike_in_sh_docker_and_systemd(tmp_path: 
 
 def test_dockerfile_runs_unprivileged_with_the_catalog_on_a_volume() -> None:
     text = (ROOT / "Dockerfile").read_text()
+    base = re.search(r"^ARG BASE=(\S+)", text, flags=re.M).group(1)  # type: ignore[union-attr]
+    assert base.startswith("python:3") and base.endswith("-slim")
     stages = text.split("\nFROM ")
-    assert all(s.split()[0].endswith("-slim") for s in stages[1:]) and "python:3" in text
+    assert len(stages) == 3 and all(s.split()[0] == "${BASE}" for s in stages[1:])
     final = stages[-1]
     user = re.findall(r"^USER (\S+)", final, flags=re.M)
-    assert user and user[-1] not in ("root", "0")
+    # numeric (Kubernetes' runAsNonRoot cannot check a name) and not root
+    assert user and re.fullmatch(r"[1-9][0-9]*:[0-9]+", user[-1]), user
+    uid = user[-1].split(":")[0]
     (volume,) = json.loads(re.search(r"^VOLUME (\[.*\])", final, flags=re.M).group(1))  # type: ignore[union-attr]
     catalog = re.search(r"ARCHIVER_CATALOG=(\S+)", final).group(1)  # type: ignore[union-attr]
     assert catalog.startswith(volume.rstrip("/") + "/")
-    assert "--create-home" in final and f"--home-dir {volume}" in final  # the user owns it
+    assert f"--uid {uid}" in final and f"--home-dir {volume}" in final
+    # the user owns it
+    assert re.search(rf"install -d -o {uid} -g \d+ -m 0?7[0-7]0 {re.escape(volume)}", final)
+    # PID 1 that forwards SIGTERM: `docker stop` of a command without a handler is not a SIGKILL
+    entrypoint = re.search(r"^ENTRYPOINT (\[.*\])", final, flags=re.M).group(1)  # type: ignore[union-attr]
+    assert json.loads(entrypoint)[:3] == ["tini", "--", "archiver"]
