@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,6 +13,13 @@ from click.testing import CliRunner, Result
 
 from archiver.cli import main
 from archiver.sim import Simulator
+
+# A suite started in the background of a non-interactive shell (`bash scripts/test.sh &`, some
+# CI runners) inherits SIGINT ignored, and so would every process it starts, which no Ctrl-C
+# then reaches: the tests of what a Ctrl-C does could not deliver one. A handler is reset to
+# the default in a child at exec; "ignored" is inherited as it is.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 PREFIXES = ("AWS_", "PLIVO_", "CATAPULT_", "ARCHIVER_")
 
