@@ -10,14 +10,15 @@ import click
 from archiver.api import must_exist
 from archiver.catalog import Catalog
 from archiver.cli import wiring
-from archiver.cli.options import accept_global_options, dest_option, exit_codes
+from archiver.cli.options import accept_global_options, dest_option, exit_codes, json_option
 from archiver.cli.output import echo
+from archiver.cli.outputs import JsonAwareGroup, print_json, take_stdout_for_json
 from archiver.compliance import custody as chain
 from archiver.config import Settings
 from archiver.errors import ConfigError, ExitCode
 
 
-@click.group()
+@click.group(cls=JsonAwareGroup)
 def custody() -> None:
     """The custody log: every archive run, export, deletion at the provider, legal hold
     change, repair and forget, as a hash chain kept in the destination (`_custody/`).
@@ -45,9 +46,12 @@ catalog_option = click.option(
     help="Check an export's CUSTODY-LOG.jsonl instead of a destination.",
 )
 @catalog_option
+@json_option
 @click.pass_context
 @exit_codes
-def verify_cmd(ctx: click.Context, dest: str | None, log_file: str | None, catalog: str | None) -> None:
+def verify_cmd(
+    ctx: click.Context, dest: str | None, log_file: str | None, catalog: str | None, as_json: bool
+) -> None:
     """Walk the chain and name the first broken or missing link.
 
     Every event must sit under its own number, none may be missing, each must hold the
@@ -61,6 +65,7 @@ def verify_cmd(ctx: click.Context, dest: str | None, log_file: str | None, catal
       archiver custody verify --file ./audit-2024-01/CUSTODY-LOG.jsonl
     """
     settings = wiring.load(ctx, {"archive.dest": dest, "archive.catalog": catalog})
+    take_stdout_for_json(as_json)
     if log_file:
         with open(log_file, "rb") as fh:
             check = chain.check_chain(chain.log_lines(fh.read()))
@@ -86,6 +91,18 @@ def verify_cmd(ctx: click.Context, dest: str | None, log_file: str | None, catal
         echo(f"broken: {problem}", err=True)
     last = check.last
     head = f"event {last.seq}, SHA-256 {last.sha256}" if last else "no events"
+    if as_json:
+        print_json(
+            "custody verify",
+            {
+                "where": where,
+                "intact": check.ok,
+                "events": len(check.events),
+                "head": {"seq": last.seq, "sha256": last.sha256} if last else None,
+                "problems": [str(p) for p in check.problems],
+                "exit_code": int(ExitCode.OK if check.ok else ExitCode.FAILED),
+            },
+        )
     if check.ok:
         echo(f"custody log of {where}: {len(check.events)} event(s), intact (head: {head})")
         raise SystemExit(ExitCode.OK)

@@ -9,8 +9,9 @@ import click
 from archiver.api import must_exist
 from archiver.catalog import Catalog, Scope
 from archiver.cli import wiring
-from archiver.cli.options import dest_option, exit_codes
+from archiver.cli.options import dest_option, exit_codes, json_option
 from archiver.cli.output import echo
+from archiver.cli.outputs import print_json, take_stdout_for_json
 from archiver.compliance import custody
 from archiver.config import Settings
 from archiver.errors import ArchiverError, ExitCode
@@ -33,6 +34,7 @@ from archiver.providers import make_client
     is_flag=True,
     help="Also forget archived recordings (their files stay; a later run finds the sidecar again).",
 )
+@json_option
 @click.pass_context
 @exit_codes
 def forget(
@@ -42,6 +44,7 @@ def forget(
     dest: str | None,
     catalog: str | None,
     archived: bool,
+    as_json: bool,
 ) -> None:
     """Make the catalog forget recording ids of one provider account + destination.
 
@@ -58,6 +61,7 @@ def forget(
       archiver forget --provider catapult --dest ./archive rec-typo rec-gone
     """
     settings = wiring.load(ctx, {"archive.dest": dest, "archive.catalog": catalog})
+    take_stdout_for_json(as_json)
     storage = wiring.build_storage(settings)
     try:
         with make_client() as client:  # builds the provider for its account; sends nothing
@@ -70,6 +74,9 @@ def forget(
     if not os.path.exists(path):  # nothing to forget: never create a catalog for that
         echo(*(f"unknown {rid}: no catalog at {path}" for rid in dict.fromkeys(recording_ids)), err=True)
         echo(f"forgot=0 kept=0 unknown={len(set(recording_ids))}")
+        if as_json:
+            unknown_ids = list(dict.fromkeys(recording_ids))
+            print_json("forget", _doc(scope, [], [], unknown_ids, logged=True, code=ExitCode.FAILED))
         raise SystemExit(ExitCode.FAILED)
     db: Catalog = wiring.open_catalog(settings)
     try:
@@ -80,20 +87,51 @@ def forget(
     finally:
         db.close()
     logged = _log_forget(settings, scope, sorted(gone), archived) if gone else True
-    kept = unknown = 0
+    forgot: list[dict[str, object]] = []
+    kept: list[str] = []
+    unknown: list[str] = []
     for rid, known in before.items():
         if rid in gone:
             k = gone[rid]
             detail = f", last: {k.last_error}" if k.last_error else ""
             echo(f"forgot {rid} ({k.state}, {k.attempts} failed attempt(s){detail})")
+            forgot.append(
+                {"recording_id": rid, "state": k.state, "attempts": k.attempts, "last_error": k.last_error}
+            )
         elif known is None:
-            unknown += 1
+            unknown.append(rid)
             echo(f"unknown {rid}: the catalog remembers nothing of it for {where}", err=True)
         else:
-            kept += 1
+            kept.append(rid)
             echo(f"kept {rid}: archived (--archived forgets the catalog's memory of it)", err=True)
-    echo(f"forgot={len(gone)} kept={kept} unknown={unknown}")
-    raise SystemExit(ExitCode.FAILED if kept or unknown or not logged else ExitCode.OK)
+    echo(f"forgot={len(gone)} kept={len(kept)} unknown={len(unknown)}")
+    code = ExitCode.FAILED if kept or unknown or not logged else ExitCode.OK
+    if as_json:
+        print_json("forget", _doc(scope, forgot, kept, unknown, logged=logged, code=code))
+    raise SystemExit(code)
+
+
+def _doc(
+    scope: Scope,
+    forgot: list[dict[str, object]],
+    kept: list[str],
+    unknown: list[str],
+    *,
+    logged: bool,
+    code: int,
+) -> dict[str, object]:
+    """forget's --json document."""
+    return {
+        "dest": scope.dest,
+        "provider": scope.provider,
+        "account": scope.account,
+        "forgot": forgot,
+        "kept": kept,
+        "unknown": unknown,
+        "counts": {"forgot": len(forgot), "kept": len(kept), "unknown": len(unknown)},
+        "custody_logged": logged,
+        "exit_code": int(code),
+    }
 
 
 def _log_forget(settings: Settings, scope: Scope, ids: list[str], archived: bool) -> bool:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from archiver.cli import wiring
-from archiver.cli.options import dest_option, exit_codes, selection_options
+from archiver.cli.options import dest_option, exit_codes, json_option, selection_options
 from archiver.cli.output import echo
+from archiver.cli.outputs import print_json, take_stdout_for_json
 from archiver.compliance import custody
 from archiver.errors import ArchiverError, ConfigError, ExitCode, SidecarError, StorageError
 from archiver.sidecars import Selection, archived
@@ -17,9 +18,12 @@ from archiver.storage import legal_holds
 @click.argument("action", type=click.Choice(["set", "clear"]))
 @dest_option
 @selection_options
+@json_option
 @click.pass_context
 @exit_codes
-def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Selection) -> None:
+def legal_hold(
+    ctx: click.Context, action: str, dest: str | None, selection: Selection, as_json: bool
+) -> None:
     """Set or clear the legal hold on every object of the selected recordings.
 
     The sidecar keeps what was applied at archive time; the objects carry the current state,
@@ -30,6 +34,7 @@ def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Sel
       archiver legal-hold set --dest s3://acme-calls/recordings --call-id 6bae8021-1c7d-9316
     """
     settings = wiring.load(ctx, {"archive.dest": dest})
+    take_stdout_for_json(as_json)
     storage = wiring.build_storage(settings)
     holds = legal_holds(storage)
     if holds is None:
@@ -69,4 +74,11 @@ def legal_hold(ctx: click.Context, action: str, dest: str | None, selection: Sel
     finally:
         storage.close()
     echo(f"legal hold {action}: recordings={recordings} objects={objects} failed={failed}")
-    raise SystemExit(ExitCode.FAILED if failed else ExitCode.OK)
+    code = ExitCode.FAILED if failed else ExitCode.OK
+    if as_json:
+        counts = {"recordings": recordings, "objects": objects, "failed": failed}
+        print_json(
+            "legal-hold",
+            {"hold": action, "counts": counts, "recording_ids": changed, "exit_code": int(code)},
+        )
+    raise SystemExit(code)

@@ -9,8 +9,9 @@ import click
 
 from archiver.catalog import Catalog, Scope
 from archiver.cli import wiring
-from archiver.cli.options import dest_option, exit_codes
+from archiver.cli.options import dest_option, exit_codes, json_option
 from archiver.cli.output import echo
+from archiver.cli.outputs import print_json, take_stdout_for_json
 from archiver.errors import CatalogDamaged, ExitCode, SidecarError
 from archiver.sidecars import Selection, archived
 from archiver.timeutil import utcnow
@@ -21,9 +22,10 @@ log = logging.getLogger("archiver.reindex")
 @click.command()
 @dest_option
 @click.option("--catalog", type=click.Path(dir_okay=False), help="Catalog database to rebuild.")
+@json_option
 @click.pass_context
 @exit_codes
-def reindex(ctx: click.Context, dest: str | None, catalog: str | None) -> None:
+def reindex(ctx: click.Context, dest: str | None, catalog: str | None, as_json: bool) -> None:
     """Rebuild the catalog's record of a destination from its sidecars (the truth).
 
     A damaged catalog is moved aside as CATALOG.corrupt-<UTC time> (kept for inspection) and
@@ -35,8 +37,10 @@ def reindex(ctx: click.Context, dest: str | None, catalog: str | None) -> None:
       archiver reindex --dest s3://acme-calls/recordings
     """
     settings = wiring.load(ctx, {"archive.dest": dest, "archive.catalog": catalog})
+    take_stdout_for_json(as_json)
     storage = wiring.build_storage(settings)
     path = wiring.catalog_path(settings)
+    aside: str | None = None
     try:
         db = wiring.open_catalog(settings)
     except CatalogDamaged as exc:
@@ -78,7 +82,20 @@ def reindex(ctx: click.Context, dest: str | None, catalog: str | None) -> None:
         db.close()
     unsafe = sum(1 for p in problems if p.kind == "unsafe")
     echo(f"reindexed={found} unreadable={len(problems) - unsafe} unsafe={unsafe} dest={storage.url}")
-    raise SystemExit(ExitCode.FAILED if problems else ExitCode.OK)
+    code = ExitCode.FAILED if problems else ExitCode.OK
+    if as_json:
+        print_json(
+            "reindex",
+            {
+                "dest": storage.url,
+                "catalog": path,
+                "damaged_catalog_moved_to": aside,
+                "counts": {"reindexed": found, "unreadable": len(problems) - unsafe, "unsafe": unsafe},
+                "problems": [{"kind": p.kind, "error": str(p)} for p in problems],
+                "exit_code": int(code),
+            },
+        )
+    raise SystemExit(code)
 
 
 def move_aside(path: str) -> str:

@@ -313,8 +313,15 @@ def test_object_lock_retention_counts_from_the_call(
         assert "ObjectLockMode" not in s3.client.head_object(Bucket=lock_bucket, Key=key)
         # Clearing the hold on one call's recording.
         call = sim.plivo[0].doc["call_uuid"]
-        r3 = cli("legal-hold", "clear", "--dest", f"s3://{lock_bucket}/a", "--call-id", call)
-        assert r3.exit_code == 0 and "recordings=1 objects=2" in r3.output
+        r3 = cli("legal-hold", "clear", "--dest", f"s3://{lock_bucket}/a", "--call-id", call, "--json")
+        assert r3.exit_code == 0 and "recordings=1 objects=2" in r3.stderr
+        doc = json.loads(r3.stdout)
+        assert (doc["command"], doc["hold"], doc["recording_ids"]) == (
+            "legal-hold",
+            "clear",
+            [sim.plivo[0].id],
+        )
+        assert doc["counts"] == {"recordings": 1, "objects": 2, "failed": 0} and doc["exit_code"] == 0
         for o in s3.client.list_objects_v2(Bucket=lock_bucket, Prefix="a/")["Contents"]:
             if "/_custody/" in o["Key"] or "/_layouts/" in o["Key"]:  # the destination's own: no hold
                 continue

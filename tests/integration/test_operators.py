@@ -153,6 +153,50 @@ def test_doctor_verify_export_print_one_json_document(
     assert r.exit_code == 2 and "--json and --report -" in r.stderr
 
 
+def test_forget_reindex_and_custody_verify_print_one_json_document(
+    backfill, sim: Simulator, sim_env: dict, cli, tmp_path: Path
+) -> None:
+    dest, catalog = str(tmp_path / "a"), str(tmp_path / "cat.db")
+    backfill("plivo", dest, "--catalog", catalog)
+    archived_id = sim.plivo[0].id
+    r = cli(
+        "forget",
+        "--provider",
+        "plivo",
+        "--dest",
+        dest,
+        "--catalog",
+        catalog,
+        "rec-typo",
+        archived_id,
+        "--json",
+    )
+    doc = json.loads(r.stdout)
+    assert (doc["command"], doc["forgot"], doc["kept"], doc["unknown"]) == (
+        "forget",
+        [],
+        [archived_id],
+        ["rec-typo"],
+    )
+    assert doc["exit_code"] == r.exit_code == 1 and doc["custody_logged"] is True
+    assert "unknown rec-typo" in r.stderr and "forgot=0 kept=1 unknown=1" in r.stderr
+
+    r = cli("reindex", "--dest", dest, "--catalog", catalog, "--json")
+    doc = json.loads(r.stdout)
+    assert doc["command"] == "reindex" and doc["counts"] == {"reindexed": 30, "unreadable": 0, "unsafe": 0}
+    assert doc["damaged_catalog_moved_to"] is None and doc["problems"] == [] and r.exit_code == 0
+
+    r = cli("custody", "verify", "--dest", dest, "--catalog", catalog, "--json")
+    doc = json.loads(r.stdout)
+    assert doc["command"] == "custody verify" and doc["intact"] is True and doc["problems"] == []
+    assert doc["events"] == 1 and len(doc["head"]["sha256"]) == 64 and r.exit_code == 0  # the backfill
+    (event,) = (tmp_path / "a" / "_custody").iterdir()
+    event.write_text(event.read_text().replace('"backfill"', '"nothing"'))  # the event rewritten
+    r = cli("custody", "verify", "--dest", dest, "--catalog", catalog, "--json")
+    doc = json.loads(r.stdout)
+    assert doc["intact"] is False and doc["problems"] and doc["exit_code"] == r.exit_code == 1
+
+
 @pytest.mark.parametrize(
     ("argv", "command", "says"),
     [
@@ -164,6 +208,8 @@ def test_doctor_verify_export_print_one_json_document(
         (["--config", "/nonexistent/a.toml", "doctor", "--json"], "doctor", "does not exist"),
         (["config", "show", "--json", "--dest"], "config show", "requires an argument"),  # a sub-group
         (["verify", "--json", "--report", "-"], "verify", "--json and --report -"),
+        (["custody", "verify", "--json", "--file", "/nonexistent"], "custody verify", "does not exist"),
+        (["forget", "--json", "--provider", "plivo"], "forget", "Missing argument"),
     ],
 )
 def test_a_usage_error_under_json_is_one_json_document(cli, argv: list[str], command: str, says: str) -> None:
