@@ -178,6 +178,21 @@ def write_error(what: str, exc: OSError, *, stage: str | None = None) -> Storage
     )
 
 
+# A read that fails with one of these fails for every object: the destination cannot be
+# read (no permission, a dead disk, a gone network file system), not this object damaged.
+READ_DOWN_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.EIO, errno.ENODEV, errno.ESTALE, errno.ENOTCONN}
+)
+
+
+def read_error(what: str, exc: OSError) -> StorageError:
+    """Translate an OSError of a local read into a StorageError, marked ``destination_down``
+    when its errno says the destination cannot be read at all."""
+    return StorageError(
+        f"cannot read {what}: {exc.strerror or exc}", destination_down=exc.errno in READ_DOWN_ERRNOS
+    )
+
+
 class TranscodeError(RecordingError):
     """One rendition could not be made."""
 

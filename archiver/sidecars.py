@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import chain, takewhile
 from typing import Any, Protocol, runtime_checkable
 
-from archiver.errors import SidecarError, StorageError, UnsafeKeyError
+from archiver.errors import SidecarError, StorageError, StorageUnavailable, UnsafeKeyError
 from archiver.models import RESERVED, SIDECAR_SCHEMA, check_key, check_key_part, check_not_reserved
 from archiver.storage.base import CreateOnly, Storage
 from archiver.timeutil import lenient_time
@@ -206,10 +206,18 @@ def sidecars(storage: Storage, keys: Iterable[str] | None = None) -> Iterator[Ar
             yield exc
             continue
         except StorageError as exc:
+            if exc.destination_down:  # no permission, a dead disk: every read fails alike
+                raise cannot_read(storage, exc) from None
             yield SidecarError("unreadable", key, str(exc))
             continue
         if doc is not None:
             yield Archived(key, doc, body)
+
+
+def cannot_read(storage: Storage, exc: StorageError) -> StorageUnavailable:
+    """The fatal error of a destination that cannot be read: a command that went on would
+    take what it could not read for what is not there (an empty archive, orphaned files)."""
+    return StorageUnavailable(f"cannot read the archive at {storage.url}: {exc}")
 
 
 @runtime_checkable

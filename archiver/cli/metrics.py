@@ -83,8 +83,9 @@ def render_verify_metrics(result: VerifyResult, now: datetime) -> str:
         "# HELP archiver_verify_findings Findings of the last verify by kind.",
         "# TYPE archiver_verify_findings gauge",
     ]
-    kinds = ("altered", "missing", "orphaned", "unreadable", "unsafe")
-    lines += [f'archiver_verify_findings{{{labels},kind="{k}"}} {counts.get(k, 0)}' for k in kinds]
+    from archiver.compliance.verify import KINDS
+
+    lines += [f'archiver_verify_findings{{{labels},kind="{k}"}} {counts.get(k, 0)}' for k in KINDS]
     if result.repairs is not None:
         done = [r["result"] for r in result.repairs]
         lines += [

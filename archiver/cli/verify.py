@@ -132,9 +132,10 @@ def verify(
         write_metrics(metrics_file, redact(render_verify_metrics(result, utcnow())))
     counts = result.report()["counts"]
     line = (
-        f"recordings={result.recordings} files={result.files_checked} altered={counts.get('altered', 0)} "
-        f"missing={counts.get('missing', 0)} orphaned={counts.get('orphaned', 0)} "
-        f"unreadable={counts.get('unreadable', 0)} unsafe={counts.get('unsafe', 0)}"
+        f"recordings={result.recordings} files={result.files_checked} altered={counts['altered']} "
+        f"missing={counts['missing']} orphaned={counts['orphaned']} "
+        f"unreadable={counts['unreadable']} unsafe={counts['unsafe']}"
+        + (f" unlisted={counts['unlisted']}" if counts["unlisted"] else "")
     )
     if result.repairs is not None:
         done = [r["result"] for r in result.repairs]
@@ -190,11 +191,19 @@ def repairs(findings: Iterable[Finding], dest: str) -> list[str]:
         )
         for profile, call in renditions
     ]
+    unlisted = other.pop("unlisted", [])
     for kind, keys in other.items():
         what = "object(s) no sidecar lists" if kind == "orphaned" else f"{kind} file(s) or sidecar(s)"
         lines.append(
             f"{len(keys)} {what} ({keys[0]}{', ...' if len(keys) > 1 else ''}): no command knows what "
             "they should hold; restore them from a backup or remove them, then run "
             + shlex.join(["archiver", "verify", "--dest", dest])
+        )
+    if unlisted:  # last: what the sidecars above are made good again may list them
+        lines.append(
+            f"{len(unlisted)} object(s) no usable sidecar lists "
+            f"({unlisted[0]}{', ...' if len(unlisted) > 1 else ''}): "
+            "keep them; a sidecar that could not be used may be theirs. Restore the sidecars "
+            "first, then run " + shlex.join(["archiver", "verify", "--dest", dest])
         )
     return lines

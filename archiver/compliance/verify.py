@@ -10,13 +10,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from archiver.errors import SidecarError, StorageError, UnsafeKeyError
-from archiver.sidecars import Selection, keys_under, not_archive, prefixes_of, sidecars
+from archiver.sidecars import Selection, cannot_read, keys_under, not_archive, prefixes_of, sidecars
 from archiver.storage import Storage, iter_chunks
+
+KINDS = ("altered", "missing", "orphaned", "unlisted", "unreadable", "unsafe")
 
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # "altered" | "missing" | "orphaned" | "unreadable" | "unsafe"
+    kind: str  # one of KINDS ("unlisted": no usable sidecar lists it, but one could not be used)
     key: str
     recording_id: str | None = None
     detail: str | None = None
@@ -44,7 +46,7 @@ class VerifyResult:
     repairs: list[dict[str, Any]] | None = None  # verify --repair (archiver.compliance.repair)
 
     def report(self) -> dict[str, Any]:
-        counts: dict[str, int] = {}
+        counts = dict.fromkeys(KINDS, 0)  # every kind, 0 included: `jq -e '.counts.altered == 0'`
         for f in self.findings:
             counts[f.kind] = counts.get(f.kind, 0) + 1
         return {
@@ -144,6 +146,8 @@ def verify_archive(
         except UnsafeKeyError as exc:  # a local file that is a symlink to outside the archive
             return None, 0, Finding("unsafe", f["key"], rid, str(exc))
         except StorageError as exc:
+            if exc.destination_down:  # the archive cannot be read: no finding would be true
+                raise cannot_read(storage, exc) from None
             return None, 0, Finding("unreadable", f["key"], rid, str(exc))
 
     if pick is not None:
@@ -169,7 +173,23 @@ def verify_archive(
             if on_file:
                 on_file(result)
     if result.orphans_checked:
+        # A sidecar that could not be used may be the one listing a file: then no file is
+        # called an orphan (its advice is to restore or remove it), only left unexplained.
+        unusable = sum(
+            1 for f in result.findings if f.kind in ("unreadable", "unsafe") and f.key.endswith(".json")
+        )
         for key in sorted(keys - referenced):
-            if not not_archive(key):
+            if not_archive(key):
+                continue
+            if unusable:
+                result.findings.append(
+                    Finding(
+                        "unlisted",
+                        key,
+                        None,
+                        f"no usable sidecar lists it; {unusable} sidecar(s) could not be used",
+                    )
+                )
+            else:
                 result.findings.append(Finding("orphaned", key, None, "no sidecar lists this object"))
     return result

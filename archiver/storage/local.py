@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from archiver.errors import StorageError, StorageUnavailable, UnsafeKeyError, write_error
+from archiver.errors import StorageError, StorageUnavailable, UnsafeKeyError, read_error, write_error
 from archiver.models import Protection
 from archiver.storage.staging import Staging, reap
 
@@ -240,7 +240,7 @@ class LocalStorage:
         try:
             return open(self._path(key), "rb")
         except OSError as exc:
-            raise StorageError(f"cannot read {key}: {exc.strerror or exc}") from None
+            raise read_error(key, exc) from None
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -250,7 +250,13 @@ class LocalStorage:
         top = self._folder(prefix.rpartition("/")[0])
         if top is None:
             return
-        for dirpath, dirnames, filenames in os.walk(top):
+
+        def unlistable(exc: OSError) -> None:  # os.walk passes over what it cannot read: we don't
+            raise StorageError(
+                f"cannot list {exc.filename or top}: {exc.strerror or exc}", destination_down=True
+            )
+
+        for dirpath, dirnames, filenames in os.walk(top, onerror=unlistable):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 if name.startswith("."):  # no key part begins with "." (models.check_key_part)

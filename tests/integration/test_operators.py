@@ -139,7 +139,7 @@ def test_doctor_verify_export_print_one_json_document(
     assert (doc["command"], doc["recordings"], doc["counts"], doc["repair_commands"]) == (
         "verify",
         30,
-        {},
+        {"altered": 0, "missing": 0, "orphaned": 0, "unlisted": 0, "unreadable": 0, "unsafe": 0},  # zeros too
         [],
     )
     assert "recordings=30" in r.stderr and r.exit_code == 0
