@@ -279,7 +279,10 @@ def export(
     source = build_storage(settings)
     try:
         must_exist(source)  # read-only is enough (its custody event is appended after, or said missing)
-        sink = open_sink(out)
+        try:
+            sink = open_sink(out)
+        except OSError as exc:  # a folder it may not write in, /proc, a full disk
+            raise ConfigError(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
         if export_format == "bagit":
             sink = BagSink(
                 sink,
@@ -289,15 +292,20 @@ def export(
             )
         sel = selection or Selection()
         chain, check = custody.read_segment(source)
-        result = run_export(
-            source,
-            sink,
-            selection or Selection(),
-            with_renditions=with_renditions,
-            mask_numbers=mask_numbers,
-            command_line=command_line,
-            custody_log=(chain, check.summary()),
-        )
+        try:
+            result = run_export(
+                source,
+                sink,
+                selection or Selection(),
+                with_renditions=with_renditions,
+                mask_numbers=mask_numbers,
+                command_line=command_line,
+                custody_log=(chain, check.summary()),
+            )
+        except OSError as exc:  # writing the export (the disk filled up): nothing is left at out
+            raise FatalError(
+                f"cannot write the export to {out}: {exc.strerror or exc}; nothing was left there"
+            ) from None
         details = {
             "export_id": result.export_id,
             "out": out,

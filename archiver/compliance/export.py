@@ -141,9 +141,12 @@ class ZipSink:
         os.replace(self.tmp, self.out)
 
     def abort(self) -> None:
-        self.zf.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp)
+        try:
+            with contextlib.suppress(OSError, ValueError):  # a full disk fails the close too
+                self.zf.close()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
 
 
 class StorageSink:
@@ -370,10 +373,10 @@ def run_export(
             index_sha, _ = sink.write("index.html", [page()])
             sums.append((index_sha, "index.html"))
         sink.write("SHA256SUMS", ["".join(f"{d}  {k}\n" for d, k in sums).encode()])
+        sink.commit()
     except BaseException:
         sink.abort()
         raise
-    sink.commit()
     return ExportResult(recordings, len(rows), total, manifest_sha, tuple(excluded), custody_sha)
 
 

@@ -349,3 +349,22 @@ def test_a_full_disk_under_the_catalog_fails_the_run_lock_as_catalog_unavailable
     (small_disk / "filler").unlink()
     with lock:  # room again: it is taken as before
         pass
+
+
+@pytest.mark.parametrize("out", ["audit.zip", "audit"])
+def test_an_export_that_fills_its_disk_stops_and_leaves_nothing(
+    cli, tmp_path, scripted, plivo_at, quick_config, small_disk, out
+) -> None:
+    """The auditor's USB stick is too small: exit 3 naming the place, no traceback, and
+    nothing half-written left on it (a .part, a .partial- folder)."""
+    plist = plivo_at(scripted)
+    records = [plivo_record(scripted, f"r-{i:02d}", start_ms=T0 + i * 1000, seconds=20.0) for i in range(6)]
+    serve_plivo(scripted, plist, records)
+    media_ok(scripted, wav(20.0))  # 6 x 320 kB: more than the 1 MiB disk holds
+    dest, catalog = tmp_path / "archive", tmp_path / "cat.db"
+    assert cli(*plivo_backfill(quick_config(), dest), "--catalog", str(catalog)).exit_code == 0
+    r = cli("export", "--dest", str(dest), "--out", str(small_disk / out), "--json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == doc["exit_code"] == 3, r.output
+    assert f"cannot write the export to {small_disk / out}: No space left on device" in doc["error"]
+    assert list(small_disk.iterdir()) == []

@@ -132,3 +132,16 @@ def test_files_of_a_sidecar_that_cannot_be_used_are_kept_not_called_orphans(cli,
     (advice,) = [line for line in doc["repair_commands"] if "no usable sidecar" in line]
     assert "keep them" in advice and "remove" not in advice
     assert doc["repair_commands"][-1] == advice  # after the sidecar's own line
+
+
+@pytest.mark.parametrize("out", ["audit.zip", "audit-folder"])
+def test_export_to_a_place_it_may_not_write_is_a_clear_error(cli, archive, tmp_path: Path, out: str) -> None:
+    dest, catalog = archive
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)  # nobody may write in it
+    r = as_a_user(lambda: cli("export", "--dest", str(dest), "--out", str(locked / out), "--json"))
+    doc = json.loads(r.stdout)  # not a traceback
+    assert r.exit_code == doc["exit_code"] == 2 and "cannot write there: Permission denied" in doc["error"]
+    assert list(locked.iterdir()) == []
+    r = cli("export", "--dest", str(dest), "--out", "/proc/no-export-here.zip")
+    assert r.exit_code == 2 and "--out /proc/no-export-here.zip: cannot write there" in r.stderr
