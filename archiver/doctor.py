@@ -96,6 +96,10 @@ def check_ffmpeg(ffmpeg: str) -> Finding:
 
 def check_storage(storage: Storage) -> Iterator[Finding]:
     check = f"destination {storage.url}"
+    root = getattr(storage, "root", None)
+    if root is not None and not os.path.isdir(root):  # a local folder not there yet: made by no check
+        yield _absent_folder(check, str(root))
+        return
     try:
         storage.check()
         key = f".archiver-doctor-{uuid.uuid4().hex}.probe"
@@ -148,6 +152,27 @@ def check_storage(storage: Storage) -> Iterator[Finding]:
         f"{check} versioning",
         f"versioning {facts.get('versioning') or 'off'}",
         None if facts.get("versioning") == "Enabled" else "enable versioning to keep overwritten objects",
+    )
+
+
+def _absent_folder(check: str, root: str) -> Finding:
+    """A local destination that does not exist: the first run creates it, doctor does not (a
+    typo would leave a stray folder); it says whether that run could, and what it would make."""
+    parent = root
+    while not os.path.isdir(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return Finding(
+            "fail",
+            check,
+            f"{root} does not exist, and {parent} is not writable: a run cannot create it",
+            "check the path, or create the folder for the user archiver runs as",
+        )
+    return Finding(
+        "warn",
+        check,
+        f"{root} does not exist yet: the first run creates it (in {parent})",
+        "check the path: a typo would archive into a new folder",
     )
 
 

@@ -43,28 +43,79 @@ def stale_temp(name: str, prefix: str) -> bool:
     return pid.isdigit() and not pid_alive(int(pid))
 
 
+def _base(catalog_path: str) -> str:
+    return catalog_path if catalog_path != ":memory:" else os.path.join(os.getcwd(), ".archiver")
+
+
+class DestLock:
+    """The catalog's record of one destination as a whole: every run holds it shared (beside
+    its own RunLock), ``reindex``, which rebuilds that record from the sidecars, holds it
+    alone. So a reindex never runs under a live run (which would remember rows the rebuild
+    then forgets, or the other way round), nor a run under a reindex."""
+
+    def __init__(self, catalog_path: str, dest: str, *, exclusive: bool) -> None:
+        digest = hashlib.sha256(dest.encode()).hexdigest()[:16]
+        self.path = f"{_base(catalog_path)}.dest-{digest}.lock"
+        self.dest = dest
+        self.exclusive = exclusive
+        self._fh: IO[str] | None = None
+
+    def __enter__(self) -> DestLock:
+        try:
+            fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole command
+        except OSError as exc:
+            raise CatalogUnavailable(f"cannot take the lock {self.path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fh, (fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise LockedError(
+                f"a run is archiving into {self.dest}: not rebuilding its catalog record under it "
+                "(reindex when it has finished)"
+                if self.exclusive
+                else f"a reindex of {self.dest} is rebuilding its catalog record: not starting a run under it"
+            ) from None
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
 class RunLock:
-    """``with RunLock(...):`` around a run. Raises LockedError when another run holds it."""
+    """``with RunLock(...):`` around a run. Raises LockedError when another run holds it, or
+    a reindex of the destination runs (:class:`DestLock`)."""
 
     def __init__(self, catalog_path: str, dest: str, provider: str, account: str, shard: str = "") -> None:
         # A shard (--shard I/N) is its own scope: N shards may run on one host, one catalog.
         scoped = f"{dest}\0{provider}\0{account}" + (f"\0{shard}" if shard else "")
         digest = hashlib.sha256(scoped.encode()).hexdigest()[:16]
-        base = catalog_path if catalog_path != ":memory:" else os.path.join(os.getcwd(), ".archiver")
-        self.path = f"{base}.{provider}-{digest}.lock"
+        self.path = f"{_base(catalog_path)}.{provider}-{digest}.lock"
         self.what = f"{provider} account {account} into {dest}" + (f" (shard {shard})" if shard else "")
+        self._dest = DestLock(catalog_path, dest, exclusive=False)
         self._fh: IO[str] | None = None
 
     def __enter__(self) -> RunLock:
+        self._dest.__enter__()
         try:
             return self._take()
+        except BaseException:
+            self._dest.__exit__()
+            raise
+
+    def _take(self) -> RunLock:
+        try:
+            return self._take_run()
         except OSError as exc:  # the catalog's disk is full or read-only: nothing can be remembered
             raise CatalogUnavailable(
                 f"cannot take the run lock {self.path}: {exc.strerror or exc} "
                 "(the catalog's disk is full or read-only?)"
             ) from None
 
-    def _take(self) -> RunLock:
+    def _take_run(self) -> RunLock:
         fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole run
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -97,12 +148,15 @@ class RunLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fh is not None:
-            self._fh.seek(0)
-            self._fh.truncate()
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+        try:
+            if self._fh is not None:
+                self._fh.seek(0)
+                self._fh.truncate()
+                fcntl.flock(self._fh, fcntl.LOCK_UN)
+                self._fh.close()
+                self._fh = None
+        finally:
+            self._dest.__exit__()
 
 
 def _read(fh: IO[str]) -> dict[str, str]:

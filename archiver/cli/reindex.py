@@ -7,12 +7,14 @@ import os
 
 import click
 
+from archiver.api import must_exist
 from archiver.catalog import Catalog, Scope
 from archiver.cli import wiring
 from archiver.cli.options import dest_option, exit_codes, json_option
 from archiver.cli.output import echo
 from archiver.cli.outputs import print_json, take_stdout_for_json
-from archiver.errors import CatalogDamaged, ExitCode, SidecarError
+from archiver.errors import CatalogDamaged, ConfigError, ExitCode, SidecarError
+from archiver.locking import DestLock
 from archiver.sidecars import Selection, archived
 from archiver.timeutil import utcnow
 
@@ -39,6 +41,11 @@ def reindex(ctx: click.Context, dest: str | None, catalog: str | None, as_json: 
     settings = wiring.load(ctx, {"archive.dest": dest, "archive.catalog": catalog})
     take_stdout_for_json(as_json)
     storage = wiring.build_storage(settings)
+    try:
+        must_exist(storage)  # a typo'd --dest: an error, not the record of an empty archive
+    except ConfigError:
+        storage.close()
+        raise
     path = wiring.catalog_path(settings)
     aside: str | None = None
     try:
@@ -55,6 +62,7 @@ def reindex(ctx: click.Context, dest: str | None, catalog: str | None, as_json: 
             err=True,
         )
         db = Catalog(path)
+    lock = DestLock(path, storage.url, exclusive=True)
     found = 0
     problems: list[SidecarError] = []
 
@@ -63,6 +71,9 @@ def reindex(ctx: click.Context, dest: str | None, catalog: str | None, as_json: 
         log.error("%s", problem)
 
     try:
+        # Alone on this destination: a run remembering rows while they are rebuilt would
+        # have some forgotten (or a rebuilt one overwritten by what it then gives up on).
+        lock.__enter__()
         storage.check()
         db.forget_dest(storage.url)
         for item in archived(storage, Selection(), on_problem=unusable):
@@ -78,6 +89,7 @@ def reindex(ctx: click.Context, dest: str | None, catalog: str | None, as_json: 
             )
             found += 1
     finally:
+        lock.__exit__()
         storage.close()
         db.close()
     unsafe = sum(1 for p in problems if p.kind == "unsafe")

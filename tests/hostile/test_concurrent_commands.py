@@ -26,7 +26,7 @@ def wait_for(condition, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-def test_live_backfill_survives_verify_doctor_dry_run_export_and_refused_runs(
+def test_live_backfill_survives_verify_doctor_dry_run_export_and_refused_runs_and_reindex(
     cli, tmp_path: Path, scripted, plivo_at, monkeypatch
 ) -> None:
     plist = plivo_at(scripted)
@@ -85,6 +85,9 @@ def test_live_backfill_survives_verify_doctor_dry_run_export_and_refused_runs(
             "--dry-run",
         )
         assert dry.exit_code == 0, dry.output
+        # reindex would rebuild the catalog's record of the destination under the live run
+        reindex = cli("reindex", "--dest", str(dest), "--catalog", str(catalog))
+        assert reindex.exit_code == 3 and f"a run is archiving into {dest}" in reindex.output, reindex.output
         export = cli("export", "--dest", str(dest), "--out", str(tmp_path / "out"), "--catalog", str(catalog))
         assert "Traceback" not in export.output
         # The live run's files in flight are all still there.

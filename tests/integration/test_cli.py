@@ -369,3 +369,8 @@ def test_reindex_rebuilds_the_catalog_from_sidecars(
         str(catalog),
     )
     assert "listed=30 archived=0 skipped=30" in again.output
+
+
+def test_reindex_of_a_mistyped_destination_is_refused_and_creates_nothing(cli, tmp_path: Path) -> None:
+    r = cli("reindex", "--dest", str(tmp_path / "no-such-archive"), "--catalog", str(tmp_path / "c.db"))
+    assert r.exit_code == 2 and "no archive at" in r.stderr and not (tmp_path / "no-such-archive").exists()

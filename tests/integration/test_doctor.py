@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from archiver.sim import Simulator
@@ -8,6 +9,7 @@ from archiver.sim import Simulator
 def test_doctor_all_good_then_names_what_is_wrong(cli, tmp_path: Path, monkeypatch, use_sim) -> None:
     with Simulator(recordings=2, seed=51) as sim:
         use_sim(sim)
+        (tmp_path / "a").mkdir()  # a destination not there yet is a warning (tested below)
         ok = cli("doctor", "--dest", str(tmp_path / "a"))
         assert ok.exit_code == 0, ok.output
         assert "OK    provider catapult" in ok.output and "OK    provider plivo" in ok.output
@@ -49,3 +51,14 @@ def test_doctor_on_s3_reports_bucket_protection(cli, s3, monkeypatch) -> None:
     r2 = cli("doctor", "--dest", f"s3://{s3.bucket}/x")
     assert "public access is blocked" in r2.output and "default encryption AES256" in r2.output
     assert not s3.client.list_objects_v2(Bucket=s3.bucket).get("Contents")  # probe removed
+
+
+def test_doctor_names_a_destination_folder_that_is_not_there_and_makes_none(cli, tmp_path) -> None:
+    typo = tmp_path / "archvie" / "2024"
+    r = cli("doctor", "--dest", str(typo), "--catalog", str(tmp_path / "c.db"), "--json")
+    (found,) = [c for c in json.loads(r.stdout)["checks"] if c["check"] == f"destination {typo}"]
+    assert (
+        found["level"] == "warn"
+        and f"does not exist yet: the first run creates it (in {tmp_path})" in found["message"]
+    )
+    assert not (tmp_path / "archvie").exists()
