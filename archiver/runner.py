@@ -20,6 +20,9 @@ from archiver.timeutil import iso_z
 log = logging.getLogger(__name__)
 
 STATUSES = ("archived", "skipped", "pending", "failed", "unavailable")
+# The version of the run report (--report): raised when a key changes meaning or goes, as
+# the --json documents' (archiver.cli.outputs.JSON_SCHEMA_VERSION).
+REPORT_SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -77,10 +80,13 @@ class RunResult:
         news = any(u["new"] for u in self.unavailable)
         return ExitCode.FAILED if self.counts["failed"] or self.failures or news else ExitCode.OK
 
+    def _names(self) -> dict[str, str]:
+        # `transcode` writes renditions of what is archived already: those it wrote are
+        # encoded (summary and report; the metrics keep the status names as label values).
+        return {"archived": "encoded"} if self.command == "transcode" else {}
+
     def summary(self) -> str:
-        # `transcode` writes renditions of what is archived already: those it wrote are encoded.
-        # (The report and metrics keep the status names, `archived` included.)
-        names = {"archived": "encoded"} if self.command == "transcode" else {}
+        names = self._names()
         counts = " ".join(f"{names.get(s, s)}={self.counts[s]}" for s in STATUSES)
         line = f"listed={self.listed} {counts}"
         if self.deletions is not None:
@@ -92,7 +98,9 @@ class RunResult:
         return line + (f" ABORTED: {self.fatal}" if self.fatal else "")
 
     def report(self) -> dict[str, Any]:
+        names = self._names()
         return {
+            "schema_version": REPORT_SCHEMA_VERSION,
             "run_id": self.run_id,
             "command": self.command,
             "provider": self.provider,
@@ -100,7 +108,7 @@ class RunResult:
             "dest": self.dest,
             "started_at": iso_z(self.started_at),
             "finished_at": iso_z(self.finished_at),
-            "counts": {"listed": self.listed, **{s: self.counts[s] for s in STATUSES}},
+            "counts": {"listed": self.listed, **{names.get(s, s): self.counts[s] for s in STATUSES}},
             "bytes_downloaded": self.bytes_downloaded,
             "bytes_written": self.bytes_written,
             "failures": self.failures,

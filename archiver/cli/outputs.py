@@ -102,9 +102,15 @@ class JsonAwareGroup(click.Group):
 
 
 def _asks_for_json(command: click.Command, args: list[str]) -> bool:
-    """Whether ``args`` (before a ``--``) give ``command`` its ``--json`` flag."""
+    """Whether ``args`` (before a ``--``) give ``command`` its ``--json`` flag, or ask for its
+    report on stdout (``--report -``): either way stdout is one JSON document, an error's too."""
     given = args[: args.index("--")] if "--" in args else args
-    return "--json" in given and any(isinstance(p, JsonOption) for p in command.params)
+    if "--json" in given and any(isinstance(p, JsonOption) for p in command.params):
+        return True
+    to_stdout = "--report=-" in given or any(
+        a == "--report" and b == STDOUT for a, b in zip(given, given[1:], strict=False)
+    )
+    return to_stdout and any("--report" in getattr(p, "opts", ()) for p in command.params)
 
 
 def json_failure(message: str, code: int) -> None:
@@ -129,6 +135,9 @@ def write_report(path: str, doc: Any) -> None:
     text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
     if path == STDOUT:
         click.echo(text, nl=False)  # JSON escapes every control character already
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            ctx.meta[_JSON_PRINTED] = True  # the one document of stdout: no error one after it
     else:
         write_atomic(path, text)
 

@@ -50,6 +50,7 @@ class VerifyResult:
         for f in self.findings:
             counts[f.kind] = counts.get(f.kind, 0) + 1
         return {
+            "schema_version": 1,  # as every JSON document archiver writes (raised on a change of meaning)
             "recordings": self.recordings,
             "files_checked": self.files_checked,
             "bytes_read": self.bytes_read,

@@ -220,6 +220,24 @@ def test_a_usage_error_under_json_is_one_json_document(cli, argv: list[str], com
     assert says in r.stderr  # the human text (click's usage lines or ours) stays on stderr
 
 
+def test_report_to_stdout_is_one_versioned_document_even_when_the_run_cannot_start(
+    backfill, sim: Simulator, sim_env: dict, cli, tmp_path: Path
+) -> None:
+    r = backfill("plivo", str(tmp_path / "a"), "--report", "-")
+    doc = json.loads(r.stdout)
+    assert doc["schema_version"] == 1 and doc["counts"]["archived"] == 30 and r.exit_code == 0
+    r = cli("transcode", "--dest", str(tmp_path / "a"), "--profile", "flac", "--report", "-")
+    doc = json.loads(r.stdout)
+    assert doc["command"] == "transcode" and doc["counts"]["encoded"] == 30
+    assert "archived" not in doc["counts"]
+    assert "encoded=30" in r.stderr  # the summary says what the report says
+    # The destination cannot be made: no run, but still the one document, the error's.
+    r = backfill("plivo", "/proc/no-archive-here", "--report", "-")
+    doc = json.loads(r.stdout)
+    assert doc["exit_code"] == r.exit_code == 3 and "/proc/no-archive-here" in doc["error"], r.output
+    assert doc["command"] == "backfill" and doc["schema_version"] == 1
+
+
 def test_json_after_a_double_dash_is_no_request_for_json(cli) -> None:
     r = cli("verify", "--sample", "x", "--", "--json")
     assert r.exit_code == 2 and r.stdout == "" and "Invalid value for '--sample'" in r.stderr
