@@ -226,6 +226,10 @@ class Catalog:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(f"cannot create the catalog folder for {path}: {exc}") from None
+            # A new catalog is its owner's alone, whatever the umask: it names recordings,
+            # calls and their errors (SQLite gives its -wal and -shm the same mode).
+            with contextlib.suppress(OSError):  # there already; or the folder refuses: said below
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         except sqlite3.Error as exc:

@@ -384,7 +384,7 @@ def test_the_crontab_line_runs_in_crons_environment_and_logs_even_its_own_failur
         "/opt/archiver/bin/archiver": exe,
         "s3://acme-calls/recordings": tmp_path / "archive",
         "/var/log/archiver/plivo.log": tmp_path / "plivo.log",
-        "/var/lib/node_exporter/textfile_collector/archiver-plivo.prom": tmp_path / "plivo.prom",
+        "/var/lib/prometheus/node-exporter/archiver-plivo.prom": tmp_path / "plivo.prom",
     }
     for shipped, here in moved.items():
         assert command.count(shipped) == 1, shipped
@@ -404,6 +404,7 @@ def test_the_crontab_line_runs_in_crons_environment_and_logs_even_its_own_failur
         assert len(list((tmp_path / "archive").rglob("*.json"))) == 8
         assert "archiver_last_success_timestamp_seconds" in (tmp_path / "plivo.prom").read_text()
         assert "archived=8" in log.read_text()
+        assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ INFO listing ", log.read_text())  # dated
         assert creds["PLIVO_AUTH_TOKEN"] not in log.read_text()
 
         (tmp_path / "credentials.env").unlink()  # moved, or left root's 0600

@@ -259,3 +259,27 @@ def test_a_failing_barrier_claims_nothing(tmp_path: Path) -> None:
         db.mark_archived(S, "r-0", sidecar_key="k/r-0.json", sha256=None, size=1, started_at=T0)
     db.close()  # logged, not raised
     assert archived_on_disk(path) == []
+
+
+def test_a_new_catalog_and_its_wal_are_its_owners_alone_whatever_the_umask(tmp_path) -> None:
+    import os
+    import stat
+
+    from archiver.catalog import Catalog, Scope
+
+    old = os.umask(0o022)
+    try:
+        db = Catalog(str(tmp_path / "state" / "cat.db"))
+        db.mark_archived(
+            Scope("file:///a", "plivo", "MA1"),
+            "r-1",
+            sidecar_key="k.json",
+            sha256="0" * 64,
+            size=1,
+            started_at=None,
+        )
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "state").iterdir()}
+        db.close()
+    finally:
+        os.umask(old)
+    assert modes["cat.db"] == 0o600 and modes.get("cat.db-wal", 0o600) == 0o600, modes
