@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shlex
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import click
 
@@ -15,6 +15,7 @@ from archiver.cli.metrics import render_verify_metrics, write_metrics
 from archiver.cli.options import dest_option, exit_codes, json_option, nothing_selected, selection_options
 from archiver.cli.output import current_redactor, echo
 from archiver.cli.outputs import check_output_path, print_json, take_stdout_for_json, write_report
+from archiver.cli.wiring import GlobalOptions
 from archiver.compliance.checkup import unresolved
 from archiver.compliance.coverage import Sample, parse_sample
 from archiver.compliance.coverage import describe as describe_coverage
@@ -145,7 +146,10 @@ def verify(
     echo(line + ("" if result.orphans_checked else " (orphans not checked)"))
     if result.coverage is not None:
         echo(describe_coverage(result.coverage))
-    fixes = [] if repair else repairs(result.findings, result.dest)
+    # The repair runs as this verify did: with its config file and catalog, if they were named.
+    config = ctx.obj.config if isinstance(ctx.obj, GlobalOptions) else None
+    same = (["--config", config] if config else []) + (["--catalog", catalog] if catalog else [])
+    fixes = [] if repair else repairs(result.findings, result.dest, same)
     for fix in fixes:
         echo(f"repair: {fix}")
     if as_json:
@@ -153,7 +157,7 @@ def verify(
     raise SystemExit(ExitCode.FAILED if unresolved(result) else ExitCode.OK)
 
 
-def repairs(findings: Iterable[Finding], dest: str) -> list[str]:
+def repairs(findings: Iterable[Finding], dest: str, same: Sequence[str] = ()) -> list[str]:
     """What to run (or do) about each kind of finding, one line each.
 
     An original altered or missing is downloaded again from its provider and checked against
@@ -161,7 +165,9 @@ def repairs(findings: Iterable[Finding], dest: str) -> list[str]:
     is encoded again from
     the original (``transcode --force``, narrowed to the recording's call). A sidecar that
     cannot be used, or an object no sidecar lists, has no command that knows what it should
-    be: those lines say so."""
+    be: those lines say so. ``same``: the options the commands need to run as this one did
+    (``--config``, ``--catalog``; transcode takes the config only)."""
+    config = list(same[:2]) if same[:1] == ["--config"] else []
     originals: dict[str, list[str]] = {}
     renditions: dict[tuple[str, str], None] = {}
     other: dict[str, list[str]] = {}
@@ -179,7 +185,7 @@ def repairs(findings: Iterable[Finding], dest: str) -> list[str]:
     count = sum(len(ids) for ids in originals.values())
     lines = (
         [
-            shlex.join(["archiver", "verify", "--dest", dest, "--repair"])
+            shlex.join(["archiver", "verify", "--dest", dest, "--repair", *same])
             + f"   # downloads the {count} original(s) again, kept only if they hash to the sidecar"
         ]
         if originals
@@ -187,7 +193,18 @@ def repairs(findings: Iterable[Finding], dest: str) -> list[str]:
     )
     lines += [
         shlex.join(
-            ["archiver", "transcode", "--dest", dest, "--profile", profile, "--force", "--call-id", call]
+            [
+                "archiver",
+                "transcode",
+                "--dest",
+                dest,
+                "--profile",
+                profile,
+                "--force",
+                "--call-id",
+                call,
+                *config,
+            ]
         )
         for profile, call in renditions
     ]
@@ -197,13 +214,13 @@ def repairs(findings: Iterable[Finding], dest: str) -> list[str]:
         lines.append(
             f"{len(keys)} {what} ({keys[0]}{', ...' if len(keys) > 1 else ''}): no command knows what "
             "they should hold; restore them from a backup or remove them, then run "
-            + shlex.join(["archiver", "verify", "--dest", dest])
+            + shlex.join(["archiver", "verify", "--dest", dest, *same])
         )
     if unlisted:  # last: what the sidecars above are made good again may list them
         lines.append(
             f"{len(unlisted)} object(s) no usable sidecar lists "
             f"({unlisted[0]}{', ...' if len(unlisted) > 1 else ''}): "
             "keep them; a sidecar that could not be used may be theirs. Restore the sidecars "
-            "first, then run " + shlex.join(["archiver", "verify", "--dest", dest])
+            "first, then run " + shlex.join(["archiver", "verify", "--dest", dest, *same])
         )
     return lines

@@ -267,6 +267,32 @@ def test_verify_ends_with_the_command_that_repairs_it(
     assert cli("verify", "--dest", str(dest)).exit_code == 0
 
 
+def test_the_repair_line_runs_with_the_config_and_catalog_verify_was_given(
+    backfill, sim: Simulator, sim_env: dict, cli, tmp_path: Path
+) -> None:
+    dest, catalog, config = tmp_path / "a", str(tmp_path / "elsewhere.db"), tmp_path / "c.toml"
+    config.write_text("[http]\nmax_attempts = 3\n")
+    backfill("plivo", str(dest), "--catalog", catalog)
+    media = sorted(p for p in dest.rglob("*") if p.suffix in (".wav", ".mp3"))
+    media[0].unlink()
+    r = cli("--config", str(config), "verify", "--dest", str(dest), "--catalog", catalog)
+    line = next(x for x in r.stdout.splitlines() if x.startswith("repair: archiver verify"))
+    argv = shlex.split(line.removeprefix("repair: ").split("   #")[0])
+    assert argv == [
+        "archiver",
+        "verify",
+        "--dest",
+        str(dest),
+        "--repair",
+        "--config",
+        str(config),
+        "--catalog",
+        catalog,
+    ]
+    r = cli(*argv[1:])
+    assert r.exit_code == 0 and "repaired=1" in r.output, r.output
+
+
 def test_export_to_a_tar_name_is_refused_and_creates_nothing(cli, tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     for out in ("x.tar", "x.tar.gz", "x.tgz"):
