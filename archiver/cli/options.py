@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 from archiver.cli.output import echo
 from archiver.cli.outputs import JsonOption, json_failure
@@ -21,8 +22,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 DEST_HELP = "The archive: a folder, file:///path or s3://bucket/prefix (default: [archive] dest)."
+
+
+def complete_folder(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """TAB on --dest: the shell's own folder completion, unless an URL is being typed."""
+    return (
+        []
+        if "://" in incomplete or incomplete.startswith("s3:")
+        else [CompletionItem(incomplete, type="dir")]
+    )
+
+
+def complete_profile(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """TAB on a profile name: the built-in profiles (a config file's own are not read here)."""
+    from archiver.profiles import BUILTIN
+
+    return [CompletionItem(name) for name in sorted(BUILTIN) if name.startswith(incomplete)]
+
+
 # Declared once: every command that reads or writes an archive takes it the same way.
-dest_option = click.option("--dest", help=DEST_HELP)
+dest_option = click.option("--dest", help=DEST_HELP, shell_complete=complete_folder)
 
 
 # Declared once: doctor, verify, export and config show print one JSON document with it.
@@ -75,6 +94,7 @@ def archive_options(fn: F) -> F:
             "transcode_profiles",
             multiple=True,
             metavar="PROFILE",
+            shell_complete=complete_profile,
             help="Also store a rendition (repeatable): mp3-mono-32k, opus-16k, flac, wav-pcm16-8k, "
             "or a [profiles.NAME] of the config.",
         ),

@@ -15,6 +15,7 @@ from archiver.cli.outputs import check_output_path, write_atomic
 from archiver.errors import ConfigError
 from archiver.sim import Simulator
 from archiver.sim.faults import __doc__ as FAULTS_DOC
+from archiver.timeutil import parse_when, utcnow
 
 
 @click.command()
@@ -48,6 +49,16 @@ from archiver.sim.faults import __doc__ as FAULTS_DOC
     help="How Plivo's listing pages: legacy offsets, opaque cursors, or cursors that still apply an offset.",
 )
 @click.option(
+    "--start",
+    default="2024-01-01",
+    show_default=True,
+    help="When the recordings begin: a date, or relative (-7d: a week ago, to try `archiver run "
+    "--since -7d`).",
+)
+@click.option(
+    "--days", type=click.IntRange(1), default=60, show_default=True, help="Over how many days they spread."
+)
+@click.option(
     "--env-file",
     type=click.Path(dir_okay=False),
     help="Write the `export` lines to this file (atomically, once serving; removed on exit) "
@@ -63,11 +74,13 @@ def sim(
     max_seconds: int,
     stall_seconds: float,
     plivo_paging: str,
+    start: str,
+    days: int,
     env_file: str | None,
 ) -> None:
     """Serve simulated Catapult v1 and Plivo APIs (and media) until interrupted.
 
-    Recordings span 2024-01-01 to 2024-03-01. Prints `export` lines with the variables a
+    Recordings span 2024-01-01 to 2024-03-01 (--start, --days). Prints `export` lines with the variables a
     client needs (or writes them to --env-file once it serves, so the file's existence means
     "ready"); the credentials are the simulator's own, not real ones. Ctrl-C or SIGTERM stops
     it.
@@ -76,10 +89,12 @@ def sim(
     Example:
       rm -f sim.env; archiver sim --recordings 20 --env-file sim.env &
       until [ -f sim.env ]; do sleep 0.1; done; . ./sim.env
-      archiver backfill --provider plivo --since 2024-01-01 --until 2024-03-01 --dest ./demo
+      archiver backfill --provider plivo --since 2024-01-01 --until 2024-03-01 \\
+          --dest ./demo
     """
     try:
         check_output_path("--env-file", env_file)
+        begin = parse_when(start, now=utcnow()).replace(microsecond=0)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     try:
@@ -93,6 +108,8 @@ def sim(
             stall_seconds=stall_seconds,
             seconds=(3, max_seconds),
             plivo_paging=plivo_paging,
+            start=begin,
+            days=days,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

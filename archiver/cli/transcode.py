@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from archiver.cli import wiring
-from archiver.cli.options import dest_option, exit_codes, selection_options
+from archiver.cli.options import complete_profile, dest_option, exit_codes, selection_options
 from archiver.cli.outputs import check_output_path
 from archiver.cli.progress import RunProgress
 from archiver.errors import SidecarError
@@ -21,7 +21,13 @@ from archiver.sidecars import Selection, selected
 
 @click.command()
 @dest_option
-@click.option("--profile", "profile_name", required=True, help="Profile of the rendition to add.")
+@click.option(
+    "--profile",
+    "profile_name",
+    required=True,
+    shell_complete=complete_profile,
+    help="Profile of the rendition to add.",
+)
 @selection_options
 @click.option("--force", is_flag=True, help="Encode again where the rendition exists already.")
 @click.option(

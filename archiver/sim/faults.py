@@ -1,19 +1,21 @@
 """Fault injection for the simulator: ``KIND[:TARGET][*COUNT]``, comma-separated.
 
-KIND    429 (with the provider's own hint header: Catapult X-RateLimit-Reset in epoch ms,
-        Plivo Retry-After), 429-bare (no hint), 500, 503, truncate (half the body, then the
-        connection closes), html (an HTML error page with 200), empty (200, no body),
-        garbled (audio magic bytes, then noise no decoder can read: the archiver fails
-        the recording at its probe stage and archives it on a later run),
-        liar (a WAV whose header says 2 Hz: readable, so the probe believes its 14 hours;
-        an MP3 is sent as it is), 404, stall (hold the response for the stall time),
-        unsafe-id (a recording whose id is ``../../etc/x``), ratelimit (enforce the
-        documented rate limits with 429s)
-TARGET  media (default), list, get, api (list + get), or a recording id (its media)
+KIND    429 (with the provider's own hint header: Catapult X-RateLimit-Reset
+        in epoch ms, Plivo Retry-After), 429-bare (no hint), 500, 503,
+        truncate (half the body, then the connection closes), html (an HTML
+        error page with 200), empty (200, no body), garbled (audio magic
+        bytes, then noise no decoder can read: the archiver fails the
+        recording at its probe stage and archives it on a later run), liar (a
+        WAV whose header says 2 Hz: readable, so the probe believes its 14
+        hours; an MP3 is sent as it is), 404, stall (hold the response for the
+        stall time), unsafe-id (a recording whose id is ``../../etc/x``),
+        ratelimit (enforce the documented rate limits with 429s)
+TARGET  media (default), list, get, api (list + get), or a recording id (its
+        media)
 COUNT   how many times it fires; unlimited when absent
 
-Examples: ``503:list*2`` (the first two listing requests fail), ``html:rec-00ab``,
-``truncate*1,stall:media*1``.
+Examples: ``503:list*2`` (the first two listing requests fail),
+``html:rec-00ab``, ``truncate*1,stall:media*1``.
 """
 
 from __future__ import annotations

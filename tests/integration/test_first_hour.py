@@ -209,6 +209,40 @@ def test_sim_env_file_appears_whole_once_serving(cli, tmp_path: Path, monkeypatc
     assert not env_file.exists()  # its URLs are dead: the file goes with them
 
 
+def test_sim_start_makes_recent_recordings_for_a_nightly_run(cli, tmp_path: Path, monkeypatch) -> None:
+    """`archiver sim --start -7d` serves last week's calls: the crontab's `run --since -7d`
+    can be tried against it as it is."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env_file = tmp_path / "sim.env"
+    argv = ["sim", "--recordings", "4", "--start", "-6d", "--days", "5", "--env-file", str(env_file)]
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "archiver", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not env_file.exists():
+            assert sim.poll() is None and time.monotonic() < deadline, sim.communicate()
+            time.sleep(0.02)
+        for line in env_file.read_text().splitlines():
+            key, value = line.removeprefix("export ").split("=", 1)
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("PLIVO_REQUESTS_PER_SECOND", "500")
+        r = cli("run", "--provider", "plivo", "--since", "-7d", "--dest", str(tmp_path / "a"))
+        assert r.exit_code == 0 and "archived=4" in r.output, r.output
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.communicate(timeout=30)
+    bad = cli("sim", "--start", "last tuesday")
+    assert bad.exit_code == 2 and "bad date 'last tuesday'" in bad.output
+
+
 # --- global options after the command, logs, run.summary -------------------------------------
 
 TEXT_LINE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z (DEBUG|INFO|WARNING|ERROR) "

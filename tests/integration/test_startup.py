@@ -82,3 +82,12 @@ def test_completion_scripts_and_completing_import_no_heavy_library() -> None:
     assert "plain,backfill" in words.splitlines() and loaded == []
     words, loaded = _archiver(**tab, COMP_WORDS="archiver run --provider ", COMP_CWORD="3")
     assert {"plain,catapult", "plain,plivo"} <= set(words.splitlines()) and loaded == []
+    # a destination completes as the shell's folders (not an S3 URL); profiles by name
+    words, loaded = _archiver(**tab, COMP_WORDS="archiver verify --dest /tm", COMP_CWORD="3")
+    assert words.splitlines() == ["dir,/tm"] and loaded == []
+    words, loaded = _archiver(**tab, COMP_WORDS="archiver verify --dest s3://b", COMP_CWORD="3")
+    assert words.split() == [] and loaded == []
+    words, loaded = _archiver(**tab, COMP_WORDS="archiver transcode --profile o", COMP_CWORD="3")
+    assert words.splitlines() == ["plain,opus-16k"] and loaded == []
+    words, loaded = _archiver(**tab, COMP_WORDS="archiver backfill --transcode ", COMP_CWORD="3")
+    assert {"plain,flac", "plain,mp3-mono-32k"} <= set(words.splitlines()) and loaded == []
