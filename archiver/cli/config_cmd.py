@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
+from archiver.catalog import default_path
 from archiver.cli.options import dest_option, exit_codes, json_option
 from archiver.cli.output import echo
 from archiver.cli.outputs import JsonAwareGroup, print_json, take_stdout_for_json
@@ -118,6 +119,11 @@ def show(ctx: click.Context, dest: str | None, catalog: str | None, as_json: boo
             "value": MASK if key in SECRET_KEYS and value else _without_userinfo(value),
             "source": sources[key].kind,
             "where": sources[key].where,
+        }
+    if merged["archive.catalog"] is None:  # the default is a path of this user's: say which
+        settings["archive.catalog"] |= {
+            "value": default_path(env),
+            "where": "$XDG_STATE_HOME/archiver/catalog.db",
         }
     profiles = dict.fromkeys(BUILTIN, "default") | dict.fromkeys(merged["profiles"], "file")
     if as_json:

@@ -62,6 +62,11 @@ def test_config_show_masks_secrets_and_gives_every_origin(cli, monkeypatch, tmp_
     assert lines["http.max_attempts"].split()[1:] == ["2", "env", "ARCHIVER_HTTP_MAX_ATTEMPTS"]
     assert lines["archive.dest"].split()[1:] == ['"/flagged"', "flag"]
     assert lines["http.timeout_seconds"].split()[1:] == ["60.0", "default"]
+    # the catalog's default is this user's path: the one a command would open
+    monkeypatch.delenv("ARCHIVER_CATALOG", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    shown = {ln.split()[0]: ln for ln in cli("--config", str(cfg), "config", "show").stdout.splitlines()}
+    assert shown["archive.catalog"].split()[1:3] == [f'"{tmp_path}/state/archiver/catalog.db"', "default"]
     assert "ARCHIVER_ARCHIVE_CONCURENCY is set but is no setting" in r.stderr
     doc = json.loads(cli("--config", str(cfg), "config", "show", "--json").stdout)
     assert doc["schema_version"] == 1 and SECRET not in json.dumps(doc)
