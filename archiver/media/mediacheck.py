@@ -14,11 +14,11 @@ Pure functions over a bytes-like buffer, and :func:`verified_probe` which opens 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import mmap
 import os
 import struct
+import threading
 
 from archiver.models import Probe
 
@@ -125,18 +125,29 @@ _BITRATES = {  # kbit/s by (version is MPEG-1, layer), index 1..14
 _RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 
 
-@functools.cache
+_TABLE: list[Table] = []  # built on first use
+_TABLE_LOCK = threading.Lock()
+
+
 def _frame_table() -> Table:
     """For every value of a frame header's 2nd and 3rd bytes: (frame length, samples, sample
-    rate, signature) or None when those bits are not a valid header. Built once (65536
-    entries), so walking a frame is one lookup."""
-    table: list[tuple[int, int, int, int] | None] = []
-    for value in range(65536):
+    rate, signature) or None when those bits are not a valid header. Built once per process
+    (65536 entries), so walking a frame is one lookup."""
+    if not _TABLE:
+        with _TABLE_LOCK:  # the workers' first MP3s come at once: one builds it, the others wait
+            if not _TABLE:
+                _TABLE.append(_build_frame_table())
+    return _TABLE[0]
+
+
+def _build_frame_table() -> Table:
+    table: list[tuple[int, int, int, int] | None] = [None] * 0xE000  # no frame sync below 0xE0
+    for value in range(0xE000, 65536):
         b1, b2 = value >> 8, value & 0xFF
         version, layer_bits = (b1 >> 3) & 3, (b1 >> 1) & 3
         br_index, sr_index, pad = b2 >> 4, (b2 >> 2) & 3, (b2 >> 1) & 1
-        if (b1 & 0xE0) != 0xE0 or version == 1 or layer_bits == 0 or br_index in (0, 15) or sr_index == 3:
-            table.append(None)  # not a sync, reserved, free-format or bad bitrate
+        if version == 1 or layer_bits == 0 or br_index in (0, 15) or sr_index == 3:
+            table.append(None)  # reserved, free-format or bad bitrate
             continue
         layer = 4 - layer_bits
         mpeg1 = version == 3
