@@ -262,7 +262,7 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
             # Only a copy that decodes to the recording's length is archived (and may later
             # replace the provider's with --delete-after-archive); a broken one is retried.
             probe = verified_probe(
-                fetched.path, fetched.format, probe_file(fetched.path), rec.duration_seconds
+                fetched.path, fetched.format, probe_file(fetched.path, fetched.format), rec.duration_seconds
             )
         except DamagedMedia as exc:
             raise RecordingError(

@@ -11,15 +11,27 @@ if TYPE_CHECKING:
     import mutagen
 
 
-def probe_file(path: str) -> Probe:
+# The mutagen class of a format our sniff names exactly (module, class). Ogg is a container
+# (Opus, Vorbis, FLAC): mutagen's own detection picks among them.
+_KINDS = {"mp3": ("mutagen.mp3", "MP3"), "wav": ("mutagen.wave", "WAVE"), "flac": ("mutagen.flac", "FLAC")}
+
+
+def probe_file(path: str, fmt: str | None = None) -> Probe:
     """What mutagen can tell about ``path``. Never raises: what it cannot read is in
-    ``Probe.error``, and the file is archived all the same."""
+    ``Probe.error``, and the file is archived all the same.
+
+    ``fmt`` is the format the file's first bytes told (:func:`archiver.media.fetch.sniff`):
+    the file is read as that, without mutagen's detection (which imports and scores every
+    format it knows, and cannot tell an MP3 without an ID3 tag from a temp file's name).
+    Where that class cannot read it, mutagen's detection decides, and says why not."""
     import mutagen  # here, not at the top: `archiver --help` and listings never need it
 
-    try:
-        audio = mutagen.File(path)
-    except Exception as exc:  # mutagen raises many unrelated types for bad files
-        return Probe(error=f"mutagen could not read the file: {type(exc).__name__}: {exc}")
+    audio = _as_sniffed(path, fmt)
+    if audio is None:
+        try:
+            audio = mutagen.File(path)
+        except Exception as exc:  # mutagen raises many unrelated types for bad files
+            return Probe(error=f"mutagen could not read the file: {type(exc).__name__}: {exc}")
     if audio is None or audio.info is None:
         return Probe(error="mutagen does not recognise the file's format")
     info = audio.info
@@ -32,6 +44,20 @@ def probe_file(path: str) -> Probe:
         except Exception as exc:  # a damaged tag block must not lose the probe
             return _probe(info, codec, {}, f"tags unreadable: {exc}", path)
     return _probe(info, codec, tags, None, path)
+
+
+def _as_sniffed(path: str, fmt: str | None) -> mutagen.FileType | None:
+    """``path`` read by the mutagen class of ``fmt``; None when there is none or it fails."""
+    import importlib
+
+    if fmt not in _KINDS:
+        return None
+    module, name = _KINDS[fmt]
+    try:
+        audio: mutagen.FileType = getattr(importlib.import_module(module), name)(path)
+    except Exception:  # mutagen raises many unrelated types: its detection says what is wrong
+        return None
+    return audio if audio.info is not None else None
 
 
 def _probe(info: object, codec: str, tags: dict[str, str], error: str | None, path: str = "") -> Probe:
