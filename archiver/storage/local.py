@@ -236,6 +236,11 @@ class LocalStorage:
                         self._dirty.add(folder)
                     raise write_error(f"the folder {folder}", exc) from None
 
+    def local_path(self, key: str) -> str:
+        """The file of ``key``, for a program to read where it is (:class:`LocalFiles`):
+        ``transcode`` hands it to ffmpeg instead of copying the original into staging."""
+        return str(self._path(key))
+
     def open_read(self, key: str) -> BinaryIO:
         try:
             return open(self._path(key), "rb")

@@ -286,3 +286,33 @@ def test_unknown_or_bad_profiles_exit_2(backfill, cli, tmp_path: Path, monkeypat
     cfg.write_text('[profiles.x]\nformat = "aac"\ncodec = "aac"\n')
     r = cli("--config", str(cfg), "transcode", "--dest", str(tmp_path), "--profile", "x")
     assert r.exit_code == 2 and "[profiles.x]: format must be one of" in r.output
+
+
+def test_transcode_reads_a_local_original_where_it_is(backfill, tmp_path: Path, use_sim) -> None:
+    """A local archive's original goes to ffmpeg where it is, hashed, not copied into staging
+    (a 1 h WAV is 57.6 MB); one that is a symlink out of the archive is refused."""
+    from archiver.errors import UnsafeKeyError
+    from archiver.media.retranscode import readable_original
+    from archiver.storage.base import LocalFiles
+    from archiver.storage.local import LocalStorage
+
+    dest = tmp_path / "a"
+    with Simulator(recordings=1, seed=27) as sim:
+        use_sim(sim)
+        assert backfill("plivo", str(dest)).exit_code == 0
+    original = json.loads(next(dest.rglob("*.json")).read_text())["files"][0]
+    storage = LocalStorage(dest)
+    assert isinstance(storage, LocalFiles)
+    try:
+        staging = storage.staging_dir()
+        path, digest, copy = readable_original(storage, original["key"], original["format"], staging)
+        assert (path, digest, copy) == (str(dest / original["key"]), original["sha256"], None)
+        assert list(Path(staging).iterdir()) == []
+        outside = tmp_path / "outside.bin"
+        outside.write_bytes((dest / original["key"]).read_bytes())
+        (dest / original["key"]).unlink()
+        (dest / original["key"]).symlink_to(outside)
+        with pytest.raises(UnsafeKeyError):
+            readable_original(storage, original["key"], original["format"], staging)
+    finally:
+        storage.close()
