@@ -301,17 +301,23 @@ def decoded_duration(buf: Buffer, fmt: str) -> float | None:
     return walker(buf) if walker is not None else None
 
 
-def verified_probe(path: str, fmt: str, probe: Probe, provider_seconds: float | None) -> Probe:
+def verified_probe(
+    path: str, fmt: str, probe: Probe, provider_seconds: float | None, *, data: bytes | None = None
+) -> Probe:
     """``probe`` checked against the bytes in ``path``: it must have no error and a duration,
     the decoded duration (where walked) replaces a header's claim that disagrees with it, and
     the result must agree with the provider's duration when the provider gives one.
 
     Returns the probe to keep (with the trustworthy duration); raises DamagedMedia naming the
-    reason otherwise."""
+    reason otherwise. ``data``, when given, is the file's whole content, read already."""
     if probe.error:
         raise DamagedMedia(probe.error)
     decoded = None
-    if fmt in WALKERS:
+    if fmt in WALKERS and data is not None:
+        if not data:
+            raise DamagedMedia("the file is empty")
+        decoded = decoded_duration(data, fmt)
+    elif fmt in WALKERS:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size == 0:
