@@ -65,3 +65,40 @@ def test_small_files_are_checked_from_memory_large_ones_through_a_mmap(tmp_path:
         pytest.approx(6.0, abs=0.1)
     )
     assert verified_probe(str(large), "wav", probe_file(str(large), "wav"), 300.0).duration_seconds == 300.0
+    from archiver.media.probe import probe_download
+
+    assert probe_download(str(large), "wav", 300.0) == verified_probe(
+        str(large), "wav", probe_file(str(large), "wav"), 300.0
+    )
+
+
+def test_a_download_is_probed_from_one_read_as_from_its_file(tmp_path: Path, mp3: bytes) -> None:
+    from archiver.media.mediacheck import DamagedMedia
+    from archiver.media.probe import probe_download
+
+    cases = {
+        "mp3": mp3,
+        "wav": audio.wav_bytes(6.0, seed=3),
+        "bare-mp3": without_id3(mp3),
+        "cut-wav": audio.wav_bytes(6.0, seed=3)[:30000],
+        "junk-mp3": b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\x13" * 5000,
+    }
+    for name, data in cases.items():
+        path = tmp_path / f"fetch-{name}.part"
+        path.write_bytes(data)
+        fmt = sniff(data[:16])
+        assert fmt is not None
+        try:
+            expected: object = verified_probe(str(path), fmt, probe_file(str(path), fmt), 6.0)
+        except DamagedMedia as exc:
+            expected = str(exc)
+        try:
+            got: object = probe_download(str(path), fmt, 6.0)
+        except DamagedMedia as exc:
+            got = str(exc)
+        assert got == expected, name
+    assert probe_download(str(tmp_path / "fetch-mp3.part"), "mp3", 6.0).duration_seconds == (
+        pytest.approx(6.0, abs=0.1)
+    )
+    with pytest.raises(DamagedMedia):
+        probe_download(str(tmp_path / "fetch-junk-mp3.part"), "mp3", 6.0)
