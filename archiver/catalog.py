@@ -200,10 +200,11 @@ class Catalog:
     "Archived" rows are written in batches (one transaction per :attr:`BATCH_ROWS` rows, or
     per :attr:`BATCH_SECONDS`): before a batch commits, ``barrier`` runs (the destination's
     :func:`~archiver.storage.base.make_durable`), so the catalog never says "archived" of a
-    file whose name is not yet durable. Any other statement first commits the rows waiting,
-    so order is kept (a window is finished only after its recordings); ``get`` sees them
-    already. Rows waiting when the process dies are lost: the next run finds those sidecars
-    by one ``exists`` each, as the catalog is only an index."""
+    file whose name is not yet durable. Any other statement but a lookup by id first commits
+    the rows waiting, so order is kept (a window is finished only after its recordings);
+    ``get`` sees them already, without committing them. Rows waiting when the process dies
+    are lost: the next run finds those sidecars by one ``exists`` each, as the catalog is
+    only an index."""
 
     BATCH_ROWS = 64
     BATCH_SECONDS = 1.0
@@ -311,6 +312,11 @@ class Catalog:
 
     def _exec(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self.flush()  # rows waiting before this statement are committed before it
+        return self._read(sql, args)
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """``sql`` without committing the rows waiting first: for a read whose answer they
+        cannot change (a lookup of one id that is not among them)."""
         with self._lock:
             try:
                 return self._db.execute(sql, args).fetchall()
@@ -320,10 +326,13 @@ class Catalog:
     # --- recordings -------------------------------------------------------------------------
 
     def get(self, scope: Scope, recording_id: str) -> Known | None:
+        """What the catalog knows of one recording, the rows waiting included. Reads alone:
+        the driver asks this of every listed recording, and committing the batch (its
+        barrier fsyncs folders) before each lookup would make every batch a few rows."""
         with self._lock:
             if (*scope.key(), recording_id) in self._pending:
                 return Known(recording_id, "archived", 0, None)
-        rows = self._exec(
+        rows = self._read(
             "SELECT recording_id, state, attempts, last_error FROM recordings "
             "WHERE dest=? AND provider=? AND account=? AND recording_id=?",
             (*scope.key(), recording_id),

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from archiver import __version__
 from archiver.catalog import Catalog, Known, Scope
 from archiver.errors import FatalError, RecordingError, StorageError, TransientError
-from archiver.media.mediacheck import DamagedMedia, verified_probe
-from archiver.media.probe import probe_file
+from archiver.media.mediacheck import DamagedMedia
+from archiver.media.probe import probe_download
 from archiver.media.renditions import Made, call_tags, make_rendition
 from archiver.media.transcode import Transcoder
 from archiver.models import (
@@ -261,9 +261,7 @@ def _archive(rec: Recording, deps: Deps) -> Outcome:
         try:
             # Only a copy that decodes to the recording's length is archived (and may later
             # replace the provider's with --delete-after-archive); a broken one is retried.
-            probe = verified_probe(
-                fetched.path, fetched.format, probe_file(fetched.path), rec.duration_seconds
-            )
+            probe = probe_download(fetched.path, fetched.format, rec.duration_seconds)
         except DamagedMedia as exc:
             raise RecordingError(
                 f"recording {rec.recording_id}: the downloaded {fetched.format} ({fetched.bytes} bytes) "

@@ -7,6 +7,7 @@ from collections.abc import Iterator, MutableMapping
 
 import click
 
+from archiver.cli import _lean  # noqa: F401 - first: keeps httpx's own CLI out of start-up
 from archiver.cli.about import version_option
 from archiver.cli.options import accept_global_options
 from archiver.cli.outputs import JsonAwareGroup

@@ -77,7 +77,7 @@ def verify_copy(rec: Recording, sidecar_key: str, deps: Deps) -> str:
                 f"stored {key} does not match its sidecar ({size} bytes, {digest.hexdigest()})"
             )
         try:
-            verified_probe(tmp, fmt, probe_file(tmp), rec.duration_seconds)
+            verified_probe(tmp, fmt, probe_file(tmp, fmt), rec.duration_seconds)
         except DamagedMedia as exc:
             raise RecordingError(
                 f"the stored original {key} does not decode as the recording ({exc}): not deleting; "

@@ -16,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from archiver.errors import NotAudioError, RecordingError, TransientError, write_error
+from archiver.fileio import write_all
 from archiver.models import Fetched, Recording, sanitize_url
 from archiver.providers.base import Provider
 from archiver.providers.http import error_for_status, redact_sent, transport_error
@@ -172,7 +173,7 @@ def _save(
         size = 0
         head = b""
         try:
-            with os.fdopen(fd, "wb") as out:
+            try:
                 # Chunks as they arrive (no re-chunking), so the deadline is checked on every read:
                 # the read timeout bounds the wait for each one, the deadline the whole body.
                 for chunk in response.iter_bytes():
@@ -188,11 +189,13 @@ def _save(
                             raise _not_audio(rec, head, response)  # stop reading an error page early
                     digest.update(chunk)
                     try:
-                        out.write(chunk)
+                        write_all(fd, chunk)  # the descriptor itself: no buffered file around it
                     except OSError as exc:
                         raise write_error(f"the download of {rec.recording_id}", exc, stage="fetch") from None
                     size += len(chunk)
-        except OSError as exc:  # closing flushes too: a full disk can refuse it
+            finally:
+                os.close(fd)
+        except OSError as exc:  # closing can fail too (a network file system's full disk)
             raise write_error(f"the download of {rec.recording_id}", exc, stage="fetch") from None
         if expected is not None and size != expected:
             raise TransientError(

@@ -2,24 +2,69 @@
 
 from __future__ import annotations
 
+import io
+import os
 from typing import TYPE_CHECKING
 
-from archiver.media.mediacheck import xing_fields
+from archiver.fileio import read_all
+from archiver.media.mediacheck import READ_WHOLE, verified_probe, xing_fields
 from archiver.models import Probe
 
 if TYPE_CHECKING:
     import mutagen
 
 
-def probe_file(path: str) -> Probe:
+# The mutagen class of a format our sniff names exactly (module, class). Ogg is a container
+# (Opus, Vorbis, FLAC): mutagen's own detection picks among them.
+_KINDS = {"mp3": ("mutagen.mp3", "MP3"), "wav": ("mutagen.wave", "WAVE"), "flac": ("mutagen.flac", "FLAC")}
+
+
+# What is probed: a file's path, or its whole content already read.
+Source = str | bytes
+
+
+def probe_download(path: str, fmt: str, provider_seconds: float | None) -> Probe:
+    """The probe of a download as :func:`probe_file` makes it, checked to decode to the
+    recording's length (:func:`~archiver.media.mediacheck.verified_probe`, which raises
+    DamagedMedia). A file up to READ_WHOLE (minutes of call audio) is read once, and mutagen,
+    the MP3 header check and the frame walk all read that: one open and one read instead of
+    three opens and a few dozen seeks and reads per recording."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        data = read_all(fd, size) if 0 < size <= READ_WHOLE else None
+    finally:
+        os.close(fd)
+    if data is None:
+        return verified_probe(path, fmt, probe_file(path, fmt), provider_seconds)
+    return verified_probe(path, fmt, _probe_source(data, fmt), provider_seconds, data=data)
+
+
+def probe_file(path: str, fmt: str | None = None) -> Probe:
     """What mutagen can tell about ``path``. Never raises: what it cannot read is in
-    ``Probe.error``, and the file is archived all the same."""
+    ``Probe.error``, and the file is archived all the same.
+
+    ``fmt`` is the format the file's first bytes told (:func:`archiver.media.fetch.sniff`):
+    the file is read as that, without mutagen's detection (which imports and scores every
+    format it knows, and cannot tell an MP3 without an ID3 tag from a temp file's name).
+    Where that class cannot read it, mutagen's detection decides, and says why not."""
+    return _probe_source(path, fmt)
+
+
+def _readable(source: Source) -> str | io.BytesIO:
+    """What mutagen reads: the path, or a fresh in-memory file of the content."""
+    return io.BytesIO(source) if isinstance(source, bytes) else source
+
+
+def _probe_source(source: Source, fmt: str | None) -> Probe:
     import mutagen  # here, not at the top: `archiver --help` and listings never need it
 
-    try:
-        audio = mutagen.File(path)
-    except Exception as exc:  # mutagen raises many unrelated types for bad files
-        return Probe(error=f"mutagen could not read the file: {type(exc).__name__}: {exc}")
+    audio = _as_sniffed(source, fmt)
+    if audio is None:
+        try:
+            audio = mutagen.File(_readable(source))
+        except Exception as exc:  # mutagen raises many unrelated types for bad files
+            return Probe(error=f"mutagen could not read the file: {type(exc).__name__}: {exc}")
     if audio is None or audio.info is None:
         return Probe(error="mutagen does not recognise the file's format")
     info = audio.info
@@ -30,15 +75,29 @@ def probe_file(path: str) -> Probe:
             for key, value in audio.tags.items():
                 tags[str(key)] = _text(value)
         except Exception as exc:  # a damaged tag block must not lose the probe
-            return _probe(info, codec, {}, f"tags unreadable: {exc}", path)
-    return _probe(info, codec, tags, None, path)
+            return _probe(info, codec, {}, f"tags unreadable: {exc}", source)
+    return _probe(info, codec, tags, None, source)
 
 
-def _probe(info: object, codec: str, tags: dict[str, str], error: str | None, path: str = "") -> Probe:
+def _as_sniffed(source: Source, fmt: str | None) -> mutagen.FileType | None:
+    """``source`` read by the mutagen class of ``fmt``; None when there is none or it fails."""
+    import importlib
+
+    if fmt not in _KINDS:
+        return None
+    module, name = _KINDS[fmt]
+    try:
+        audio: mutagen.FileType = getattr(importlib.import_module(module), name)(_readable(source))
+    except Exception:  # mutagen raises many unrelated types: its detection says what is wrong
+        return None
+    return audio if audio.info is not None else None
+
+
+def _probe(info: object, codec: str, tags: dict[str, str], error: str | None, source: Source) -> Probe:
     length = getattr(info, "length", None)
     exact = not getattr(info, "sketchy", False)  # an MP3 without Xing/VBRI: length estimated
-    if codec.startswith("mp") and exact and path:
-        length = _ffmpeg_gapless_length(path, info) or length
+    if codec.startswith("mp") and exact:
+        length = _ffmpeg_gapless_length(source, info) or length
     bitrate = getattr(info, "bitrate", None)
     return Probe(
         duration_seconds=round(float(length), 3) if length is not None else None,
@@ -52,14 +111,17 @@ def _probe(info: object, codec: str, tags: dict[str, str], error: str | None, pa
     )
 
 
-def _ffmpeg_gapless_length(path: str, info: object) -> float | None:
+def _ffmpeg_gapless_length(source: Source, info: object) -> float | None:
     """Length of an MP3 whose Info/Xing header carries ffmpeg's ("Lavc"/"Lavf") LAME tag.
 
     mutagen applies the encoder delay and padding only when the tag says "LAME", so for
     ffmpeg-made files it counts about two frames too many (0.19 s at 8 kHz).
     """
-    with open(path, "rb") as fh:
-        head = fh.read(16384)
+    if isinstance(source, bytes):
+        head = source[:16384]
+    else:
+        with open(source, "rb") as fh:
+            head = fh.read(16384)
     fields = xing_fields(head)
     if fields is None:
         return None

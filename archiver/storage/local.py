@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from archiver.errors import StorageError, StorageUnavailable, UnsafeKeyError, read_error, write_error
+from archiver.fileio import fsync_path, write_all
 from archiver.models import Protection
 from archiver.storage.staging import Staging, reap
 
@@ -93,7 +95,16 @@ class LocalStorage:
             raise write_error(f"a staging folder in {self.root}", exc) from None
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        """Whether ``key`` is a file here: one ``lstat`` for a key that is not a symlink (a
+        worker asks this of every recording, before downloading it)."""
+        path = self._path(key, follow=False)
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return False
+        if stat.S_ISLNK(mode):
+            return self._path(key).is_file()  # read through, checked to stay inside
+        return stat.S_ISREG(mode)
 
     def put_file(
         self, key: str, path: str, *, content_type: str, sha256: str, protection: Protection | None = None
@@ -104,20 +115,19 @@ class LocalStorage:
         if self._staging.owns(path):
             try:
                 target = self._target(key)
-                with open(path, "rb") as fh:
-                    os.fsync(fh.fileno())
+                fsync_path(path)
             except OSError as exc:
                 raise write_error(key, exc) from None
             self._commit(key, path, target)
             return
         with open(path, "rb") as src:
-            self._write(key, lambda out: shutil.copyfileobj(src, out, 1024 * 1024))
+            self._write(key, src)
 
     def put_bytes(
         self, key: str, data: bytes, *, content_type: str, protection: Protection | None = None
     ) -> None:
         _no_protection(protection)
-        self._write(key, lambda out: out.write(data))
+        self._write(key, data)
 
     def put_new(
         self, key: str, data: bytes, *, content_type: str, protection: Protection | None = None
@@ -150,17 +160,24 @@ class LocalStorage:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
 
-    def _write(self, key: str, fill: object) -> None:
+    def _write(self, key: str, content: bytes | BinaryIO) -> None:
+        """Write ``content`` (bytes, or a file read to its end) to a temp file in staging,
+        fsync it, rename it into place."""
         try:
             target = self._target(key)
             fd, tmp = self._staging.mkstemp()
         except OSError as exc:
             raise write_error(key, exc) from None
         try:
-            with os.fdopen(fd, "wb") as out:
-                fill(out)  # type: ignore[operator]
-                out.flush()
-                os.fsync(out.fileno())
+            try:
+                if isinstance(content, bytes):
+                    write_all(fd, content)
+                else:
+                    while chunk := content.read(1024 * 1024):
+                        write_all(fd, chunk)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -235,6 +252,11 @@ class LocalStorage:
                     with self._guard:
                         self._dirty.add(folder)
                     raise write_error(f"the folder {folder}", exc) from None
+
+    def local_path(self, key: str) -> str:
+        """The file of ``key``, for a program to read where it is (:class:`LocalFiles`):
+        ``transcode`` hands it to ffmpeg instead of copying the original into staging."""
+        return str(self._path(key))
 
     def open_read(self, key: str) -> BinaryIO:
         try:
@@ -333,8 +355,4 @@ def _make_folders(folder: Path) -> list[Path]:
 
 
 def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(str(path))

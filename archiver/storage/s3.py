@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
-from boto3.s3.transfer import TransferConfig
+from boto3.s3.transfer import S3Transfer, TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -79,12 +79,18 @@ class S3Storage:
             "s3",
             config=Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=pool_size),
         )
+        # One transfer manager for the destination's life, shared by the workers: boto3's
+        # client.upload_file makes one per call (its thread pools started and joined for
+        # every recording). Its threads bound the parts in flight over all uploads at once:
+        # as many as before, max_concurrency per worker (pool_size is two per worker).
+        workers = max(1, pool_size // 2)
         self._transfer = TransferConfig(
             multipart_threshold=options.multipart_threshold_mb * MB,
             multipart_chunksize=options.part_size_mb * MB,
-            max_concurrency=options.max_concurrency,
+            max_concurrency=options.max_concurrency * workers,
             use_threads=True,
         )
+        self._uploads = S3Transfer(self._client, self._transfer)
         self._staging = Staging(self._staging_parent())
 
     @staticmethod
@@ -201,9 +207,7 @@ class S3Storage:
         extra = self._extra(content_type, protection)
         extra["Metadata"] = {"sha256": sha256}
         try:
-            self._client.upload_file(
-                path, self.bucket, self._key(key), ExtraArgs=extra, Config=self._transfer
-            )
+            self._uploads.upload_file(path, self.bucket, self._key(key), extra_args=extra)
         except (S3UploadFailedError, ClientError, BotoCoreError) as exc:
             raise StorageError(f"upload of {key} failed: {exc}", destination_down=_down(exc)) from None
 
@@ -318,8 +322,11 @@ class S3Storage:
         return cleaned
 
     def close(self) -> None:
-        """Remove this run's own staging folder."""
-        self._staging.close()
+        """Stop the transfer manager's threads, remove this run's own staging folder."""
+        try:
+            self._uploads.__exit__(None, None, None)  # S3Transfer's shutdown: waits for none left
+        finally:
+            self._staging.close()
 
 
 def _down(exc: Exception) -> bool:

@@ -55,6 +55,27 @@ def test_large_file_multipart(storage: Storage, tmp_path: Path) -> None:
     assert hashlib.sha256(read(storage, "big.wav")).digest() == hashlib.sha256(data).digest()
 
 
+def test_workers_store_files_at_once(storage: Storage, tmp_path: Path) -> None:
+    # S3: the workers share one transfer manager (small objects and a multipart one together).
+    from concurrent.futures import ThreadPoolExecutor
+
+    sizes = [1000 * (i + 1) for i in range(7)] + [6 * 1024 * 1024]
+    datas = [os.urandom(n) for n in sizes]
+    paths = []
+    for i, data in enumerate(datas):
+        path = tmp_path / f"w{i}.bin"
+        path.write_bytes(data)
+        paths.append(str(path))
+
+    def put(i: int) -> None:
+        sha = hashlib.sha256(datas[i]).hexdigest()
+        storage.put_file(f"w/{i}.wav", paths[i], content_type="audio/wav", sha256=sha)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(put, range(len(datas))))
+    assert [read(storage, f"w/{i}.wav") == data for i, data in enumerate(datas)] == [True] * len(datas)
+
+
 def test_put_bytes_overwrites_atomically(storage: Storage) -> None:
     storage.put_bytes("x/side.json", b"{}", content_type="application/json")
     storage.put_bytes("x/side.json", b'{"v": 2}', content_type="application/json")

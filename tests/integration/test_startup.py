@@ -91,3 +91,20 @@ def test_completion_scripts_and_completing_import_no_heavy_library() -> None:
     assert words.splitlines() == ["plain,opus-16k"] and loaded == []
     words, loaded = _archiver(**tab, COMP_WORDS="archiver backfill --transcode ", COMP_CWORD="3")
     assert {"plain,flac", "plain,mp3-mono-32k"} <= set(words.splitlines()) and loaded == []
+
+
+def test_the_command_imports_httpx_without_its_command_line_client() -> None:
+    """httpx's own CLI (rich, pygments) is loaded by `import httpx` when they are installed:
+    not in the `archiver` command's process, which never runs it; a program importing the
+    library keeps httpx as it is."""
+    script = (
+        "import sys, json\n"
+        "import archiver.cli, httpx\n"
+        "cli = [m for m in ('httpx._main', 'rich', 'pygments') if sys.modules.get(m) is not None]\n"
+        "print(json.dumps([cli, callable(httpx.main), hasattr(httpx, 'Client')]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == [[], True, True]
+    library = "import sys, archiver.api, httpx; print(sys.modules.get('httpx._main') is not None)"
+    out = subprocess.run([sys.executable, "-c", library], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"

@@ -368,3 +368,33 @@ def test_ffmpeg_is_stopped_at_its_output_cap_and_leaves_nothing(long_liar: Path,
             str(long_liar), "wav", BUILTIN["mp3-mono-32k"], str(out), limits=Limits(3600, 2_000_000)
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_transcode_reads_a_local_original_where_it_is(backfill, tmp_path: Path, use_sim) -> None:
+    """A local archive's original goes to ffmpeg where it is, hashed, not copied into staging
+    (a 1 h WAV is 57.6 MB); one that is a symlink out of the archive is refused."""
+    from archiver.errors import UnsafeKeyError
+    from archiver.media.retranscode import readable_original
+    from archiver.storage.base import LocalFiles
+    from archiver.storage.local import LocalStorage
+
+    dest = tmp_path / "a"
+    with Simulator(recordings=1, seed=27) as sim:
+        use_sim(sim)
+        assert backfill("plivo", str(dest)).exit_code == 0
+    original = json.loads(next(dest.rglob("*.json")).read_text())["files"][0]
+    storage = LocalStorage(dest)
+    assert isinstance(storage, LocalFiles)
+    try:
+        staging = storage.staging_dir()
+        path, digest, copy = readable_original(storage, original["key"], original["format"], staging)
+        assert (path, digest, copy) == (str(dest / original["key"]), original["sha256"], None)
+        assert list(Path(staging).iterdir()) == []
+        outside = tmp_path / "outside.bin"
+        outside.write_bytes((dest / original["key"]).read_bytes())
+        (dest / original["key"]).unlink()
+        (dest / original["key"]).symlink_to(outside)
+        with pytest.raises(UnsafeKeyError):
+            readable_original(storage, original["key"], original["format"], staging)
+    finally:
+        storage.close()

@@ -245,6 +245,24 @@ def test_archived_rows_commit_in_batches_after_the_barrier(tmp_path: Path) -> No
     assert "r-4" in archived_on_disk(path) and len(events) == 3
 
 
+def test_a_lookup_does_not_commit_the_batch(tmp_path: Path) -> None:
+    # The driver looks up every listed recording: were each lookup a commit (and a barrier),
+    # batches would be a few rows each.
+    path = tmp_path / "c.db"
+    events: list[str] = []
+    db = Catalog(str(path), barrier=lambda: events.append("barrier"))
+    db.BATCH_ROWS, db.BATCH_SECONDS = 64, 3600.0
+    db.mark_unsettled(S, "r-failed", "failed", "fetch", "HTTP 500", T0)
+    db.mark_archived(S, "r-0", sidecar_key="k/r-0.json", sha256=None, size=1, started_at=T0)
+    known = db.get(S, "r-failed")
+    assert known is not None and known.state == "failed" and known.attempts == 1
+    assert db.get(S, "r-new") is None
+    assert db.get(S, "r-0") is not None and db.get(S, "r-0").state == "archived"
+    assert events == [] and archived_on_disk(path) == []  # still waiting, nothing claimed
+    db.close()
+    assert events == ["barrier"] and archived_on_disk(path) == ["r-0"]
+
+
 def test_a_failing_barrier_claims_nothing(tmp_path: Path) -> None:
     from archiver.errors import StorageError
 

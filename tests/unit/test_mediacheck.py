@@ -141,3 +141,26 @@ def test_gapless_delay_and_padding_of_a_lame_tag_are_not_counted() -> None:
     head = HEADER + bytes(32) + info
     body = head + bytes(417 - len(head)) + FRAME * 100
     assert mp3_duration(body) == pytest.approx((100 * 1152 - 1576) / 44100)
+
+
+def test_the_frame_table_is_built_once_when_threads_race_for_it() -> None:
+    import threading
+
+    from archiver.media import mediacheck
+
+    mediacheck._TABLE.clear()
+    tables: list[object] = []
+    start = threading.Barrier(4)
+
+    def first_mp3() -> None:
+        start.wait()
+        tables.append(mediacheck._frame_table())
+
+    threads = [threading.Thread(target=first_mp3) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(mediacheck._TABLE) == 1 and all(t is mediacheck._TABLE[0] for t in tables)
+    assert len(mediacheck._TABLE[0]) == 65536
+    assert mp3_duration(mp3(10)) == pytest.approx(10 * FRAME_SECONDS)
