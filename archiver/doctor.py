@@ -15,6 +15,7 @@ from archiver.config import env_file_slips
 from archiver.errors import ArchiverError, AuthError, CatalogDamaged, ConfigError
 from archiver.providers.base import Provider
 from archiver.storage import Storage
+from archiver.storage.local import LocalStorage
 
 Level = Literal["ok", "warn", "fail"]
 
@@ -96,9 +97,8 @@ def check_ffmpeg(ffmpeg: str) -> Finding:
 
 def check_storage(storage: Storage) -> Iterator[Finding]:
     check = f"destination {storage.url}"
-    root = getattr(storage, "root", None)
-    if root is not None and not os.path.isdir(root):  # a local folder not there yet: made by no check
-        yield _absent_folder(check, str(root))
+    if isinstance(storage, LocalStorage) and not storage.root.is_dir():  # not there yet: no check makes it
+        yield _absent_folder(check, str(storage.root))
         return
     try:
         storage.check()

@@ -44,7 +44,8 @@ def complete_profile(ctx: click.Context, param: click.Parameter, incomplete: str
 dest_option = click.option("--dest", help=DEST_HELP, shell_complete=complete_folder)
 
 
-# Declared once: doctor, verify, export and config show print one JSON document with it.
+# Declared once: every command that prints one JSON document (doctor, verify, export, config
+# show, forget, reindex, legal-hold, custody verify) takes it the same way.
 json_option = click.option(
     "--json",
     "as_json",

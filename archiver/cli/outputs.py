@@ -125,6 +125,11 @@ def print_json(command: str, doc: dict[str, Any]) -> None:
     """The one JSON document of ``--json``: ``schema_version`` and ``command``, then ``doc``."""
     full = current_redactor().doc({"schema_version": JSON_SCHEMA_VERSION, "command": command, **doc})
     click.echo(json.dumps(full, indent=2, sort_keys=True))  # JSON escapes every control character
+    _printed()
+
+
+def _printed() -> None:
+    """stdout has had its one document: no error document may follow it."""
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
         ctx.meta[_JSON_PRINTED] = True
@@ -135,9 +140,7 @@ def write_report(path: str, doc: Any) -> None:
     text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
     if path == STDOUT:
         click.echo(text, nl=False)  # JSON escapes every control character already
-        ctx = click.get_current_context(silent=True)
-        if ctx is not None:
-            ctx.meta[_JSON_PRINTED] = True  # the one document of stdout: no error one after it
+        _printed()
     else:
         write_atomic(path, text)
 

@@ -62,7 +62,6 @@ def reindex(ctx: click.Context, dest: str | None, catalog: str | None, as_json: 
             err=True,
         )
         db = Catalog(path)
-    lock = DestLock(path, storage.url, exclusive=True)
     found = 0
     problems: list[SidecarError] = []
 
@@ -73,23 +72,22 @@ def reindex(ctx: click.Context, dest: str | None, catalog: str | None, as_json: 
     try:
         # Alone on this destination: a run remembering rows while they are rebuilt would
         # have some forgotten (or a rebuilt one overwritten by what it then gives up on).
-        lock.__enter__()
-        storage.check()
-        db.forget_dest(storage.url)
-        for item in archived(storage, Selection(), on_problem=unusable):
-            rec = item.doc["recording"]
-            original = next((f for f in item.doc["files"] if f["role"] == "original"), None)
-            db.mark_archived(
-                Scope(storage.url, rec["provider"], rec["account"]),
-                rec["recording_id"],
-                sidecar_key=item.key,
-                sha256=original["sha256"] if original else None,
-                size=original["bytes"] if original else None,
-                started_at=rec.get("started_at") if isinstance(rec.get("started_at"), str) else None,
-            )
-            found += 1
+        with DestLock(path, storage.url, exclusive=True):
+            storage.check()
+            db.forget_dest(storage.url)
+            for item in archived(storage, Selection(), on_problem=unusable):
+                rec = item.doc["recording"]
+                original = next((f for f in item.doc["files"] if f["role"] == "original"), None)
+                db.mark_archived(
+                    Scope(storage.url, rec["provider"], rec["account"]),
+                    rec["recording_id"],
+                    sidecar_key=item.key,
+                    sha256=original["sha256"] if original else None,
+                    size=original["bytes"] if original else None,
+                    started_at=rec.get("started_at") if isinstance(rec.get("started_at"), str) else None,
+                )
+                found += 1
     finally:
-        lock.__exit__()
         storage.close()
         db.close()
     unsafe = sum(1 for p in problems if p.kind == "unsafe")

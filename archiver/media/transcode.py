@@ -63,7 +63,7 @@ class Limits:
 
     @classmethod
     def for_original(cls, size: int, duration: float | None) -> Limits:
-        cpu = 60 + int((duration or 0) * 0.25) if duration else 600  # >= 4x real time
+        cpu = 60 + int(duration * 0.25) if duration else 600  # >= 4x real time
         # 64x: from 8 kHz 8-bit mu-law to 48 kHz 32-bit stereo PCM, the most a profile can ask.
         return cls(cpu_seconds=cpu, max_bytes=16 * 2**20 + 64 * size)
 

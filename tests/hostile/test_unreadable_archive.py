@@ -95,6 +95,9 @@ def test_verify_of_sidecars_it_may_not_read_stops_and_advises_nothing(cli, archi
     doc = json.loads(r.stdout)
     assert "cannot read the archive at" in doc["error"] and "Permission denied" in doc["error"]
     assert "orphan" not in r.output and "remove" not in r.output and "coverage" not in r.output
+    r = as_a_user(lambda: cli("transcode", "--dest", str(dest), "--profile", "flac"))
+    assert r.exit_code == 3 and "cannot read the archive at" in r.stderr, r.output
+    assert not list(dest.rglob("*.flac.flac"))
 
 
 def test_verify_and_export_of_a_folder_they_may_not_enter_stop(cli, archive, tmp_path: Path) -> None:
