@@ -41,7 +41,8 @@ in about two minutes, not the figures to quote.
 The archiver's modules are byte-compiled first, as installing the wheel does (a checkout run
 with PYTHONDONTWRITEBYTECODE=1 would otherwise compile them in every timed process).
 --profile PATH: instead of the figures, run the archiver side of small-local under py-spy
-(all threads) and print its top functions; the collapsed stacks go to PATH.
+(sampling the thread that holds the GIL) and print its top functions; the collapsed stacks go
+to PATH.
 """
 
 from __future__ import annotations
@@ -782,7 +783,8 @@ def audio_seconds(path: Path) -> float:
 
 
 def profile(path: Path, work: Path) -> None:
-    """The archiver side of small-local under py-spy (all threads, idle excluded)."""
+    """The archiver side of small-local under py-spy, sampling only the thread that holds the
+    GIL: the workers share one, so where it is held is where a run's time goes."""
     spy = shutil.which("py-spy", path=str(Path(PY).parent)) or shutil.which("py-spy")
     if spy is None:
         sys.exit("py-spy is not installed: .venv/bin/pip install py-spy")
@@ -801,7 +803,7 @@ def profile(path: Path, work: Path) -> None:
             "--concurrency",
             "4",
         )
-        r = run([spy, "record", "--rate", "250", "--format", "raw", "--output", str(path), "--", *argv], env)
+        r = run([spy, "record", "--gil", "--rate", "1000", "--format", "raw", "--output", str(path), "--", *argv], env)
         print(r.out.strip().splitlines()[-1] if r.out.strip() else "")
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
@@ -815,7 +817,7 @@ def profile(path: Path, work: Path) -> None:
             own[short(frames[-1])] += n
         for f in {short(f) for f in frames}:
             total[f] += n
-    print(f"{samples} samples (all threads, idle excluded)")
+    print(f"{samples} samples (the thread holding the GIL)")
     print("top by own time:")
     for f, n in own.most_common(15):
         print(f"  {100 * n / samples:5.1f}%  {f}")
