@@ -21,6 +21,7 @@ from archiver.models import Protection
 from archiver.storage.staging import Staging, reap
 
 STAGING = ".archiver-staging"
+_BAD_PARTS = frozenset(("", ".", ".."))  # key parts that would leave a folder or name none
 TMP_PREFIX = ".archiver-tmp-"  # only where staging is on another file system than a target
 
 
@@ -42,40 +43,48 @@ class LocalStorage:
         self._staging = Staging(self.root / STAGING)
         # Folders (relative) known to lie inside the root, and folders already made: checked
         # once per folder, not once per key (one day's folder holds all its recordings).
+        # Paths are strings on the way of every recording (a pathlib.Path costs microseconds
+        # per operation, each under the GIL the workers share); Path only once per folder.
+        self._root = str(self.root)
         self._inside: set[str] = set()
-        self._made: set[Path] = set()
-        self._dirty: set[Path] = set()  # folders with a rename not yet fsynced
-        self._dir_locks: dict[Path, threading.Lock] = {}
+        self._made: set[str] = set()
+        self._dirty: set[str] = set()  # folders with a rename not yet fsynced
+        self._dir_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
     def _path(self, key: str, *, follow: bool = True) -> Path:
+        """:meth:`_file` as a Path."""
+        return Path(self._file(key, follow=follow))
+
+    def _file(self, key: str, *, follow: bool = True) -> str:
         """The file of ``key``. Refused (UnsafeKeyError) when the key, a folder on its way
         (a symlink) or, with ``follow``, the file itself (a symlink read through) leads out
         of the root."""
-        parts = key.split("/")
-        if key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        if key.startswith("/") or not _BAD_PARTS.isdisjoint(key.split("/")):
             raise UnsafeKeyError(f"key {key!r} points outside {self.root}")
-        parent = "/".join(parts[:-1])
+        parent = key.rpartition("/")[0]
         if parent not in self._inside:
             if not (self.root / parent).resolve().is_relative_to(self.root):  # root is resolved
                 raise UnsafeKeyError(f"key {key!r} points outside {self.root}")
             self._inside.add(parent)
-        path = self.root / key
+        path = os.path.join(self._root, key)
         if follow and os.path.islink(path):
-            path = path.resolve()
-            if not path.is_relative_to(self.root):
+            real = Path(path).resolve()
+            if not real.is_relative_to(self.root):
                 raise UnsafeKeyError(f"key {key!r} points outside {self.root}")
+            return str(real)
         return path
 
-    def _target(self, key: str) -> Path:
+    def _target(self, key: str) -> str:
         """Where a write of ``key`` goes, its folder made. A rename replaces a symlink there
         (it never writes through one), so the file itself is not followed."""
-        target = self._path(key, follow=False)
-        if target.parent not in self._made:
-            created = _make_folders(target.parent)
+        target = self._file(key, follow=False)
+        folder = os.path.dirname(target)
+        if folder not in self._made:
+            created = _make_folders(Path(folder))
             with self._guard:  # a new folder's name is durable once its parent is fsynced
-                self._dirty.update(folder.parent for folder in created)
-            self._made.add(target.parent)
+                self._dirty.update(str(made.parent) for made in created)
+            self._made.add(folder)
         return target
 
     def check(self) -> None:
@@ -97,7 +106,7 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         """Whether ``key`` is a file here: one ``lstat`` for a key that is not a symlink (a
         worker asks this of every recording, before downloading it)."""
-        path = self._path(key, follow=False)
+        path = self._file(key, follow=False)
         try:
             mode = os.lstat(path).st_mode
         except OSError:
@@ -188,34 +197,35 @@ class LocalStorage:
             raise
         self._commit(key, tmp, target)
 
-    def _commit(self, key: str, tmp: str, target: Path) -> None:
+    def _commit(self, key: str, tmp: str, target: str) -> None:
         """Rename ``tmp`` (complete and fsynced) to ``target``; the temp never outlives a
         failure. The folder is marked for :meth:`sync`."""
+        folder = os.path.dirname(target)
         try:
             try:
                 os.replace(tmp, target)
             except OSError as exc:
                 if exc.errno == errno.ENOENT and os.path.exists(tmp):  # the folder went away
-                    self._made.discard(target.parent)
-                    target.parent.mkdir(parents=True, exist_ok=True)
+                    self._made.discard(folder)
+                    os.makedirs(folder, exist_ok=True)
                     os.replace(tmp, target)
                 elif exc.errno != errno.EXDEV:
                     raise
                 else:
-                    tmp = self._copy_beside(tmp, target)
+                    tmp = self._copy_beside(tmp, folder)
                     os.replace(tmp, target)
             with self._guard:
-                self._dirty.add(target.parent)
+                self._dirty.add(folder)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise write_error(key, exc) from None
 
-    def _copy_beside(self, tmp: str, target: Path) -> str:
-        """This part of the destination is another file system: copy ``tmp`` beside the
-        target (fsynced), remove ``tmp``, return the copy's name."""
+    def _copy_beside(self, tmp: str, folder: str) -> str:
+        """This part of the destination (``folder``) is another file system: copy ``tmp``
+        into it (fsynced), remove ``tmp``, return the copy's name."""
         beside = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed by the caller
-            dir=target.parent, prefix=f"{TMP_PREFIX}{self._staging.token}-", delete=False
+            dir=folder, prefix=f"{TMP_PREFIX}{self._staging.token}-", delete=False
         )
         try:
             with beside, open(tmp, "rb") as src:
@@ -237,7 +247,7 @@ class LocalStorage:
             with self._guard:
                 folders = set(self._dirty)
         else:
-            folders = {(self.root / k).parent for k in keys}
+            folders = {os.path.dirname(os.path.join(self._root, k)) for k in keys}
         for folder in sorted(folders):
             with self._guard:
                 lock = self._dir_locks.setdefault(folder, threading.Lock())
@@ -256,17 +266,17 @@ class LocalStorage:
     def local_path(self, key: str) -> str:
         """The file of ``key``, for a program to read where it is (:class:`LocalFiles`):
         ``transcode`` hands it to ffmpeg instead of copying the original into staging."""
-        return str(self._path(key))
+        return self._file(key)
 
     def open_read(self, key: str) -> BinaryIO:
         try:
-            return open(self._path(key), "rb")
+            return open(self._file(key), "rb")
         except OSError as exc:
             raise read_error(key, exc) from None
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self._path(key).unlink()
+            os.unlink(self._file(key))
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         top = self._folder(prefix.rpartition("/")[0])
@@ -354,5 +364,5 @@ def _make_folders(folder: Path) -> list[Path]:
     return made
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: str | Path) -> None:
     fsync_path(str(path))

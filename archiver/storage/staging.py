@@ -41,6 +41,7 @@ class Staging:
         self.parent = Path(parent)
         self.token = secrets.token_hex(6)
         self._dir: Path | None = None
+        self._dir_name = ""  # str(self._dir), compared for every file moved into place
         self._lock_fd: int | None = None  # a bare descriptor: held for the run, closed by close()
         self._guard = threading.Lock()  # worker threads ask for the folder at once
 
@@ -76,8 +77,8 @@ class Staging:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
-            self._lock_fd, self._dir = fd, folder
-        return str(self._dir)
+            self._lock_fd, self._dir, self._dir_name = fd, folder, str(folder)
+        return self._dir_name
 
     def mkstemp(self, suffix: str = "") -> tuple[int, str]:
         """A new temp file in this run's folder: (fd, path)."""
@@ -85,7 +86,7 @@ class Staging:
 
     def owns(self, path: str) -> bool:
         """Whether ``path`` is a file in this run's folder."""
-        return self._dir is not None and Path(path).parent == self._dir
+        return self._dir is not None and os.path.dirname(path) == self._dir_name
 
     def close(self) -> None:
         """Remove this run's folder and lock; never anything of another run."""
@@ -102,7 +103,7 @@ class Staging:
             self.parent.rmdir()  # only when no other run has anything there
         if self._lock_fd is not None:
             os.close(self._lock_fd)
-        self._dir, self._lock_fd = None, None
+        self._dir, self._dir_name, self._lock_fd = None, "", None
 
 
 def reap(parent: str | os.PathLike[str]) -> int:
