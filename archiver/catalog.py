@@ -116,6 +116,7 @@ _ARCHIVED_SQL = (
     "sha256=excluded.sha256, bytes=excluded.bytes, last_error=NULL, last_stage=NULL, "
     "updated_at=excluded.updated_at"
 )
+_WINDOW_SQL = "INSERT OR REPLACE INTO windows VALUES (?,?,?,?,?,?)"
 # SQLite's primary result codes for "the file is damaged" and "the file is not a database".
 _DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 # The catalog's disk or file refuses writes: what a run does could no longer be remembered.
@@ -187,7 +188,9 @@ class Known:
 
 def _ts(value: datetime | None) -> str | None:
     """Fixed-width UTC text, so SQL string order is time order."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _now() -> str:
@@ -200,11 +203,12 @@ class Catalog:
     "Archived" rows are written in batches (one transaction per :attr:`BATCH_ROWS` rows, or
     per :attr:`BATCH_SECONDS`): before a batch commits, ``barrier`` runs (the destination's
     :func:`~archiver.storage.base.make_durable`), so the catalog never says "archived" of a
-    file whose name is not yet durable. Any other statement but a lookup by id first commits
-    the rows waiting, so order is kept (a window is finished only after its recordings);
+    file whose name is not yet durable. Finished windows wait in the same batch (committed
+    after its rows, in its transaction: a window is finished only after its recordings). Any
+    other statement but a lookup by id first commits the rows waiting, so order is kept;
     ``get`` sees them already, without committing them. Rows waiting when the process dies
-    are lost: the next run finds those sidecars by one ``exists`` each, as the catalog is
-    only an index."""
+    are lost: the next run finds those sidecars by one ``exists`` each (and lists such a
+    window again), as the catalog is only an index."""
 
     BATCH_ROWS = 64
     BATCH_SECONDS = 1.0
@@ -219,6 +223,10 @@ class Catalog:
         self.path = path
         self.barrier = barrier
         self._pending: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
+        # Finished windows wait with them, committed in the same transaction: a window is
+        # never finished before the rows of its recordings, and a night of 1-day windows
+        # costs one transaction per batch, not one per window.
+        self._pending_windows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._pending_since = 0.0
         # Error text and reports come from providers: stored only redacted (defence in depth).
         self._redact = redact or (lambda text: text)
@@ -290,20 +298,24 @@ class Catalog:
         with self._flushing:
             with self._lock:
                 rows = dict(self._pending)
-            if not rows:
+                windows = dict(self._pending_windows)
+            if not rows and not windows:
                 return
-            if self.barrier is not None:
+            if self.barrier is not None and rows:
                 self.barrier()  # raises (a StorageError): the rows stay waiting, nothing claimed
             with self._lock:
-                self._commit(list(rows.values()))
-                for key, row in rows.items():
-                    if self._pending.get(key) is row:
-                        del self._pending[key]
+                self._commit(list(rows.values()), list(windows.values()))
+                for waiting, done in ((self._pending, rows), (self._pending_windows, windows)):
+                    for key, row in done.items():
+                        if waiting.get(key) is row:
+                            del waiting[key]
 
-    def _commit(self, rows: list[tuple[Any, ...]]) -> None:  # with self._lock held
+    def _commit(self, rows: list[tuple[Any, ...]], windows: list[tuple[Any, ...]]) -> None:
+        # with self._lock held; the windows after the rows, in one transaction
         try:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(_ARCHIVED_SQL, rows)
+            self._db.executemany(_WINDOW_SQL, windows)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -353,7 +365,7 @@ class Catalog:
         started = _ts(started_at) if isinstance(started_at, datetime) else started_at
         key = (*scope.key(), recording_id)
         with self._lock:
-            if not self._pending:
+            if not self._pending and not self._pending_windows:
                 self._pending_since = time.monotonic()
             self._pending[key] = (*key, started, sidecar_key, sha256, size, _now())
             due = (
@@ -469,10 +481,15 @@ class Catalog:
         return bool(rows)
 
     def finish_window(self, scope: Scope, since: datetime, until: datetime) -> None:
-        self._exec(
-            "INSERT OR REPLACE INTO windows VALUES (?,?,?,?,?,?)",
-            (*scope.key(), _ts(since), _ts(until), _now()),
-        )
+        """Remember a window as finished, with the batch of rows waiting (see the class)."""
+        key = (*scope.key(), _ts(since), _ts(until))
+        with self._lock:
+            if not self._pending and not self._pending_windows:
+                self._pending_since = time.monotonic()
+            self._pending_windows[key] = (*key, _now())
+            due = time.monotonic() - self._pending_since >= self.BATCH_SECONDS
+        if due:
+            self.flush()
 
     def watermark(self, scope: Scope) -> datetime | None:
         rows = self._exec(

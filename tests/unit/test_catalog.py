@@ -224,6 +224,11 @@ def archived_on_disk(path: Path) -> list[str]:
         return [r[0] for r in con.execute("SELECT recording_id FROM recordings WHERE state='archived'")]
 
 
+def windows_on_disk(path: Path) -> list[tuple[str, str]]:
+    with closing(sqlite3.connect(path)) as con:
+        return list(con.execute("SELECT since, until FROM windows ORDER BY since"))
+
+
 def test_archived_rows_commit_in_batches_after_the_barrier(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     events: list[str] = []
@@ -236,13 +241,35 @@ def test_archived_rows_commit_in_batches_after_the_barrier(tmp_path: Path) -> No
     db.mark_archived(S, "r-2", sidecar_key="k/r-2.json", sha256=None, size=1, started_at=T0)
     assert events == ["barrier with []"]  # durable first, then claimed
     assert sorted(archived_on_disk(path)) == ["r-0", "r-1", "r-2"]
-    # Any other statement commits what waits first: a window finishes after its recordings.
+    # A finished window waits with the batch (one transaction, not one per window), and any
+    # other statement commits what waits first: a window never finishes before its recordings.
     db.mark_archived(S, "r-3", sidecar_key="k/r-3.json", sha256=None, size=1, started_at=T0)
     db.finish_window(S, T0, T1)
-    assert "r-3" in archived_on_disk(path) and len(events) == 2
+    assert "r-3" not in archived_on_disk(path) and windows_on_disk(path) == [] and len(events) == 1
+    assert db.window_done(S, T0, T1)
+    assert "r-3" in archived_on_disk(path) and len(windows_on_disk(path)) == 1 and len(events) == 2
     db.mark_archived(S, "r-4", sidecar_key="k/r-4.json", sha256=None, size=1, started_at=T0)
+    db.finish_window(S, T1, T1 + (T1 - T0))
     db.close()
-    assert "r-4" in archived_on_disk(path) and len(events) == 3
+    assert "r-4" in archived_on_disk(path) and len(windows_on_disk(path)) == 2 and len(events) == 3
+
+
+def test_a_window_waiting_with_a_batch_is_not_finished_when_its_barrier_fails(tmp_path: Path) -> None:
+    from archiver.errors import StorageError
+
+    path = tmp_path / "c.db"
+
+    def refuse() -> None:
+        raise StorageError("the destination's folders cannot be fsynced")
+
+    db = Catalog(str(path), barrier=refuse)
+    db.BATCH_ROWS, db.BATCH_SECONDS = 64, 3600.0
+    db.mark_archived(S, "r-0", sidecar_key="k/r-0.json", sha256=None, size=1, started_at=T0)
+    db.finish_window(S, T0, T1)
+    with pytest.raises(StorageError):
+        db.flush()
+    db.close()  # settle() logs the failure
+    assert archived_on_disk(path) == [] and windows_on_disk(path) == []  # listed again next run
 
 
 def test_a_lookup_does_not_commit_the_batch(tmp_path: Path) -> None:
