@@ -28,7 +28,10 @@ def probe_download(path: str, fmt: str, provider_seconds: float | None) -> Probe
     recording's length (:func:`~archiver.media.mediacheck.verified_probe`, which raises
     DamagedMedia). A file up to READ_WHOLE (minutes of call audio) is read once, and mutagen,
     the MP3 header check and the frame walk all read that: one open and one read instead of
-    three opens and a few dozen seeks and reads per recording."""
+    three opens and a few dozen seeks and reads per recording. A WAV is never read whole:
+    mutagen and the check read its chunk headers only (a mmap), whatever its length."""
+    if fmt == "wav":
+        return verified_probe(path, fmt, probe_file(path, fmt), provider_seconds)
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         size = os.fstat(fd).st_size
