@@ -114,10 +114,8 @@ def iso_z(value: datetime | None) -> str | None:
     """Format as ISO-8601 UTC with a ``Z``, milliseconds only when present."""
     if value is None:
         return None
-    v = as_utc(value)
-    if v.microsecond:
-        return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
-    return v.strftime("%Y-%m-%dT%H:%M:%SZ")
+    v = as_utc(value).replace(tzinfo=None)  # isoformat: a third of strftime's cost
+    return v.isoformat(timespec="milliseconds" if v.microsecond else "seconds") + "Z"
 
 
 def check_window_count(since: datetime, until: datetime, size: timedelta) -> int:

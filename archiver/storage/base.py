@@ -46,8 +46,9 @@ def make_durable(storage: object, keys: Iterable[str] | None = None) -> None:
     """:meth:`DeferredSync.sync` where ``storage`` has it (a no-op elsewhere): called before
     anything that claims those writes are there (a sidecar naming the files, the catalog
     saying "archived", a deletion at the provider)."""
-    if isinstance(storage, DeferredSync):
-        storage.sync(keys)
+    sync = getattr(storage, "sync", None)  # DeferredSync (isinstance of a Protocol: ~20 us)
+    if callable(sync):
+        sync(keys)
 
 
 @runtime_checkable
