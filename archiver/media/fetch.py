@@ -25,6 +25,7 @@ from archiver.retry import RetryPolicy, retry_call
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
+REDIRECT_BODY_BYTES = 64 * 1024  # a redirect's body read (so its connection is kept) up to this
 SNIFF_BYTES = 16
 # A download's deadline is the larger of the configured floor and its expected size at this
 # pace: a server dripping bytes just fast enough to beat the read timeout cannot hold a
@@ -134,6 +135,7 @@ def _attempt(
             with client.stream("GET", url, auth=provider.media_auth(url)) as response:
                 if response.is_redirect and "location" in response.headers:
                     # Each hop decides its own credentials: none cross to another host.
+                    _drain_small(response)
                     url = urljoin(url, response.headers["location"])
                     check_media_url(rec, url)
                     continue
@@ -144,6 +146,16 @@ def _attempt(
         except httpx.HTTPError as exc:
             raise transport_error(exc, what) from None
     raise RecordingError(f"{what}: more than {MAX_REDIRECTS} redirects", stage="fetch")
+
+
+def _drain_small(response: httpx.Response) -> None:
+    """Read a redirect's body when it says it is small (they are empty or a line of HTML): a
+    response closed unread closes its connection too, so every redirect through the API host
+    cost a new connection (a TLS handshake on a real provider). A body it does not announce
+    as small is not waited for: the response is closed, and its connection with it."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) <= REDIRECT_BODY_BYTES:
+        response.read()
 
 
 def _not_audio(rec: Recording, head: bytes, response: httpx.Response) -> NotAudioError:

@@ -28,6 +28,12 @@ class SimServer(ThreadingHTTPServer):
     def __init__(self, addr: tuple[str, int], handler: type, sim: Simulator) -> None:
         super().__init__(addr, handler)
         self.sim = sim
+        self.connections = 0  # accepted so far: how well a client keeps its connections alive
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.sim._lock:
+            self.connections += 1
+        super().process_request(request, client_address)
 
 
 class Handler(BaseHTTPRequestHandler):

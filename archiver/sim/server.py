@@ -117,6 +117,10 @@ class Simulator:
             "PLIVO_AUTH_TOKEN": data.PLIVO_AUTH_TOKEN,
         }
 
+    def connections(self) -> dict[str, int]:
+        """TCP connections accepted so far by the API host and by the media host."""
+        return {"api": self._api.connections, "media": self._media.connections}
+
     # --- what handlers use ------------------------------------------------------------------
 
     def count(self, key: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -170,6 +171,24 @@ def test_media_downloads_are_true_and_credentials_stay_home(
     assert sim.media_auth_seen == []  # Plivo's media host never saw a credential
     if name == "plivo":
         assert sim.stats["plivo.redirect"] > 0  # and that held across redirects from the API host
+
+
+def test_a_redirect_through_the_api_host_keeps_its_connection(
+    sim: Simulator, client: httpx.Client, tmp_path: Path
+) -> None:
+    """Plivo serves some recordings through the API host, which redirects to the media host.
+    A redirect left unread closed its connection: every such recording cost a new one (a TLS
+    handshake at a real provider). Downloaded one after another, all of them reuse one
+    connection per host."""
+    provider = provider_for(sim, "plivo", client)
+    recs = [r for r in provider.list_recordings(SINCE, UNTIL) if r.state == "complete"]
+    before = sim.connections()
+    for rec in recs:
+        os.unlink(fetch_media(client, provider, rec, str(tmp_path), RetryPolicy()).path)
+    assert sim.stats["plivo.redirect"] >= 5
+    after = sim.connections()
+    assert after["api"] - before["api"] == 0  # the listing's connection, kept alive
+    assert after["media"] - before["media"] == 1
 
 
 def test_catapult_media_requires_auth(sim: Simulator) -> None:
