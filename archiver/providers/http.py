@@ -121,13 +121,18 @@ class SharedPacer(Pacer):
             return super()._claim(now)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # released by close, or by the kernel if we die
-            stored = _read_slot(os.pread(fd, 64, 0))
+            data = os.pread(fd, 64, 0)
+            stored = _read_slot(data)
             if stored > now + self._horizon:
                 stored = 0.0
             slot = max(now, stored)
             self._next = slot + self._interval
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{self._next:.6f}\n".encode(), 0)
+            # One width always, so a slot is rewritten in place: a truncate per request cost
+            # more than the rest of the claim (a metadata update of the file).
+            record = f"{self._next:020.6f}\n".encode()
+            os.pwrite(fd, record, 0)
+            if len(data) > len(record):  # written by an older version, or damaged
+                os.ftruncate(fd, len(record))
         except OSError:  # the file cannot be used: this slot is paced in this process only
             return super()._claim(now)
         finally:
