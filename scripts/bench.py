@@ -803,7 +803,10 @@ def profile(path: Path, work: Path) -> None:
             "--concurrency",
             "4",
         )
-        r = run([spy, "record", "--gil", "--rate", "1000", "--format", "raw", "--output", str(path), "--", *argv], env)
+        r = run(
+            [spy, "record", "--gil", "--rate", "1000", "--format", "raw", "--output", str(path), "--", *argv],
+            env,
+        )
         print(r.out.strip().splitlines()[-1] if r.out.strip() else "")
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
