@@ -5,6 +5,7 @@ Merged once, validated once, frozen. Credentials come only from the environment 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -230,6 +231,13 @@ class DaskSettings:
     max_tasks_in_flight: int  # listing windows handed to the cluster at once
 
 
+@functools.lru_cache(maxsize=8)
+def _redactor(secrets: tuple[str, ...], pairs: tuple[tuple[str, str], ...]) -> Redactor:
+    """One Redactor per set of secrets in a process: a run asks for it in several places, and
+    building one compiles its patterns (a few milliseconds)."""
+    return Redactor(secrets, pairs)
+
+
 @dataclass(frozen=True)
 class Settings:
     archive: ArchiveSettings
@@ -277,7 +285,7 @@ class Settings:
             )
             if user and password
         ]
-        return Redactor(self.secrets(), pairs)
+        return _redactor(tuple(self.secrets()), tuple(pairs))
 
     def require_provider(self, name: str) -> None:
         """ConfigError naming exactly what to set when a provider's credentials are missing."""
