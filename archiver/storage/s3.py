@@ -8,7 +8,9 @@ boto3's own chain (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``...). No ACL is ever set
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -207,9 +209,20 @@ class S3Storage:
         extra = self._extra(content_type, protection)
         extra["Metadata"] = {"sha256": sha256}
         try:
-            self._uploads.upload_file(path, self.bucket, self._key(key), extra_args=extra)
+            if os.path.getsize(path) < self._transfer.multipart_threshold:
+                # One PUT carrying the SHA-256 taken while downloading, not one botocore takes
+                # again from the staged file: S3 refuses (BadDigest) bytes that are not the
+                # ones hashed, end to end, and nothing reads the file twice. (A multipart
+                # upload has a checksum per part: S3 has no whole-object SHA-256 for those.)
+                extra["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256)).decode()
+                with open(path, "rb") as body:
+                    self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, **extra)
+            else:
+                self._uploads.upload_file(path, self.bucket, self._key(key), extra_args=extra)
         except (S3UploadFailedError, ClientError, BotoCoreError) as exc:
             raise StorageError(f"upload of {key} failed: {exc}", destination_down=_down(exc)) from None
+        except OSError as exc:  # the staged file itself (ours, not the destination's)
+            raise StorageError(f"upload of {key} failed: cannot read {path}: {exc.strerror or exc}") from None
 
     def put_bytes(
         self, key: str, data: bytes, *, content_type: str, protection: Protection | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from collections.abc import Iterator
@@ -129,15 +130,38 @@ def test_s3_objects_carry_sha256_checksum_and_no_acl(s3: object, tmp_path: Path)
     head = client.head_object(Bucket=bucket, Key="arch/r.wav", ChecksumMode="ENABLED")
     assert head["ContentType"] == "audio/wav"
     assert head["Metadata"]["sha256"] == digest
-    assert "ChecksumSHA256" in head
+    assert head["ChecksumSHA256"] == base64.b64encode(bytes.fromhex(digest)).decode()
     grants = client.get_object_acl(Bucket=bucket, Key="arch/r.wav")["Grants"]
     assert all("AllUsers" not in str(g.get("Grantee")) for g in grants)
+
+
+def test_s3_checks_the_bytes_against_the_hash_taken_while_downloading(s3: object, tmp_path: Path) -> None:
+    """A recording's PUT carries the SHA-256 its download computed (the sidecar's), not one
+    botocore computes again from the staged file: so S3 checks the bytes it receives against
+    what was hashed when they arrived, end to end (a staged file altered on the way is
+    refused, BadDigest). moto stores the checksum it is sent without checking it, so what is
+    asserted here is the checksum sent: it is the caller's, even where it does not match the
+    file (which only a real S3 refuses)."""
+    bucket = s3.bucket  # type: ignore[attr-defined]
+    client = s3.client  # type: ignore[attr-defined]
+    store = open_storage(f"s3://{bucket}/arch")
+    data = b"RIFF" + os.urandom(500)
+    hashed = hashlib.sha256(data + b"as it arrived").hexdigest()  # not the staged bytes' hash
+    store.put_file("r.wav", write(tmp_path, data), content_type="audio/wav", sha256=hashed)
+    head = client.head_object(Bucket=bucket, Key="arch/r.wav", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == base64.b64encode(bytes.fromhex(hashed)).decode()
+    store.close()
 
 
 def test_s3_storage_class_and_encryption(s3: object, tmp_path: Path) -> None:
     bucket = s3.bucket  # type: ignore[attr-defined]
     store = open_storage(f"s3://{bucket}/x", S3Options(storage_class="STANDARD_IA", sse="AES256"))
-    store.put_file("r.wav", write(tmp_path, b"RIFF1234"), content_type="audio/wav", sha256="00")
+    store.put_file(
+        "r.wav",
+        write(tmp_path, b"RIFF1234"),
+        content_type="audio/wav",
+        sha256=hashlib.sha256(b"RIFF1234").hexdigest(),
+    )
     head = s3.client.head_object(Bucket=bucket, Key="x/r.wav")  # type: ignore[attr-defined]
     assert head["StorageClass"] == "STANDARD_IA" and head["ServerSideEncryption"] == "AES256"
 
