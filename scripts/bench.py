@@ -2,7 +2,7 @@
 """The performance benchmark of issue 11: the archiver against the bare work and against the
 loop users write today, on loopback (the bundled simulator and moto's S3 server).
 
-    .venv/bin/python scripts/bench.py [--quick] [--json PATH] [--profile PATH]
+    .venv/bin/python scripts/bench.py [--quick] [--json PATH] [--profile PATH] [--breakdown]
 
 Figures (each archiver run is a real subprocess, `python -m archiver`, so its time includes
 start-up and its peak RSS is its own; A/B figures are measured as pairs A B A B ... in this
@@ -40,6 +40,8 @@ recordings, a 2,000-recording scale archive, fewer pairs where a figure allows: 
 in about two minutes, not the figures to quote.
 The archiver's modules are byte-compiled first, as installing the wheel does (a checkout run
 with PYTHONDONTWRITEBYTECODE=1 would otherwise compile them in every timed process).
+--breakdown: instead of the figures, small-local's CPU time by thread (start-up, driver,
+workers, listing), archiver and bare script side by side (scripts/_threadcpu.py).
 --profile PATH: instead of the figures, run the archiver side of small-local under py-spy
 (sampling the thread that holds the GIL) and print its top functions; the collapsed stacks go
 to PATH.
@@ -829,6 +831,51 @@ def profile(path: Path, work: Path) -> None:
         print(f"  {100 * n / samples:5.1f}%  {f}")
 
 
+def breakdown(work: Path, n_pairs: int = 5) -> None:
+    """small-local's CPU time by thread, archiver and bare script side by side (medians of
+    ``n_pairs`` A B pairs, each run under scripts/_threadcpu.py): where the ratio comes from."""
+    with Simulator(recordings=300, seed=42, seconds=(25, 35)) as sim:
+        warm(sim, sim.plivo)
+        env = {**os.environ, **PACING, **sim.env(), "XDG_STATE_HOME": str(work / "state")}
+        lst = work / "small.json"
+        media_list(sim, lst)
+        wrap = [PY, str(HERE / "_threadcpu.py")]
+        seen: dict[str, list[dict[str, float]]] = {"archiver": [], "bare": []}
+        for i in range(n_pairs):
+            for side, argv in (
+                (
+                    "archiver",
+                    [*wrap, "-m", "archiver", "-q", "backfill", "--provider", "plivo", *RANGE]
+                    + [
+                        "--dest",
+                        str(work / f"a{i}"),
+                        "--catalog",
+                        str(work / f"a{i}.db"),
+                        "--concurrency",
+                        "4",
+                    ],
+                ),
+                (
+                    "bare",
+                    [*wrap, str(HERE / "bare_local.py"), str(lst), str(work / f"b{i}"), "--concurrency", "4"],
+                ),
+            ):
+                out = work / f"{side}{i}.json"
+                r = run(argv, env | {"BENCH_THREADCPU": str(out)})
+                seen[side].append({**json.loads(out.read_text()), "wall": r.seconds})
+    print(f"CPU seconds by thread, small-local (300 recordings, 4 workers), medians of {n_pairs} pairs:")
+    print(f"  {'':22} {'archiver':>9} {'bare':>9}")
+    keys = ["wall", "process", "start-up", "main", "archive", "list-ahead", "ThreadPoolExecutor-0"]
+    keys += sorted({k for runs in seen.values() for r in runs for k in r} - set(keys))
+    for key in keys:
+        row = [median([r.get(key, 0.0) for r in seen[side]]) for side in ("archiver", "bare")]
+        print(f"  {key:22} {row[0]:9.3f} {row[1]:9.3f}")
+    print(
+        "  (start-up: the main thread before it started another thread; main: after, the\n"
+        "   archiver's driver; archive / ThreadPoolExecutor-0: the workers; list-ahead: listing)"
+    )
+
+
 def short(frame: str) -> str:
     """``func (path/to/file.py:123)`` -> ``func (file.py)``, so lines of one function merge."""
     name, _, where = frame.partition(" (")
@@ -861,6 +908,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a smaller smoke run (about two minutes)")
     ap.add_argument("--json", type=Path, help="write the figures here as JSON")
     ap.add_argument("--profile", type=Path, help="profile small-local with py-spy instead; stacks to PATH")
+    ap.add_argument("--breakdown", action="store_true", help="small-local's CPU time by thread instead")
     ap.add_argument("--only", help="comma-separated subset: small,long,repeat,transcode,scale,catalog")
     ap.add_argument("--no-loop", action="store_true", help="skip the curl + aws s3 cp loop")
     args = ap.parse_args()
@@ -870,6 +918,9 @@ def main() -> None:
     try:
         if args.profile:
             profile(args.profile, work)
+            return
+        if args.breakdown:
+            breakdown(work)
             return
         only = (
             set(args.only.split(","))
