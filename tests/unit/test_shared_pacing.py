@@ -123,3 +123,20 @@ def test_build_provider_shares_slots_per_account_in_the_catalogs_folder(tmp_path
     )
     with make_client() as client:
         assert build_provider(other, "plivo", client).api.pacers["api"].path != paths[0]  # type: ignore[attr-defined]
+
+
+def test_a_slot_file_of_an_older_version_or_longer_is_taken_up_and_rewritten_whole(tmp_path: Path) -> None:
+    # A slot is rewritten in place at one width (no truncate per request). A file an older
+    # version wrote (shorter, variable width) is read as it is; one longer than a record
+    # (damaged, or another format) is cut to the record, so no old bytes trail the new slot.
+    t = FakeClock()
+    path = tmp_path / "slots"
+    path.write_bytes(b"1002.5\n")  # an older version's slot, shorter than a record
+    a = SharedPacer(2.0, str(path), clock=t.clock, sleep=t.sleep)
+    assert a.reserve()[1] == 1002.5  # honoured: that process's reservation stands
+    assert float(path.read_bytes()) == 1003.0 and path.read_bytes().endswith(b"\n")
+    record = len(path.read_bytes())
+    path.write_bytes(b"1004.0\n" + b" " * 40 + b"junk")  # longer than a record
+    assert a.reserve()[1] == t.now  # unreadable: no reservation, as before
+    assert len(path.read_bytes()) == record and float(path.read_bytes()) == t.now + 0.5
+    assert [a.reserve()[1] for _ in range(2)] == [t.now + 0.5, t.now + 1.0]
