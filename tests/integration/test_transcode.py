@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -112,6 +113,43 @@ def test_failed_encode_leaves_nothing(sources: dict[str, Path], tmp_path: Path) 
             staging_dir=str(tmp_path),
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ffmpeg_is_the_binary_imageio_ffmpeg_would_pick(monkeypatch) -> None:
+    """Taken from its path, nothing run: the binary imageio-ffmpeg's own lookup answers (which
+    runs it first). ARCHIVER_FFMPEG comes first, then imageio-ffmpeg's own setting."""
+    import imageio_ffmpeg
+
+    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE", raising=False)
+    assert find_ffmpeg(None) == imageio_ffmpeg.get_ffmpeg_exe()
+    assert find_ffmpeg("/opt/ffmpeg") == "/opt/ffmpeg"
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/opt/imageio-ffmpeg")
+    assert find_ffmpeg(None) == "/opt/imageio-ffmpeg"
+    assert find_ffmpeg("/opt/ffmpeg") == "/opt/ffmpeg"
+
+
+def test_an_ffmpeg_that_cannot_run_fails_the_first_encode_by_its_path(
+    sources: dict[str, Path], tmp_path: Path
+) -> None:
+    """An executable file that is no program (a binary for another machine, a cut download)
+    is found like a good one; its first encode fails, naming it, and leaves nothing."""
+    fake = tmp_path / "ffmpeg"
+    fake.write_bytes(b"\x7fELF" + b"\x00" * 60)
+    fake.chmod(0o755)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with pytest.raises(TranscodeError, match=re.escape(f"cannot run ffmpeg at '{fake}'")):
+        make_rendition(
+            Transcoder(find_ffmpeg(str(fake))),
+            BUILTIN["flac"],
+            src=str(sources["wav"]),
+            src_format="wav",
+            src_probe=probe_file(str(sources["wav"])),
+            key="k",
+            tags={},
+            staging_dir=str(staging),
+        )
+    assert list(staging.iterdir()) == []
 
 
 def test_backfill_with_two_renditions(backfill, cli, tmp_path: Path, monkeypatch, use_sim) -> None:
