@@ -107,7 +107,9 @@ def readable_original(storage: Storage, key: str, fmt: str, staging: str) -> Rea
 
 def add_rendition(item: Archived, deps: RetranscodeDeps) -> Outcome:
     """Encode ``deps.profile`` from the stored original and rewrite the sidecar (atomically,
-    after the rendition is stored). ``skipped`` when the rendition is there already."""
+    after the rendition is stored). ``skipped`` when the rendition is there already. Nothing
+    is stored unless the original the rendition was made from matches its sidecar's SHA-256
+    (``failed`` at ``verify`` otherwise): a local one is hashed while it is encoded."""
     rid, doc, profile = item.recording_id, item.doc, deps.profile
     files: list[dict[str, Any]] = doc["files"]
     if not deps.force and any(f.get("profile") == profile.name for f in files):
