@@ -14,9 +14,15 @@ if TYPE_CHECKING:
     import mutagen
 
 
-# The mutagen class of a format our sniff names exactly (module, class). Ogg is a container
-# (Opus, Vorbis, FLAC): mutagen's own detection picks among them.
-_KINDS = {"mp3": ("mutagen.mp3", "MP3"), "wav": ("mutagen.wave", "WAVE"), "flac": ("mutagen.flac", "FLAC")}
+# The mutagen class of a format our sniff names exactly (module, class), or a rendition's
+# extension (an ``.opus`` is Ogg Opus). Ogg is a container (Opus, Vorbis, FLAC): mutagen's own
+# detection picks among them.
+_KINDS = {
+    "mp3": ("mutagen.mp3", "MP3"),
+    "wav": ("mutagen.wave", "WAVE"),
+    "flac": ("mutagen.flac", "FLAC"),
+    "opus": ("mutagen.oggopus", "OggOpus"),
+}
 
 
 # What is probed: a file's path, or its whole content already read.
@@ -50,7 +56,8 @@ def probe_file(path: str, fmt: str | None = None) -> Probe:
     ``fmt`` is the format the file's first bytes told (:func:`archiver.media.fetch.sniff`):
     the file is read as that, without mutagen's detection (which imports and scores every
     format it knows, and cannot tell an MP3 without an ID3 tag from a temp file's name).
-    Where that class cannot read it, mutagen's detection decides, and says why not."""
+    Where that class cannot read it, mutagen's detection decides, and says why not. A
+    rendition is probed by its extension (``opus`` too: what its profile made)."""
     return _probe_source(path, fmt)
 
 
@@ -161,6 +168,7 @@ def write_tags(path: str, fmt: str, tags: dict[str, str]) -> None:
     """Write call metadata into a rendition: ID3 (TXXX frames) for MP3 and WAV, Vorbis
     comments for Ogg and FLAC. Raises ``ValueError`` with mutagen's reason on failure."""
     import mutagen
+    import mutagen.wave
     from mutagen.id3 import ID3, TXXX, ID3NoHeaderError
 
     try:
@@ -173,17 +181,20 @@ def write_tags(path: str, fmt: str, tags: dict[str, str]) -> None:
                 id3.add(TXXX(encoding=3, desc=key, text=[value]))
             id3.save(path)
             return
-        audio = mutagen.File(path)
+        # A WAV is read as one (mutagen's detection imports and scores every format it knows).
+        audio = mutagen.wave.WAVE(path) if fmt == "wav" else mutagen.File(path)
         if audio is None:
             raise ValueError("mutagen does not recognise the file")
         if audio.tags is None:
             audio.add_tags()
+        block = audio.tags
+        assert block is not None  # add_tags made it
         if fmt == "wav":
             for key, value in tags.items():
-                audio.tags.add(TXXX(encoding=3, desc=key, text=[value]))
+                block.add(TXXX(encoding=3, desc=key, text=[value]))
         else:
             for key, value in tags.items():
-                audio.tags[key] = [value]
+                block[key] = [value]
         audio.save()
     except ValueError:
         raise

@@ -65,7 +65,7 @@ def make_rendition(
         check_original(profile.name, size, src_probe.duration_seconds, src_probe.sample_rate)
         limits = Limits.for_original(size, src_probe.duration_seconds)
         transcoder.encode(src, src_format, profile, out, tags=tags, limits=limits)
-        probe = probe_file(out)
+        probe = probe_file(out, profile.ext)  # read as what it was made, not detected
         if probe.error or probe.duration_seconds is None:
             raise TranscodeError(f"{profile.name}: the rendition cannot be read back: {probe.error}")
         if src_probe.duration_seconds is not None:

@@ -69,15 +69,45 @@ class Limits:
 
 
 def find_ffmpeg(configured: str | None) -> str:
-    """``ARCHIVER_FFMPEG``, else the binary imageio-ffmpeg ships, else ``ffmpeg`` on PATH."""
+    """``ARCHIVER_FFMPEG`` (or ``[transcode] ffmpeg``), else imageio-ffmpeg's binary, else
+    ``ffmpeg`` on PATH.
+
+    Found without running anything where that is safe: imageio-ffmpeg's own lookup runs
+    ``ffmpeg -version`` before it answers (15-20 ms of every command that encodes), so the
+    binary its wheel ships for this platform, the one that lookup tries first, is taken from
+    its path when it is there and executable; only when it is not does the lookup run (and
+    try a conda or PATH ffmpeg). A binary that is there but cannot run fails the first
+    encode, naming its path (``archiver doctor`` runs it)."""
     if configured:
         return configured
     try:
         import imageio_ffmpeg
-
-        return str(imageio_ffmpeg.get_ffmpeg_exe())
-    except (ImportError, RuntimeError):
+    except ImportError:
         return shutil.which("ffmpeg") or "ffmpeg"
+    # imageio-ffmpeg's own setting comes first there too, and is taken untried as it takes it.
+    shipped = os.environ.get("IMAGEIO_FFMPEG_EXE") or _shipped_ffmpeg(imageio_ffmpeg.__file__)
+    if shipped:
+        return shipped
+    try:
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except RuntimeError:
+        return shutil.which("ffmpeg") or "ffmpeg"
+
+
+def _shipped_ffmpeg(package_init: str | None) -> str | None:
+    """The binary imageio-ffmpeg's wheel ships for this platform (named as its
+    ``get_ffmpeg_exe`` names it, through its private ``_definitions``: None when this
+    version has other names), if it is there and executable."""
+    try:
+        from imageio_ffmpeg._definitions import FNAME_PER_PLATFORM, get_platform
+
+        name = FNAME_PER_PLATFORM.get(get_platform())
+    except (ImportError, AttributeError):
+        return None
+    if not name or not package_init:
+        return None
+    path = os.path.join(os.path.dirname(package_init), "binaries", name)
+    return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
 
 
 class Transcoder:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -112,6 +113,43 @@ def test_failed_encode_leaves_nothing(sources: dict[str, Path], tmp_path: Path) 
             staging_dir=str(tmp_path),
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ffmpeg_is_the_binary_imageio_ffmpeg_would_pick(monkeypatch) -> None:
+    """Taken from its path, nothing run: the binary imageio-ffmpeg's own lookup answers (which
+    runs it first). ARCHIVER_FFMPEG comes first, then imageio-ffmpeg's own setting."""
+    import imageio_ffmpeg
+
+    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE", raising=False)
+    assert find_ffmpeg(None) == imageio_ffmpeg.get_ffmpeg_exe()
+    assert find_ffmpeg("/opt/ffmpeg") == "/opt/ffmpeg"
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", "/opt/imageio-ffmpeg")
+    assert find_ffmpeg(None) == "/opt/imageio-ffmpeg"
+    assert find_ffmpeg("/opt/ffmpeg") == "/opt/ffmpeg"
+
+
+def test_an_ffmpeg_that_cannot_run_fails_the_first_encode_by_its_path(
+    sources: dict[str, Path], tmp_path: Path
+) -> None:
+    """An executable file that is no program (a binary for another machine, a cut download)
+    is found like a good one; its first encode fails, naming it, and leaves nothing."""
+    fake = tmp_path / "ffmpeg"
+    fake.write_bytes(b"\x7fELF" + b"\x00" * 60)
+    fake.chmod(0o755)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with pytest.raises(TranscodeError, match=re.escape(f"cannot run ffmpeg at '{fake}'")):
+        make_rendition(
+            Transcoder(find_ffmpeg(str(fake))),
+            BUILTIN["flac"],
+            src=str(sources["wav"]),
+            src_format="wav",
+            src_probe=probe_file(str(sources["wav"])),
+            key="k",
+            tags={},
+            staging_dir=str(staging),
+        )
+    assert list(staging.iterdir()) == []
 
 
 def test_backfill_with_two_renditions(backfill, cli, tmp_path: Path, monkeypatch, use_sim) -> None:
@@ -277,6 +315,61 @@ def test_transcode_command_reports_undecodable_and_altered_originals(
     assert not [p for p in dest.rglob(".*") if p.is_file()]
 
 
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_an_original_altered_in_place_gets_no_rendition(
+    backfill, cli, tmp_path: Path, request, where, use_sim
+) -> None:
+    """An original altered after archiving with its size kept (a few samples changed: it
+    still decodes) gets no rendition. A local one is hashed beside its encode, so ffmpeg does
+    make one, and it is dropped: nothing is written, the sidecar is as it was, the failure is
+    the recording's and names its original. The other recording gets its rendition."""
+    from archiver.sidecars import Selection, archived
+    from archiver.storage import open_storage
+
+    dest = str(tmp_path / "a")
+    if where == "s3":
+        dest = f"s3://{request.getfixturevalue('s3').bucket}/altered"
+    with Simulator(recordings=2, seed=28) as sim:
+        use_sim(sim)
+        assert backfill("catapult", dest).exit_code == 0
+    storage = open_storage(dest)
+    try:
+        victim, other = sorted(archived(storage, Selection()), key=lambda item: item.key)
+        original = victim.doc["files"][0]
+        assert original["role"] == "original" and original["format"] == "wav"
+        with storage.open_read(original["key"]) as fh:  # type: ignore[attr-defined]
+            body = bytearray(fh.read())
+        middle = len(body) // 2
+        body[middle : middle + 64] = bytes(b ^ 0x55 for b in body[middle : middle + 64])
+        if where == "local":
+            with open(Path(dest) / original["key"], "r+b") as fh:  # in place: same file, same size
+                fh.write(body)
+        else:
+            storage.put_bytes(original["key"], bytes(body), content_type="audio/wav")
+        before = set(storage.list_keys())
+        with storage.open_read(victim.key) as fh:  # type: ignore[attr-defined]
+            sidecar = fh.read()
+    finally:
+        storage.close()
+    report = tmp_path / "r.json"
+    result = cli("transcode", "--dest", dest, "--profile", "flac", "--report", str(report))
+    assert result.exit_code == 1 and "encoded=1" in result.output and "failed=1" in result.output
+    (failure,) = json.loads(report.read_text())["failures"]
+    assert failure["recording_id"] == victim.recording_id and failure["stage"] == "verify"
+    assert failure["error"] == f"stored original {original['key']} does not match its sidecar's SHA-256"
+    assert victim.recording_id in failure["error"]
+    storage = open_storage(dest)
+    try:
+        added = set(storage.list_keys()) - before
+        assert added == {other.key[: -len(".json")] + ".flac.flac"}
+        with storage.open_read(victim.key) as fh:  # type: ignore[attr-defined]
+            assert fh.read() == sidecar
+    finally:
+        storage.close()
+    if where == "local":
+        assert not [p for p in Path(dest).rglob(".*") if p.is_file()]  # no staging left over
+
+
 def test_unknown_or_bad_profiles_exit_2(backfill, cli, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PLIVO_AUTH_ID", "MA0000000000000000")
     monkeypatch.setenv("PLIVO_AUTH_TOKEN", "x")
@@ -371,8 +464,9 @@ def test_ffmpeg_is_stopped_at_its_output_cap_and_leaves_nothing(long_liar: Path,
 
 
 def test_transcode_reads_a_local_original_where_it_is(backfill, tmp_path: Path, use_sim) -> None:
-    """A local archive's original goes to ffmpeg where it is, hashed, not copied into staging
-    (a 1 h WAV is 57.6 MB); one that is a symlink out of the archive is refused."""
+    """A local archive's original goes to ffmpeg where it is, hashed (beside the encode), not
+    copied into staging (a 1 h WAV is 57.6 MB); one that is a symlink out of the archive is
+    refused."""
     from archiver.errors import UnsafeKeyError
     from archiver.media.retranscode import readable_original
     from archiver.storage.base import LocalFiles
@@ -387,8 +481,13 @@ def test_transcode_reads_a_local_original_where_it_is(backfill, tmp_path: Path, 
     assert isinstance(storage, LocalFiles)
     try:
         staging = storage.staging_dir()
-        path, digest, copy = readable_original(storage, original["key"], original["format"], staging)
-        assert (path, digest, copy) == (str(dest / original["key"]), original["sha256"], None)
+        src = readable_original(storage, original["key"], original["format"], staging)
+        assert (src.path, src.sha256(), src.size, src.copy) == (
+            str(dest / original["key"]),
+            original["sha256"],
+            original["bytes"],
+            None,
+        )
         assert list(Path(staging).iterdir()) == []
         outside = tmp_path / "outside.bin"
         outside.write_bytes((dest / original["key"]).read_bytes())
