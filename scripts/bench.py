@@ -255,11 +255,12 @@ class Moto:
         sys.exit("moto's server did not start")
 
     def digests(self, prefix: str) -> dict[str, str]:
-        """SHA-256 of every non-JSON object under ``prefix``, by key relative to it."""
+        """SHA-256 of every non-JSON object under ``prefix``, by key relative to it; not the
+        archiver's own records (keys beginning with ``_``: ``_custody/``, ``_layouts/``)."""
         out = {}
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket="bench", Prefix=prefix):
             for obj in page.get("Contents", []):
-                if not obj["Key"].endswith(".json"):
+                if not obj["Key"].endswith(".json") and not obj["Key"][len(prefix) :].startswith("_"):
                     body = self.client.get_object(Bucket="bench", Key=obj["Key"])["Body"].read()
                     out[obj["Key"][len(prefix) :]] = hashlib.sha256(body).hexdigest()
         return out
