@@ -76,7 +76,9 @@ from bench_transcode import children
 from bench_transcode import measure as measure_tree
 
 from archiver.media.transcode import Transcoder, find_ffmpeg
+from archiver.models import DEFAULT_LAYOUT
 from archiver.profiles import BUILTIN
+from archiver.sidecars import layout_key
 from archiver.sim import Simulator, audio
 
 HERE = Path(__file__).resolve().parent
@@ -718,7 +720,8 @@ def bare_ffmpeg(t: Transcoder, src: Path, profile: Any, out: Path) -> list[str]:
 
 def synthetic_archive(n: int, day: datetime) -> tuple[list[tuple[str, bytes]], int]:
     """``n`` recordings over 60 days from 2024-01-01 in the default layout: a 0.1 s WAV each
-    and its sidecar (schema archiver.sidecar/1). Returns the files and how many start on ``day``."""
+    and its sidecar (schema archiver.sidecar/1), and the layout's record. Returns the files
+    and how many start on ``day``."""
     body = audio.wav_bytes(0.1, 1)
     digest = hashlib.sha256(body).hexdigest()
     rng = random.Random(20000)
@@ -772,6 +775,9 @@ def synthetic_archive(n: int, day: datetime) -> tuple[list[tuple[str, bytes]], i
         }
         files.append((f"{base}.wav", body))
         files.append((f"{base}.json", json.dumps(doc, indent=2, sort_keys=True).encode()))
+    # The layout record every archive run writes (archiver.sidecars.record_layout): without
+    # it a selection cannot trust the date folders and reads the whole archive.
+    files.append((layout_key(DEFAULT_LAYOUT), (json.dumps({"layout": DEFAULT_LAYOUT}) + "\n").encode()))
     return files, in_day
 
 
