@@ -62,8 +62,8 @@ class Redactor:
             else None
         )
         # A sidecar's keys and most of its values (names, states, formats) are the same short
-        # strings recording after recording: each is searched once (two regex scans a string,
-        # of ~80 strings a sidecar, was a tenth of a worker's own time).
+        # strings recording after recording: each is searched once, not twice (two regex
+        # scans) per sidecar of ~80 strings: 104 -> 53 us for one, 75 us with unique ids.
         self._cached = functools.lru_cache(maxsize=4096)(self._redact)
 
     @classmethod
