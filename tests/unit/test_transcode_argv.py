@@ -21,6 +21,9 @@ def test_wav_renditions_are_tagged_afterwards() -> None:
     argv = Transcoder("ff").argv("a.wav", "wav", BUILTIN["wav-pcm16-8k"], "o.wav", {"provider": "plivo"})
     assert "-metadata" not in argv  # ffmpeg's WAV drops such tags: mutagen writes an ID3 chunk
     assert argv[argv.index("-ar") : argv.index("-ar") + 4] == ["-ar", "8000", "-ac", "1"]
+    # A WAV original is read in 16 KiB packets (an input option, so before -i); an MP3 has none.
+    assert argv[argv.index("-i") - 4 : argv.index("-i")] == ["-f", "wav", "-max_size", "16384"]
+    assert "-max_size" not in Transcoder("ff").argv("a.mp3", "mp3", BUILTIN["flac"], "o.flac")
     untagged = Transcoder("ff").argv("a.wav", "wav", BUILTIN["flac"], "o.flac")
     assert "-metadata" not in untagged
 
