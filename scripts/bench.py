@@ -3,6 +3,7 @@
 loop users write today, on loopback (the bundled simulator and moto's S3 server).
 
     .venv/bin/python scripts/bench.py [--quick] [--json PATH] [--profile PATH] [--breakdown]
+                                      [--attribute] [--only FIGURES] [--no-loop]
 
 Figures (each archiver run is a real subprocess, `python -m archiver`, so its time includes
 start-up and its peak RSS is its own; A/B figures are measured as pairs A B A B ... in this
@@ -37,14 +38,17 @@ The simulator's pacing is lifted (CATAPULT_/PLIVO_REQUESTS_PER_SECOND=1000) so t
 which is the provider's limit and not our overhead, does not dominate. The baselines are given
 the media URLs directly (no listing); the archiver lists them through the provider API.
 A full run takes about 21 minutes on 2 cores, most of it the S3 scale case (every command
-reads all 20,000 sidecars today) and the curl + aws loop (one `aws` start per file, so the loop
-figure uses its own 100 recordings, 3 pairs). --quick: fewer recordings, shorter long
+reads all 20,000 sidecars today) and the curl + aws loop (one `aws` start per file: about
+80 s a run for the 300 recordings). --quick: fewer recordings, shorter long
 recordings, a 2,000-recording scale archive, fewer pairs where a figure allows: a smoke check
 in about two minutes, not the figures to quote.
 The archiver's modules are byte-compiled first, as installing the wheel does (a checkout run
 with PYTHONDONTWRITEBYTECODE=1 would otherwise compile them in every timed process).
 --breakdown: instead of the figures, small-local's CPU time by thread (start-up, driver,
 workers, listing), archiver and bare script side by side (scripts/_threadcpu.py).
+--attribute: instead of the figures, small-local's CPU time by stage (the driver's lookups,
+a worker's fetch, probe, keys, sidecar...) per recording, beside bare_local.py's whole
+worker per recording (scripts/_attribute.py).
 --profile PATH: instead of the figures, run the archiver side of small-local under py-spy
 (sampling the thread that holds the GIL) and print its top functions; the collapsed stacks go
 to PATH.
@@ -391,11 +395,13 @@ class Bench:
         if aws is None:
             self.results.add(Row("loop (curl + aws s3 cp)", None, None, None, ">= 20x", None, note=why))
             return
-        # Fewer files than small-*: the loop costs about 0.7 s of CPU per file (one aws start
-        # each), and both sides scale with the count.
-        n = 30 if self.quick else 100
+        # The same 300 recordings as small-*: a night is that many or more, and the archiver's
+        # fixed cost (start-up, boto3's client, the listing: ~0.9 s against S3) is paid once
+        # while the loop pays an aws start (~0.27 s of wall at -P 4) per file. With 100 files
+        # that fixed cost alone held the figure to 13-15x. The loop takes ~80 s a run.
+        n = 60 if self.quick else 300
         print(f"== loop: archiver (S3) vs curl + aws s3 cp, xargs -P 4 ({n} recordings, ~30 s)", flush=True)
-        with Simulator(recordings=n, seed=43, seconds=(25, 35)) as sim:
+        with Simulator(recordings=n, seed=42, seconds=(25, 35)) as sim:
             warm(sim, sim.plivo)
             env = self.base | sim.env()
             lst = self.work / "loop.json"
@@ -677,11 +683,11 @@ class Bench:
         from archiver.catalog import Catalog, Scope
 
         print("== catalog lookups", flush=True)
-        per: dict[int, float] = {}
+        cats: dict[int, tuple[Catalog, list[str]]] = {}
+        scope = Scope("bench", "plivo", ACCOUNT)
         for rows in (1000, 100_000):
             path = self.work / f"cat-{rows}.db"
             Catalog(str(path)).close()  # the product's schema
-            scope = Scope("bench", "plivo", ACCOUNT)
             ids = [f"rec-{i:08d}" for i in range(rows)]
             with sqlite3.connect(path) as db:
                 db.executemany(
@@ -693,18 +699,22 @@ class Bench:
                         for rid in ids
                     ),
                 )
-            cat = Catalog(str(path))
             rng = random.Random(1)
-            sample = [rng.choice(ids) for _ in range(5000)]
-            times = []
-            for _ in range(3):
+            cats[rows] = (Catalog(str(path)), [rng.choice(ids) for _ in range(5000)])
+        # Rounds alternate between the two catalogs (A B A B): this machine's speed for the
+        # same loop moved by half between runs (6.7 vs 10 us), which made a ratio of separate
+        # runs anything from 0.8 to 1.9; the ratio of each round's pair held at 1.38-1.40.
+        times: dict[int, list[float]] = {rows: [] for rows in cats}
+        for _ in range(9):
+            for rows, (cat, sample) in cats.items():
                 t0 = time.perf_counter()
                 for rid in sample:
                     cat.get(scope, rid)
-                times.append((time.perf_counter() - t0) / len(sample))
+                times[rows].append((time.perf_counter() - t0) / len(sample) * 1e6)
+        for cat, _ in cats.values():
             cat.close()
-            per[rows] = median(times) * 1e6
-        ratio = per[100_000] / per[1000]
+        per = {rows: median(t) for rows, t in times.items()}
+        ratio = median([b / a for a, b in zip(times[1000], times[100_000], strict=True)])
         self.results.add(
             Row(
                 "catalog get() 100k vs 1k rows",
@@ -714,7 +724,7 @@ class Bench:
                 "ratio <= 1.5",
                 ratio <= 1.5,
                 unit="us",
-                note="per lookup; archiver = 100,000 rows, baseline column = 1,000",
+                note="per lookup, medians of 9 alternating rounds; archiver = 100,000 rows, baseline = 1,000",
             )
         )
 
@@ -830,7 +840,20 @@ def profile(path: Path, work: Path) -> None:
             "4",
         )
         r = run(
-            [spy, "record", "--gil", "--rate", "1000", "--format", "raw", "--output", str(path), "--", *argv],
+            [
+                spy,
+                "record",
+                "--nonblocking",
+                "--gil",
+                "--rate",
+                "1000",
+                "--format",
+                "raw",
+                "--output",
+                str(path),
+                "--",
+                *argv,
+            ],
             env,
         )
         print(r.out.strip().splitlines()[-1] if r.out.strip() else "")
@@ -900,6 +923,86 @@ def breakdown(work: Path, n_pairs: int = 5) -> None:
     )
 
 
+# What --attribute times (scripts/_attribute.py), as (label, target), in the module that
+# calls each: the driver's part, then one recording's way through a worker.
+ATTRIBUTE = [
+    ("driver: catalog lookup", "archiver.catalog:Catalog.get"),
+    ("driver: triage", "archiver.pipeline:triage"),
+    ("driver: wait for a worker", "archiver.runner:wait"),
+    ("driver: remember, count, log", "archiver.runner:Tally.record"),
+    ("worker: one recording, all", "archiver.pipeline:work_one"),
+    ("  sidecar exists? (the sidecar rule)", "archiver.storage.local:LocalStorage.exists"),
+    ("  keys (sidecar_key, build_key)", "archiver.pipeline:build_key"),
+    ("  fetch, all", "archiver.media.fetch:fetch_media"),
+    ("    pacing", "archiver.providers.plivo:PlivoProvider.pace_media"),
+    ("    request, headers (httpx send)", "httpx:Client.send"),
+    ("    body: hash + write", "archiver.media.fetch:_save"),
+    ("  probe + copy check", "archiver.pipeline:probe_download"),
+    ("    mutagen", "archiver.media.probe:_probe_source"),
+    ("    the copy check", "archiver.media.probe:verified_probe"),
+    ("  media into place", "archiver.storage.local:LocalStorage.put_file"),
+    ("  folders durable", "archiver.pipeline:make_durable"),
+    ("  sidecar: build", "archiver.pipeline:build_sidecar"),
+    ("  sidecar: redact", "archiver.redact:Redactor.doc"),
+    ("  sidecar: render", "archiver.pipeline:render_sidecar"),
+    ("  sidecar: write", "archiver.storage.local:LocalStorage.put_bytes"),
+]
+
+
+def attribute(work: Path, runs: int = 5) -> None:
+    """small-local's CPU time by stage, per recording (scripts/_attribute.py): the parts of
+    the breakdown's driver and workers, to set beside bare_local.py's whole worker."""
+    targets = ",".join(t for _, t in ATTRIBUTE)
+    with Simulator(recordings=300, seed=42, seconds=(25, 35)) as sim:
+        warm(sim, sim.plivo)
+        env = {**os.environ, **PACING, **sim.env(), "XDG_STATE_HOME": str(work / "state")}
+        lst = work / "small.json"
+        media_list(sim, lst)
+        seen: list[dict[str, list[float]]] = []
+        bare: list[float] = []
+        for i in range(runs):
+            out = work / f"attr{i}.json"
+            argv = [
+                PY,
+                str(HERE / "_attribute.py"),
+                "-m",
+                "archiver",
+                "-q",
+                "backfill",
+                "--provider",
+                "plivo",
+            ]
+            argv += [*RANGE, "--dest", str(work / f"a{i}"), "--catalog", str(work / f"a{i}.db")]
+            r = run(
+                [*argv, "--concurrency", "4"],
+                env | {"BENCH_ATTRIBUTE": out, "BENCH_ATTRIBUTE_TARGETS": targets},
+            )
+            if "failed=0" not in r.out:
+                sys.exit(f"archiver run not clean: {r.out[-500:]}")
+            seen.append(json.loads(out.read_text()))
+            cpu = work / f"bare{i}.json"
+            wrap = [
+                PY,
+                str(HERE / "_threadcpu.py"),
+                str(HERE / "bare_local.py"),
+                str(lst),
+                str(work / f"b{i}"),
+            ]
+            run([*wrap, "--concurrency", "4"], env | {"BENCH_THREADCPU": str(cpu)})
+            bare.append(json.loads(cpu.read_text()).get("ThreadPoolExecutor-0", 0.0))
+    print(f"CPU ms per recording by stage, small-local (300 recordings, 4 workers), medians of {runs} runs:")
+    for label, target in ATTRIBUTE:
+        name = target.replace(":", ".")
+        per = [r.get(name, [0.0, 0])[0] * 1000 / 300 for r in seen]
+        calls = median([r.get(name, [0.0, 0])[1] for r in seen])
+        print(f"  {label:36} {median(per):6.2f}   ({calls:.0f} calls)")
+    print(f"  {'bare_local.py: one recording, all':36} {median(bare) * 1000 / 300:6.2f}")
+    print(
+        "  (thread CPU, inclusive: a line's children are in it; waits are not CPU. keys: 3 sidecar\n"
+        "   keys (triage, the exists check, the worker) and the media key each recording)"
+    )
+
+
 def short(frame: str) -> str:
     """``func (path/to/file.py:123)`` -> ``func (file.py)``, so lines of one function merge."""
     name, _, where = frame.partition(" (")
@@ -933,6 +1036,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the figures here as JSON")
     ap.add_argument("--profile", type=Path, help="profile small-local with py-spy instead; stacks to PATH")
     ap.add_argument("--breakdown", action="store_true", help="small-local's CPU time by thread instead")
+    ap.add_argument("--attribute", action="store_true", help="small-local's CPU time by stage instead")
     ap.add_argument("--only", help="comma-separated subset: small,long,repeat,transcode,scale,catalog")
     ap.add_argument("--no-loop", action="store_true", help="skip the curl + aws s3 cp loop")
     args = ap.parse_args()
@@ -945,6 +1049,9 @@ def main() -> None:
             return
         if args.breakdown:
             breakdown(work)
+            return
+        if args.attribute:
+            attribute(work)
             return
         only = (
             set(args.only.split(","))
