@@ -52,11 +52,19 @@ def measure(argv: list[str]) -> tuple[float, float]:
 
 
 def children(pid: int) -> list[int]:
+    """Every descendant of ``pid``. A child belongs to the thread that forked it: the
+    archiver starts ffmpeg from a worker thread, so every task's list is read (the main
+    thread's alone left ffmpeg out of the archiver's tree)."""
+    out: list[int] = []
     try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return []
-    out = [int(k) for k in kids]
+    for task in tasks:
+        try:
+            out += [int(k) for k in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        except OSError:
+            continue
     for k in list(out):
         out += children(k)
     return out

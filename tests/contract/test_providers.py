@@ -191,6 +191,27 @@ def test_a_redirect_through_the_api_host_keeps_its_connection(
     assert after["media"] - before["media"] == 1
 
 
+def test_the_client_makes_its_connection_pool_at_its_first_request(sim: Simulator, monkeypatch) -> None:
+    """Making httpx's transport loads the CA bundle (40-70 ms): a run that asks the provider
+    nothing (every window finished, ``forget``) never pays it; one that does gets one pool,
+    with the limits asked for."""
+    made: list[dict] = []
+
+    class Counting(httpx.HTTPTransport):
+        def __init__(self, *args, **kwargs) -> None:
+            made.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "HTTPTransport", Counting)
+    with make_client(timeout=2.0, max_connections=3) as client:
+        provider = provider_for(sim, "plivo", client)
+        assert made == []
+        assert len(list(provider.list_recordings(SINCE, UNTIL))) == len(expected_ids(sim, "plivo"))
+        list(provider.list_recordings(SINCE, UNTIL))
+    assert len(made) == 1
+    assert made[0]["limits"].max_connections == 3 and made[0]["limits"].max_keepalive_connections == 3
+
+
 def test_catapult_media_requires_auth(sim: Simulator) -> None:
     rec = next(r for r in sim.catapult if r.state == "complete")
     assert httpx.get(rec.doc["media"]).status_code == 401
