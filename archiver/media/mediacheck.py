@@ -57,6 +57,27 @@ def durations_agree(a: float, b: float) -> bool:
 PCM_TAGS = frozenset({1, 3, 0xFFFE})  # integer PCM, IEEE float, WAVE_FORMAT_EXTENSIBLE
 
 
+# Codecs whose packets are whole samples (PCM, float, G.711 A-law and mu-law): how a demuxer
+# cuts them cannot change what they decode to.
+SAMPLE_TAGS = frozenset({1, 3, 6, 7})
+
+
+def wav_sample_coded(head: bytes) -> bool:
+    """True when the WAV whose first bytes are ``head`` codes whole samples (:data:`SAMPLE_TAGS`,
+    or WAVE_FORMAT_EXTENSIBLE naming one) in self-consistent blocks. False for ADPCM and other
+    block codecs, a fmt chunk that contradicts itself, or one not in ``head``."""
+    pos = 12 if head[0:4] == b"RIFF" and head[8:12] == b"WAVE" else len(head)
+    while pos + 24 <= len(head):
+        chunk_id, chunk_size = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if chunk_id == b"fmt ":
+            tag, channels, _, _, align, bits = struct.unpack_from("<HHIIHH", head, pos + 8)
+            if tag == 0xFFFE and chunk_size >= 40 and pos + 8 + 26 <= len(head):
+                (tag,) = struct.unpack_from("<H", head, pos + 8 + 24)  # the subformat GUID's tag
+            return tag in SAMPLE_TAGS and channels > 0 and align == channels * ((bits + 7) // 8)
+        pos += 8 + chunk_size + (chunk_size & 1)
+    return False
+
+
 def wav_duration(buf: Buffer) -> float:
     """Seconds of audio in a RIFF/WAVE buffer, from its fmt chunk and the data bytes present.
 

@@ -31,8 +31,12 @@ FFMPEG_TAGS = frozenset({"mp3", "ogg", "flac"})
 # audio made 525,000 futex calls and took 1.3 s of which 1.2 s in the kernel, into WAV. With
 # 16 KiB packets (about 1 s of call audio) the same encode took 0.15 s, FLAC 1.6 -> 0.56 s;
 # MP3 and WAV bytes are the same; FLAC and Opus decode to the same samples (FLAC's frames are
-# laid out differently). Larger packets were slower again (64 KiB: 0.35 s).
+# laid out differently). Larger packets were slower again (64 KiB: 0.35 s). Only for a WAV
+# of whole samples (PCM, float, G.711): a block codec's decode can depend on how its packets
+# were cut (Flash ADPCM came out 9 samples longer), and a header whose block size lies is
+# decoded as ffmpeg's default would.
 WAV_PACKET_BYTES = 16_384
+WAV_HEAD_BYTES = 4_096  # where a WAV's fmt chunk is looked for
 
 # What the original of a call can be. A header outside these lies, and ffmpeg believes it: a
 # 200 kB WAV whose header says 2 Hz claims 14 hours, and encoding it into an MP3 took 34 s of
@@ -117,6 +121,17 @@ def _shipped_ffmpeg(package_init: str | None) -> str | None:
     return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
 
 
+def _sample_coded(path: str) -> bool:
+    """Whether the WAV at ``path`` codes whole samples (unreadable: no, ffmpeg says why)."""
+    from archiver.media.mediacheck import wav_sample_coded
+
+    try:
+        with open(path, "rb") as fh:
+            return wav_sample_coded(fh.read(WAV_HEAD_BYTES))
+    except OSError:
+        return False
+
+
 class Transcoder:
     """Encodes files with a profile. Thread-safe: every call runs its own ffmpeg."""
 
@@ -139,7 +154,7 @@ class Transcoder:
         if limits is not None:
             argv += ["-timelimit", str(limits.cpu_seconds)]
         argv += ["-f", src_format]
-        if src_format == "wav":
+        if src_format == "wav" and _sample_coded(src):
             argv += ["-max_size", str(WAV_PACKET_BYTES)]
         if src_format in DECODERS:
             argv += ["-acodec", DECODERS[src_format]]

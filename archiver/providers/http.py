@@ -15,6 +15,7 @@ import json
 import os
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,9 +43,13 @@ def make_client(*, timeout: float = 60.0, max_connections: int = 16) -> httpx.Cl
     """The one httpx client of a run: bounded pool, timeouts, no automatic redirects, its
     connection pool made at the first request (:class:`LazyTransport`)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    # httpx takes HTTP(S)_PROXY/ALL_PROXY from the environment only for its own transport: where
+    # one is set, that transport is made now, as before (urllib's getproxies() is what httpx reads).
+    proxied = any(scheme != "no" for scheme in urllib.request.getproxies())
     return httpx.Client(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
-        transport=LazyTransport(limits),
+        limits=limits,
+        transport=None if proxied else LazyTransport(limits),
         follow_redirects=False,
         headers={"User-Agent": f"archiver/{__version__}"},
     )

@@ -203,6 +203,8 @@ def test_the_client_makes_its_connection_pool_at_its_first_request(sim: Simulato
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(httpx, "HTTPTransport", Counting)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)  # with a proxy set, the pool is made at once
     with make_client(timeout=2.0, max_connections=3) as client:
         provider = provider_for(sim, "plivo", client)
         assert made == []
@@ -210,6 +212,41 @@ def test_the_client_makes_its_connection_pool_at_its_first_request(sim: Simulato
         list(provider.list_recordings(SINCE, UNTIL))
     assert len(made) == 1
     assert made[0]["limits"].max_connections == 3 and made[0]["limits"].max_keepalive_connections == 3
+
+
+def test_a_proxy_from_the_environment_is_still_used(monkeypatch) -> None:
+    """httpx reads HTTP(S)_PROXY only for its own transport: with one set, the client must go
+    through it as httpx's default client does (the lazy pool would have bypassed it)."""
+    import socket
+    import threading
+
+    seen: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def proxy() -> None:
+        conn, _ = server.accept()
+        with conn:
+            seen.append(conn.recv(65536).split(b"\r\n")[0])
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+
+    thread = threading.Thread(target=proxy, daemon=True)
+    thread.start()
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    with server, make_client(timeout=5.0) as client:
+        assert client.get("http://provider.invalid/v1/recordings").text == "ok"
+    thread.join(5)
+    assert seen == [b"GET http://provider.invalid/v1/recordings HTTP/1.1"]
 
 
 def test_catapult_media_requires_auth(sim: Simulator) -> None:

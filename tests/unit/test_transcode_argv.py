@@ -21,8 +21,44 @@ def test_wav_renditions_are_tagged_afterwards() -> None:
     argv = Transcoder("ff").argv("a.wav", "wav", BUILTIN["wav-pcm16-8k"], "o.wav", {"provider": "plivo"})
     assert "-metadata" not in argv  # ffmpeg's WAV drops such tags: mutagen writes an ID3 chunk
     assert argv[argv.index("-ar") : argv.index("-ar") + 4] == ["-ar", "8000", "-ac", "1"]
-    # A WAV original is read in 16 KiB packets (an input option, so before -i); an MP3 has none.
-    assert argv[argv.index("-i") - 4 : argv.index("-i")] == ["-f", "wav", "-max_size", "16384"]
+    assert "-max_size" not in argv  # a.wav cannot be read: ffmpeg's default, and its own error
+
+
+def _wav(tag: int, channels: int, bits: int, align: int, subformat: int | None = None) -> bytes:
+    import struct
+
+    fmt = struct.pack("<HHIIHH", tag, channels, 8000, 8000 * align, align, bits)
+    if subformat is not None:  # WAVE_FORMAT_EXTENSIBLE: cbSize, valid bits, mask, GUID
+        fmt += struct.pack("<HHI", 22, bits, 4) + struct.pack("<H", subformat) + bytes(14)
+    body = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", 4) + bytes(4)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+
+
+def test_only_a_wav_of_whole_samples_is_read_in_larger_packets(tmp_path) -> None:
+    """16 KiB packets (an input option, so before -i) for PCM, float and G.711; a block codec
+    (ADPCM) or a header whose block size lies keeps ffmpeg's default cut; an MP3 has none."""
+    from archiver.media.mediacheck import wav_sample_coded
+
+    kinds = {
+        "pcm16": (_wav(1, 1, 16, 2), True),
+        "pcm24-stereo": (_wav(1, 2, 24, 6), True),
+        "float": (_wav(3, 1, 32, 4), True),
+        "alaw": (_wav(6, 1, 8, 1), True),
+        "mulaw": (_wav(7, 1, 8, 1), True),
+        "extensible-pcm": (_wav(0xFFFE, 2, 16, 4, subformat=1), True),
+        "ima-adpcm": (_wav(0x11, 1, 4, 256), False),
+        "extensible-adpcm": (_wav(0xFFFE, 1, 4, 256, subformat=0x11), False),
+        "block-lies": (_wav(1, 2, 16, 3), False),
+        "not-riff": (b"ID3" + bytes(60), False),
+        "cut-short": (_wav(1, 1, 16, 2)[:30], False),
+    }
+    for name, (head, expected) in kinds.items():
+        assert wav_sample_coded(head) is expected, name
+        path = tmp_path / f"{name}.wav"
+        path.write_bytes(head)
+        argv = Transcoder("ff").argv(str(path), "wav", BUILTIN["flac"], "o.flac")
+        packets = argv[argv.index("-i") - 4 : argv.index("-i")] == ["-f", "wav", "-max_size", "16384"]
+        assert packets is expected, name
     assert "-max_size" not in Transcoder("ff").argv("a.mp3", "mp3", BUILTIN["flac"], "o.flac")
     untagged = Transcoder("ff").argv("a.wav", "wav", BUILTIN["flac"], "o.flac")
     assert "-metadata" not in untagged
