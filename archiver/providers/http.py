@@ -59,7 +59,8 @@ class LazyTransport(httpx.BaseTransport):
     """httpx's own transport (certificates verified, ``SSL_CERT_FILE``/``SSL_CERT_DIR``
     honoured, ``limits`` for its pool), made when the first request needs it. Making it loads
     the CA bundle into an SSL context: 40-70 ms here, a sixth of a run that has nothing to ask
-    the provider (a repeat backfill over finished windows, ``forget``)."""
+    the provider (a repeat backfill over finished windows, ``forget``). Not used where the
+    environment names a proxy: httpx applies those only to a transport it makes itself."""
 
     def __init__(self, limits: httpx.Limits) -> None:
         self._limits = limits
