@@ -37,9 +37,9 @@ run and reported as medians):
 The simulator's pacing is lifted (CATAPULT_/PLIVO_REQUESTS_PER_SECOND=1000) so that pacing,
 which is the provider's limit and not our overhead, does not dominate. The baselines are given
 the media URLs directly (no listing); the archiver lists them through the provider API.
-A full run takes about 21 minutes on 2 cores, most of it the S3 scale case (every command
-reads all 20,000 sidecars today) and the curl + aws loop (one `aws` start per file: about
-80 s a run for the 300 recordings). --quick: fewer recordings, shorter long
+A full run took 16 minutes on 2 cores (2026-12-02), most of it building the S3 scale archive
+and reindexing it (about 5 minutes) and the curl + aws loop (one `aws` start per file: about
+80-100 s a run for the 300 recordings). --quick: fewer recordings, shorter long
 recordings, a 2,000-recording scale archive, fewer pairs where a figure allows: a smoke check
 in about two minutes, not the figures to quote.
 The archiver's modules are byte-compiled first, as installing the wheel does (a checkout run
@@ -935,7 +935,7 @@ ATTRIBUTE = [
     ("  keys (sidecar_key, build_key)", "archiver.pipeline:build_key"),
     ("  fetch, all", "archiver.media.fetch:fetch_media"),
     ("    pacing", "archiver.providers.plivo:PlivoProvider.pace_media"),
-    ("    request, headers (httpx send)", "httpx:Client.send"),
+    ("    httpx send: every request, listing's too", "httpx:Client.send"),
     ("    body: hash + write", "archiver.media.fetch:_save"),
     ("  probe + copy check", "archiver.pipeline:probe_download"),
     ("    mutagen", "archiver.media.probe:_probe_source"),
@@ -995,8 +995,8 @@ def attribute(work: Path, runs: int = 5) -> None:
         name = target.replace(":", ".")
         per = [r.get(name, [0.0, 0])[0] * 1000 / 300 for r in seen]
         calls = median([r.get(name, [0.0, 0])[1] for r in seen])
-        print(f"  {label:36} {median(per):6.2f}   ({calls:.0f} calls)")
-    print(f"  {'bare_local.py: one recording, all':36} {median(bare) * 1000 / 300:6.2f}")
+        print(f"  {label:40} {median(per):6.2f}   ({calls:.0f} calls)")
+    print(f"  {'bare_local.py: one recording, all':40} {median(bare) * 1000 / 300:6.2f}")
     print(
         "  (thread CPU, inclusive: a line's children are in it; waits are not CPU. keys: 3 sidecar\n"
         "   keys (triage, the exists check, the worker) and the media key each recording)"

@@ -33,8 +33,8 @@ FFMPEG_TAGS = frozenset({"mp3", "ogg", "flac"})
 # MP3 and WAV bytes are the same; FLAC and Opus decode to the same samples (FLAC's frames are
 # laid out differently). Larger packets were slower again (64 KiB: 0.35 s). Only for a WAV
 # of whole samples (PCM, float, G.711): a block codec's decode can depend on how its packets
-# were cut (Flash ADPCM came out 9 samples longer), and a header whose block size lies is
-# decoded as ffmpeg's default would.
+# were cut (a Flash ADPCM file's rendition decoded 9 samples longer), and a header whose
+# block size lies is decoded as ffmpeg's default would.
 WAV_PACKET_BYTES = 16_384
 WAV_HEAD_BYTES = 4_096  # where a WAV's fmt chunk is looked for
 
